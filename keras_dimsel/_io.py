@@ -1,0 +1,43 @@
+"""File access for local paths and every filesystem TensorFlow knows (gs://, ...).
+
+TensorFlow is imported on first use, not at module import, so Beam workers that
+never touch a file through these helpers do not pay for loading it.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def exists(path: str) -> bool:
+    return _gfile().exists(path)
+
+
+def glob(pattern: str) -> list[str]:
+    return sorted(_gfile().glob(pattern))
+
+
+def makedirs(path: str) -> None:
+    _gfile().makedirs(path)
+
+
+def open_file(path: str, mode: str = "r"):
+    return _gfile().GFile(path, mode)
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    """Writes a text file so that readers never see it half-written."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open_file(tmp, "w") as f:
+        f.write(text)
+    _gfile().rename(tmp, path, overwrite=True)
+
+
+def is_directory(path: str) -> bool:
+    return _gfile().isdir(path)

@@ -1,0 +1,64 @@
+"""The dataset names of `dimsel preprocess --dataset` and their readers."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+from keras_dimsel.data.avazu import AvazuReader
+from keras_dimsel.data.criteo import CriteoReader
+from keras_dimsel.data.csv import CsvReader
+from keras_dimsel.data.movielens import MovieLensReader
+from keras_dimsel.data.reader import DataError, Reader
+from keras_dimsel.data.synthetic import SyntheticReader, generate_csv
+
+DATASETS = ("criteo", "avazu", "movielens-100k", "movielens-1m", "csv", "synthetic")
+DEFAULT_SYNTHETIC_ROWS = 100_000
+
+
+def make_reader(
+    dataset: str,
+    inputs: Sequence[str] = (),
+    *,
+    output_dir: Optional[str] = None,
+    label: Optional[str] = None,
+    categorical: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+    sep: str = ",",
+    numeric_transform: Optional[str] = None,
+    rows: int = DEFAULT_SYNTHETIC_ROWS,
+    seed: int = 0,
+) -> Reader:
+    """Builds the reader for a dataset name, checking its inputs.
+
+    For `synthetic`, rows are generated first into `--input` (a CSV path) or,
+    without it, into `<output_dir>/raw/synthetic.csv`.
+
+    Raises:
+        DataError: unknown dataset, missing input, or options that do not fit.
+    """
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
+    if dataset == "synthetic":
+        if len(inputs) > 1:
+            raise DataError("synthetic takes at most one --input: the CSV file to generate")
+        if inputs:
+            path = inputs[0]
+        elif output_dir:
+            path = os.path.join(output_dir, "raw", "synthetic.csv")
+        else:
+            raise DataError("synthetic needs --input (CSV to write) or --output")
+        return SyntheticReader([generate_csv(path, rows=rows, seed=seed)])
+    if not inputs:
+        raise DataError(f"{dataset} needs --input")
+    if dataset == "csv":
+        if not label:
+            raise DataError("csv needs --label (the 0/1 label column)")
+        return CsvReader(inputs, label, categorical, numeric, sep, numeric_transform or "quantiles")
+    if dataset == "criteo":
+        return CriteoReader(inputs, numeric_transform or "log_square")
+    if numeric_transform:
+        raise DataError(f"{dataset} has no numeric fields: drop --numeric-transform")
+    if dataset == "avazu":
+        return AvazuReader(inputs)
+    return MovieLensReader(inputs, dataset)

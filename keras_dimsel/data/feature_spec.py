@@ -1,0 +1,207 @@
+"""`FeatureSpec`: the feature statistics artifact written by `dimsel preprocess`.
+
+The artifact directory holds
+
+- `feature_spec.json`: the label, one entry per field and the split sizes,
+- `vocab/<field>.txt`: `"<count> <value>"` lines, most frequent first (ties by
+  value), counted on the train split only,
+- `train/`, `validation/`, `test/`: raw examples as gzip TFRecords of
+  `tf.train.Example`,
+- `rejected/`: the malformed input rows with their reasons (JSON lines).
+
+Every field, categorical or numeric, reaches the model as an integer id:
+
+- id 0 is the out-of-vocabulary (OOV) id: values never seen in the train split
+  and values seen fewer than `min_count` times;
+- ids 1..V are the vocabulary entries, in file order.
+
+A field's raw value becomes a vocabulary *token* first (`keras_dimsel.data.tokens`):
+categorical values are their own token, numeric values are bucketised by the
+field's `transform`, and a missing value (empty cell, NaN) is the token
+`[MISSING]`, counted like any other value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Iterator, Optional
+
+from keras_dimsel import _io
+
+FEATURE_SPEC_FILE = "feature_spec.json"
+SPLITS = ("train", "validation", "test")
+KINDS = ("categorical", "numeric")
+NUMERIC_TRANSFORMS = ("log_square", "quantiles")
+OOV_INDEX = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    """One feature field of the artifact.
+
+    Args:
+        name: str, the field name (also the feature key in the examples).
+        kind: str, `"categorical"` or `"numeric"` (the raw value's type).
+        vocab_size: int, number of ids the field uses, OOV included (V + 1).
+        vocab_file: str, the vocabulary path relative to the artifact directory.
+        oov_index: int, the id of rare and unseen values (always 0).
+        transform: str or None, for numeric fields how a number becomes a token:
+            `"log_square"` (Criteo rule) or `"quantiles"` (bucket boundaries).
+        boundaries: list of float or None, the bucket boundaries of a
+            `"quantiles"` field.
+        oov_count: int, train occurrences of values that fell below `min_count`.
+    """
+
+    name: str
+    kind: str
+    vocab_size: int
+    vocab_file: str
+    oov_index: int = OOV_INDEX
+    transform: Optional[str] = None
+    boundaries: Optional[tuple[float, ...]] = None
+    oov_count: int = 0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(
+                f"`kind` of field '{self.name}' must be one of {KINDS}. "
+                f"Received: kind={self.kind!r}"
+            )
+        if self.kind == "numeric" and self.transform not in NUMERIC_TRANSFORMS:
+            raise ValueError(
+                f"`transform` of numeric field '{self.name}' must be one of "
+                f"{NUMERIC_TRANSFORMS}. Received: transform={self.transform!r}"
+            )
+        if self.transform == "quantiles" and self.boundaries is None:
+            raise ValueError(f"Quantile field '{self.name}' has no `boundaries`.")
+
+    def to_json(self) -> dict[str, Any]:
+        record = dataclasses.asdict(self)
+        if self.boundaries is not None:
+            record["boundaries"] = list(self.boundaries)
+        return {key: value for key, value in record.items() if value is not None}
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> FieldSpec:
+        record = dict(record)
+        if record.get("boundaries") is not None:
+            record["boundaries"] = tuple(float(b) for b in record["boundaries"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in record.items() if key in known})
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """The feature statistics artifact: label, fields, splits and where they live.
+
+    Args:
+        label: str, the label's feature key in the examples (values 0.0 / 1.0).
+        fields: tuple of `FieldSpec`, in model input order.
+        splits: dict, number of examples per split.
+        rejected_rows: int, input rows rejected as malformed.
+        directory: str, the artifact directory the spec was loaded from.
+        dataset: str, the reader that produced the artifact.
+        min_count: int, values seen fewer times in train go to the OOV id.
+
+    Example:
+
+    ```python
+    spec = FeatureSpec.load("artifacts/criteo")
+    spec.field("C1").vocab_size
+    values, counts = spec.vocabulary("C1")
+    ```
+    """
+
+    label: str
+    fields: tuple[FieldSpec, ...]
+    splits: dict[str, int]
+    rejected_rows: int = 0
+    directory: str = ""
+    dataset: str = ""
+    min_count: int = 1
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        raise KeyError(
+            f"No field named {name!r} in the feature spec. Known fields: "
+            f"{', '.join(self.field_names)}"
+        )
+
+    def vocabulary(self, name: str) -> tuple[list[str], list[int]]:
+        """Returns the vocabulary values and train counts of one field, in id order."""
+        path = os.path.join(self.directory, self.field(name).vocab_file)
+        return read_vocabulary(path)
+
+    def split_files(self, split: str) -> list[str]:
+        if split not in SPLITS:
+            raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
+        return _io.glob(os.path.join(self.directory, split, "*.tfrecord.gz"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "fields": [f.to_json() for f in self.fields],
+            "splits": dict(self.splits),
+            "rejected_rows": self.rejected_rows,
+            "dataset": self.dataset,
+            "min_count": self.min_count,
+        }
+
+    def save(self, directory: Optional[str] = None) -> str:
+        """Writes `feature_spec.json` atomically (temporary file, then rename)."""
+        directory = directory or self.directory
+        path = os.path.join(directory, FEATURE_SPEC_FILE)
+        _io.write_text_atomically(path, json.dumps(self.to_json(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str) -> FeatureSpec:
+        """Reads `DIR/feature_spec.json`, with a one-line error when it is absent."""
+        path = os.path.join(directory, FEATURE_SPEC_FILE)
+        if not _io.exists(path):
+            raise FileNotFoundError(
+                f"{path} not found: run `dimsel preprocess --output {directory}` first"
+            )
+        with _io.open_file(path) as f:
+            record = json.load(f)
+        return cls(
+            label=record["label"],
+            fields=tuple(FieldSpec.from_json(r) for r in record["fields"]),
+            splits={k: int(v) for k, v in record["splits"].items()},
+            rejected_rows=int(record.get("rejected_rows", 0)),
+            directory=directory,
+            dataset=record.get("dataset", ""),
+            min_count=int(record.get("min_count", 1)),
+        )
+
+
+def format_vocabulary_line(count: int, value: str) -> str:
+    """One vocabulary line, the `tft.vocabulary(store_frequency=True)` format."""
+    return f"{count} {value}\n"
+
+
+def iter_vocabulary(path: str) -> Iterator[tuple[int, str]]:
+    with _io.open_file(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            line = raw.decode("utf-8").rstrip("\n")
+            count, sep, value = line.partition(" ")
+            if not sep or not count.isdigit():
+                raise ValueError(f"{path}:{number}: expected '<count> <value>', got {line!r}")
+            yield int(count), value
+
+
+def read_vocabulary(path: str) -> tuple[list[str], list[int]]:
+    """Reads a vocabulary file into (values, counts), most frequent first."""
+    values, counts = [], []
+    for count, value in iter_vocabulary(path):
+        values.append(value)
+        counts.append(count)
+    return values, counts

@@ -1,0 +1,323 @@
+"""The reader interface: from raw text files to columnar batches of rows.
+
+A `Reader` knows one dataset's layout. The Beam job cuts every input file into
+byte ranges (`Chunk`), reads the whole lines that start in each range and asks
+the reader to `parse` them. Parsing is vectorised with Apache Arrow, so a chunk
+of a hundred thousand lines costs a few Arrow calls, not a Python loop per row.
+
+A parsed chunk is a `pa.RecordBatch` with the label (float32, 0.0 or 1.0), then
+one column per field: categorical fields as strings (`""` = missing), numeric
+fields as float32 (NaN = missing). Rows that cannot be parsed are returned as
+`Rejection`s with a one-line reason; the row count always adds up:
+accepted + rejected = non-blank input lines (header lines excluded).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import io
+from typing import Callable, NamedTuple, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+UTF8_BOM = b"\xef\xbb\xbf"
+# Parsed text is re-joined with this byte to hash a row; it never occurs in
+# line-based text data (it is the ASCII "unit separator").
+_JOIN = "\x1f"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class DataError(ValueError):
+    """Bad input that stops a job: a missing file, column or label, an empty file.
+
+    The message is one line that says what was wrong and where.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldDef:
+    """A feature field as a reader produces it.
+
+    Args:
+        name: str, the field name.
+        kind: str, `"categorical"` or `"numeric"`.
+        transform: str or None, default bucketing of a numeric field:
+            `"log_square"` or `"quantiles"`.
+    """
+
+    name: str
+    kind: str
+    transform: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """The lines of `path` that start in the byte range [start, end)."""
+
+    path: str
+    start: int
+    end: int
+    skip_header: bool = False
+
+    @property
+    def source(self) -> str:
+        return f"{self.path}@{self.start}"
+
+
+class Rejection(NamedTuple):
+    """One malformed input row: where it came from, why, and its text."""
+
+    source: str
+    reason: str
+    text: str
+
+
+class ParsedChunk(NamedTuple):
+    """Accepted rows as a record batch, a 64-bit content hash per row, rejections."""
+
+    batch: pa.RecordBatch
+    row_hash: np.ndarray
+    rejected: list[Rejection]
+
+
+class Reader(abc.ABC):
+    """One dataset layout. Subclasses set `name`, `label` and `fields`."""
+
+    name: str = ""
+    label: str = "label"
+    fields: tuple[FieldDef, ...] = ()
+
+    @abc.abstractmethod
+    def data_files(self) -> list[tuple[str, bool]]:
+        """The files to cut into chunks, each with whether its first line is a header."""
+
+    @abc.abstractmethod
+    def parse(self, data: bytes, source: str) -> ParsedChunk:
+        """Parses whole lines (the bytes of one chunk) into accepted and rejected rows."""
+
+    def schema(self) -> pa.Schema:
+        columns = [pa.field(self.label, pa.float32())]
+        for field in self.fields:
+            dtype = pa.string() if field.kind == "categorical" else pa.float32()
+            columns.append(pa.field(field.name, dtype))
+        return pa.schema(columns)
+
+
+# ---------------------------------------------------------------------------
+# Vectorised parsing helpers shared by the readers.
+
+
+def decode_lines(data: bytes, encoding: str, source: str) -> tuple[bytes, list[Rejection]]:
+    """Returns `data` as UTF-8 with undecodable lines removed (and rejected).
+
+    The fast path decodes the whole chunk once; only a chunk that fails is
+    decoded line by line to find the bad lines.
+    """
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM) :]
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        pass
+    else:
+        return (data if encoding in ("utf-8", "ascii") else text.encode("utf-8")), []
+    kept, rejected = [], []
+    for line in data.split(b"\n"):
+        try:
+            kept.append(line.decode(encoding))
+        except UnicodeDecodeError as error:
+            rejected.append(
+                Rejection(
+                    source,
+                    f"undecodable bytes: not {encoding} at byte {error.start} of the line",
+                    line.decode(encoding, errors="replace").rstrip("\r"),
+                )
+            )
+    return "\n".join(kept).encode("utf-8"), rejected
+
+
+def read_delimited(
+    data: bytes,
+    column_names: Sequence[str],
+    delimiter: str,
+    source: str,
+    quoting: bool = True,
+) -> tuple[pa.RecordBatch, list[Rejection]]:
+    """Parses UTF-8 delimited text into a record batch of string columns.
+
+    Lines with the wrong number of columns are rejected with their text. Blank
+    lines are skipped (they are not rows). All columns stay strings here; the
+    readers convert and validate them.
+    """
+    rejected: list[Rejection] = []
+    expected = len(column_names)
+
+    def on_invalid_row(row) -> str:
+        rejected.append(
+            Rejection(
+                source,
+                f"wrong number of columns: expected {expected}, got {row.actual_columns}",
+                row.text,
+            )
+        )
+        return "skip"
+
+    if not data.strip():
+        empty = [pa.array([], pa.string()) for _ in column_names]
+        return pa.RecordBatch.from_arrays(empty, list(column_names)), rejected
+    table = pcsv.read_csv(
+        io.BytesIO(data),
+        read_options=pcsv.ReadOptions(
+            column_names=list(column_names), use_threads=False, block_size=1 << 26
+        ),
+        parse_options=pcsv.ParseOptions(
+            delimiter=delimiter,
+            quote_char='"' if quoting else False,
+            invalid_row_handler=on_invalid_row,
+        ),
+        convert_options=pcsv.ConvertOptions(
+            column_types={name: pa.string() for name in column_names},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    columns = [column.combine_chunks() for column in table.columns]
+    return pa.RecordBatch.from_arrays(columns, list(column_names)), rejected
+
+
+def row_text(table: pa.RecordBatch, rows: np.ndarray, delimiter: str) -> list[str]:
+    """The text of some rows of a string table, fields re-joined by `delimiter`."""
+    picked = table.take(pa.array(rows, pa.int64()))
+    joined = pc.binary_join_element_wise(*picked.columns, delimiter)
+    return joined.to_pylist()
+
+
+def hash_rows(columns: Sequence[pa.Array]) -> np.ndarray:
+    """A 64-bit hash of each row's raw fields (SipHash via pandas, fixed key).
+
+    Identical rows get identical hashes on every machine and every run, which
+    is what makes the train / validation / test split deterministic.
+    """
+    if not columns or len(columns[0]) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    joined = pc.binary_join_element_wise(*columns, _JOIN)
+    return pd.util.hash_array(joined.to_numpy(zero_copy_only=False), categorize=False)
+
+
+class RowChecks:
+    """Collects per-row failures of vectorised checks, first failure wins."""
+
+    def __init__(self, num_rows: int):
+        self.reason = np.full(num_rows, None, dtype=object)
+
+    def fail(self, mask: np.ndarray, reason: Callable[[np.ndarray], list[str]] | str):
+        """Marks rows in `mask` that have no failure yet with `reason`."""
+        fresh = np.asarray(mask, dtype=bool) & (self.reason == None)  # noqa: E711
+        if not fresh.any():
+            return
+        rows = np.flatnonzero(fresh)
+        self.reason[rows] = reason if isinstance(reason, str) else reason(rows)
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.reason == None  # noqa: E711
+
+
+def parse_numbers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Strings to float64. Returns (numbers with NaN for empty, mask of unparsable).
+
+    Empty strings are missing values, not errors. "nan" is missing too; infinite
+    values and text that is not a number are unparsable.
+    """
+    values = values.cast(pa.string())
+    empty = pc.equal(pc.utf8_trim_whitespace(values), "").to_numpy(zero_copy_only=False)
+    try:
+        numbers = pc.cast(pc.if_else(empty, None, values), pa.float64())
+        numbers = numbers.to_numpy(zero_copy_only=False).astype(np.float64)
+        bad = np.zeros(len(values), dtype=bool)
+    except pa.ArrowInvalid:
+        series = pd.Series(values.to_numpy(zero_copy_only=False), dtype=object)
+        numbers = pd.to_numeric(series.str.strip(), errors="coerce").to_numpy(np.float64)
+        bad = np.isnan(numbers) & ~empty
+        lowered = series.str.strip().str.lower()
+        bad &= ~lowered.isin(["nan", "+nan", "-nan"]).to_numpy()
+    bad |= np.isinf(numbers)
+    numbers[empty] = np.nan
+    return numbers, bad
+
+
+def build_batch(
+    reader: Reader,
+    raw: pa.RecordBatch,
+    labels: np.ndarray,
+    checks: RowChecks,
+    source: str,
+    rejected: list[Rejection],
+    delimiter: str,
+    columns: Optional[dict[str, pa.Array]] = None,
+) -> ParsedChunk:
+    """Validates the fields of a parsed table and assembles the accepted batch.
+
+    Args:
+        reader: Reader, supplies the label name and the fields.
+        raw: pa.RecordBatch, the string columns as parsed (used for hashing and
+            for the text of rejected rows).
+        labels: np.ndarray, float labels; NaN or values other than 0/1 reject.
+        checks: RowChecks, failures found by the reader so far.
+        source: str, the chunk's location, for rejection records.
+        rejected: list of Rejection, rows rejected earlier (columns, bytes).
+        delimiter: str, to rebuild the text of rejected rows.
+        columns: dict, field columns the reader derived itself; the other
+            fields are taken from `raw` by name.
+    """
+    columns = dict(columns or {})
+    checks.fail(~np.isin(labels, (0.0, 1.0)), lambda rows: _bad_label(raw, reader, rows))
+    numeric_values = {}
+    for field in reader.fields:
+        column = columns.get(field.name)
+        if column is None:
+            column = raw.column(field.name)
+        if field.kind == "numeric":
+            numbers, bad = parse_numbers(column)
+            checks.fail(
+                bad,
+                lambda rows, name=field.name, col=column: [
+                    f"unparsable number in column {name!r}: {col[int(r)].as_py()!r}" for r in rows
+                ],
+            )
+            checks.fail(
+                np.abs(np.nan_to_num(numbers)) > _FLOAT32_MAX,
+                f"number out of float32 range in column {field.name!r}",
+            )
+            numeric_values[field.name] = numbers
+        columns[field.name] = column
+    ok = checks.ok
+    bad_rows = np.flatnonzero(~ok)
+    if len(bad_rows):
+        texts = row_text(raw, bad_rows, delimiter)
+        rejected.extend(
+            Rejection(source, str(checks.reason[r]), text) for r, text in zip(bad_rows, texts)
+        )
+    keep = pa.array(ok)
+    arrays = [pa.array(labels[ok].astype(np.float32))]
+    for field in reader.fields:
+        if field.kind == "numeric":
+            arrays.append(pa.array(numeric_values[field.name][ok].astype(np.float32)))
+        else:
+            column = columns[field.name]
+            arrays.append(pc.filter(column, keep).cast(pa.string()))
+    batch = pa.RecordBatch.from_arrays(arrays, schema=reader.schema())
+    kept_raw = raw.filter(keep)
+    return ParsedChunk(batch, hash_rows(kept_raw.columns), rejected)
+
+
+def _bad_label(raw: pa.RecordBatch, reader: Reader, rows: np.ndarray) -> list[str]:
+    if reader.label in raw.schema.names:
+        column = raw.column(reader.label)
+        return [f"bad label {column[int(r)].as_py()!r}: expected 0 or 1" for r in rows]
+    return ["bad label: expected 0 or 1"] * len(rows)

@@ -1,0 +1,200 @@
+"""The preprocessing job: raw files to the feature statistics artifact.
+
+```
+ReadRows ─► AssignSplits ─► WriteExamples ─────────────► splits (TFRecord, gzip)
+   │             └─ train ─► ComputeBoundaries ─┐
+   │                      └─► CountValues ◄─────┘ ─► ComputeVocabulary ─► vocab/
+   └─ rejected ─► WriteRejected ─► rejected/
+all of them ─► WriteFeatureSpec ─► feature_spec.json
+```
+
+This job is the only place feature frequencies are counted. It runs on the
+DirectRunner by default and, unchanged, on any Beam runner given standard
+pipeline options (`--runner DataflowRunner --project ... --region ...`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from typing import Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+from keras_dimsel.data.feature_spec import (
+    FEATURE_SPEC_FILE,
+    SPLITS,
+    FeatureSpec,
+    FieldSpec,
+)
+from keras_dimsel.data.reader import DataError, Reader
+from keras_dimsel.preprocessing.outputs import REJECTED_DIR, WriteExamples, WriteRejected
+from keras_dimsel.preprocessing.read import DEFAULT_CHUNK_BYTES, REJECTED_TAG, ReadRows
+from keras_dimsel.preprocessing.splits import DEFAULT_RATIOS, AssignSplits
+from keras_dimsel.preprocessing.statistics import (
+    DEFAULT_NUM_BUCKETS,
+    VOCAB_DIR,
+    ComputeBoundaries,
+    ComputeVocabulary,
+    CountValues,
+    write_bytes_atomically,
+)
+
+_OUTPUT_DIRS = (*SPLITS, VOCAB_DIR, REJECTED_DIR)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    """Settings of one preprocessing run.
+
+    Args:
+        output_dir: str, the artifact directory.
+        min_count: int, values seen fewer times in train map to the OOV id.
+        split_ratios: three floats, train / validation / test fractions.
+        num_buckets: int, buckets of `quantiles` numeric fields.
+        chunk_bytes: int, input files are read in byte ranges of this size.
+    """
+
+    output_dir: str
+    min_count: int = 1
+    split_ratios: tuple[float, float, float] = DEFAULT_RATIOS
+    num_buckets: int = DEFAULT_NUM_BUCKETS
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+
+    def __post_init__(self):
+        if self.min_count < 1:
+            raise DataError(f"--min-count must be a positive integer. Received: {self.min_count}")
+        if self.num_buckets < 2:
+            raise DataError(f"--num-buckets must be at least 2. Received: {self.num_buckets}")
+
+
+def _sum_per_key(pcoll, label: str):
+    return pcoll | label >> beam.CombinePerKey(sum)
+
+
+def _write_feature_spec(
+    _, reader: Reader, config: PreprocessConfig, vocab, boundaries, splits, rejected
+):
+    fields = []
+    for field in reader.fields:
+        summary = vocab.get(field.name, {"vocab_size": 1, "oov_count": 0})
+        fields.append(
+            FieldSpec(
+                name=field.name,
+                kind=field.kind,
+                vocab_size=summary["vocab_size"],
+                vocab_file=f"{VOCAB_DIR}/{field.name}.txt",
+                transform=field.transform,
+                boundaries=(
+                    tuple(boundaries.get(field.name, ()))
+                    if field.transform == "quantiles"
+                    else None
+                ),
+                oov_count=summary["oov_count"],
+            )
+        )
+    spec = FeatureSpec(
+        label=reader.label,
+        fields=tuple(fields),
+        splits={name: int(splits.get(name, 0)) for name in SPLITS},
+        rejected_rows=int(rejected),
+        dataset=reader.name,
+        min_count=config.min_count,
+    )
+    path = FileSystems.join(config.output_dir, FEATURE_SPEC_FILE)
+    write_bytes_atomically(path, (json.dumps(spec.to_json(), indent=2) + "\n").encode())
+    return path
+
+
+def build_pipeline(pipeline: beam.Pipeline, reader: Reader, config: PreprocessConfig):
+    """Adds the whole job to `pipeline`; returns the PCollection of the spec path."""
+    read = pipeline | "ReadRows" >> ReadRows(reader, config.chunk_bytes)
+    batches = read.rows | "AssignSplits" >> AssignSplits(config.split_ratios)
+    train = batches | "TrainOnly" >> beam.Filter(lambda element: element[0] == "train")
+    boundaries = train | "ComputeBoundaries" >> ComputeBoundaries(reader.fields, config.num_buckets)
+    counts = train | "CountValues" >> CountValues(reader.fields, beam.pvalue.AsDict(boundaries))
+    vocab = counts | "ComputeVocabulary" >> ComputeVocabulary(config.output_dir, config.min_count)
+    written = batches | "WriteExamples" >> WriteExamples(config.output_dir)
+    split_sizes = _sum_per_key(written, "CountSplitRows")
+    rejected = (
+        read[REJECTED_TAG]
+        | "WriteRejected" >> WriteRejected(config.output_dir)
+        | "CountRejected" >> beam.CombineGlobally(sum)
+    )
+    return (
+        pipeline
+        | "Start" >> beam.Create([None])
+        | "WriteFeatureSpec"
+        >> beam.Map(
+            _write_feature_spec,
+            reader,
+            config,
+            vocab=beam.pvalue.AsDict(vocab),
+            boundaries=beam.pvalue.AsDict(boundaries),
+            splits=beam.pvalue.AsDict(split_sizes),
+            rejected=beam.pvalue.AsSingleton(rejected),
+        )
+    )
+
+
+def _prepare_output(output_dir: str) -> None:
+    """Creates the artifact directory; clears outputs of an earlier run into it."""
+    for name in _OUTPUT_DIRS:
+        path = FileSystems.join(output_dir, name)
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+        FileSystems.mkdirs(path)
+    spec = FileSystems.join(output_dir, FEATURE_SPEC_FILE)
+    if FileSystems.exists(spec):
+        FileSystems.delete([spec])
+
+
+def pipeline_options(beam_args: Sequence[str] = ()) -> PipelineOptions:
+    """Beam options from command-line flags, defaulting to the DirectRunner.
+
+    `--direct_num_workers N` (N > 1) alone switches the DirectRunner to its
+    multi-process mode.
+    """
+    options = PipelineOptions(list(beam_args))
+    direct = options.view_as(DirectOptions)
+    if (direct.direct_num_workers or 1) > 1 and "--direct_running_mode" not in " ".join(beam_args):
+        direct.direct_running_mode = "multi_processing"
+    return options
+
+
+def run(reader: Reader, config: PreprocessConfig, beam_args: Sequence[str] = ()) -> FeatureSpec:
+    """Runs the job to completion and returns the written `FeatureSpec`.
+
+    Raises:
+        DataError: when no row at all was accepted.
+    """
+    _prepare_output(config.output_dir)
+    with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+        build_pipeline(pipeline, reader, config)
+    spec = FeatureSpec.load(config.output_dir)
+    accepted = sum(spec.splits.values())
+    if accepted == 0:
+        raise DataError(
+            f"no row accepted: {spec.rejected_rows} row(s) rejected, see "
+            f"{os.path.join(config.output_dir, REJECTED_DIR)}/"
+        )
+    logging.info("wrote %s", os.path.join(config.output_dir, FEATURE_SPEC_FILE))
+    return spec
+
+
+def summary(spec: FeatureSpec) -> str:
+    """A short human summary of an artifact: splits, rejects and one line per field."""
+    splits = ", ".join(f"{name} {spec.splits.get(name, 0):,}" for name in SPLITS)
+    lines = [
+        f"{spec.dataset}: {splits} rows; {spec.rejected_rows:,} rejected",
+        f"{'field':<20} {'kind':<12} {'vocab':>9}  transform",
+    ]
+    for field in spec.fields:
+        lines.append(
+            f"{field.name:<20} {field.kind:<12} {field.vocab_size:>9,}  {field.transform or ''}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,196 @@
+"""Feature statistics: quantile boundaries, value counts and vocabularies.
+
+Counting is columnar: each record batch becomes, per field, one small Arrow
+table of (token, count) from `pyarrow.compute.value_counts`; a `CombineFn`
+merges those tables with Arrow's group-by. No Python runs per row, and the
+combine is lifted, so partial counts are merged on the workers before the
+per-field totals meet.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Iterator, Sequence
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from apache_beam.io.filesystems import FileSystems
+
+from keras_dimsel.data import tokens
+from keras_dimsel.data.feature_spec import format_vocabulary_line
+from keras_dimsel.data.reader import FieldDef
+
+DEFAULT_NUM_BUCKETS = 16
+VOCAB_DIR = "vocab"
+# Partial count tables are merged once this many are pending.
+_COMPACT_EVERY = 16
+
+
+def field_tokens(
+    batch: pa.RecordBatch, field: FieldDef, boundaries: Sequence[float] = ()
+) -> pa.Array:
+    """The vocabulary tokens of one field of a parsed batch."""
+    column = batch.column(batch.schema.get_field_index(field.name))
+    if field.kind == "categorical":
+        return tokens.categorical_tokens(column)
+    return tokens.numeric_tokens(column.to_numpy(zero_copy_only=False), field.transform, boundaries)
+
+
+def _value_counts(values: pa.Array) -> pa.Table:
+    counted = pc.value_counts(values)
+    return pa.table(
+        {"value": counted.field("values"), "count": counted.field("counts").cast(pa.int64())}
+    )
+
+
+def _compact(tables: list[pa.Table]) -> list[pa.Table]:
+    if len(tables) <= 1:
+        return tables
+    summed = pa.concat_tables(tables).group_by("value").aggregate([("count", "sum")])
+    return [pa.table({"value": summed.column("value"), "count": summed.column("count_sum")})]
+
+
+class MergeValueCounts(beam.CombineFn):
+    """Sums (value, count) tables into one table sorted by count, then value."""
+
+    def create_accumulator(self) -> list[pa.Table]:
+        return []
+
+    def add_input(self, accumulator: list[pa.Table], table: pa.Table) -> list[pa.Table]:
+        accumulator.append(table)
+        return _compact(accumulator) if len(accumulator) >= _COMPACT_EVERY else accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[list[pa.Table]]) -> list[pa.Table]:
+        return _compact([table for accumulator in accumulators for table in accumulator])
+
+    def compact(self, accumulator: list[pa.Table]) -> list[pa.Table]:
+        return _compact(accumulator)
+
+    def extract_output(self, accumulator: list[pa.Table]) -> pa.Table:
+        merged = _compact(accumulator)
+        if not merged:
+            return pa.table({"value": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
+        table = merged[0]
+        order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("value", "ascending")])
+        return table.take(order)
+
+
+def _numeric_values(element, fields: Sequence[FieldDef]) -> Iterator:
+    _, _, batch = element
+    for field in fields:
+        values = batch.column(batch.schema.get_field_index(field.name)).to_numpy(
+            zero_copy_only=False
+        )
+        values = values[~np.isnan(values)].astype(np.float64)
+        if len(values):
+            yield field.name, values
+
+
+def _boundaries(quantiles: Sequence[float]) -> list[float]:
+    """Interior quantiles, deduplicated (heavy ties collapse buckets)."""
+    return sorted({float(q) for q in quantiles[1:-1]})
+
+
+class ComputeBoundaries(beam.PTransform):
+    """Train batches to `(field, boundaries)` for the `quantiles` fields.
+
+    Uses `beam.ApproximateQuantiles` on batches of values, so memory is bounded
+    whatever the data size.
+
+    Args:
+        fields: the reader's fields; only numeric `quantiles` fields are used.
+        num_buckets: int, the number of buckets (boundaries = num_buckets - 1
+            before duplicates are removed).
+    """
+
+    def __init__(self, fields: Sequence[FieldDef], num_buckets: int = DEFAULT_NUM_BUCKETS):
+        super().__init__()
+        self._fields = [f for f in fields if f.transform == "quantiles"]
+        self._num_buckets = num_buckets
+
+    def expand(self, train):
+        return (
+            train
+            | "NumericValues" >> beam.FlatMap(_numeric_values, self._fields)
+            | "Quantiles"
+            >> beam.ApproximateQuantiles.PerKey(self._num_buckets + 1, input_batched=True)
+            | "Boundaries" >> beam.MapTuple(lambda name, q: (name, _boundaries(q)))
+        )
+
+
+def _count_batch(element, fields: Sequence[FieldDef], boundaries: dict) -> Iterator:
+    _, _, batch = element
+    for field in fields:
+        yield field.name, _value_counts(field_tokens(batch, field, boundaries.get(field.name, ())))
+
+
+class CountValues(beam.PTransform):
+    """Train batches to `(field, table of token counts)`, most frequent first.
+
+    Args:
+        fields: the reader's fields.
+        boundaries: a side input (`beam.pvalue.AsDict`) of quantile boundaries.
+    """
+
+    def __init__(self, fields: Sequence[FieldDef], boundaries):
+        super().__init__()
+        self._fields = tuple(fields)
+        self._boundaries = boundaries
+
+    def expand(self, train):
+        return (
+            train
+            | "CountBatch" >> beam.FlatMap(_count_batch, self._fields, self._boundaries)
+            | "MergeCounts" >> beam.CombinePerKey(MergeValueCounts())
+        )
+
+
+def write_vocabulary(
+    name: str, counts: pa.Table, output_dir: str, min_count: int
+) -> tuple[str, dict]:
+    """Writes `vocab/<name>.txt` (values with count >= min_count) and returns its summary."""
+    counts_np = counts.column("count").to_numpy()
+    kept = int(np.count_nonzero(counts_np >= min_count))
+    values = counts.column("value").to_pylist()[:kept]
+    text = "".join(format_vocabulary_line(c, v) for c, v in zip(counts_np[:kept].tolist(), values))
+    path = FileSystems.join(output_dir, VOCAB_DIR, f"{name}.txt")
+    write_bytes_atomically(path, text.encode("utf-8"))
+    return name, {
+        "vocab_size": kept + 1,
+        "oov_count": int(counts_np[kept:].sum()),
+        "distinct_values": len(counts_np),
+    }
+
+
+class ComputeVocabulary(beam.PTransform):
+    """`(field, counts)` to vocabulary files, emitting `(field, summary dict)`.
+
+    Args:
+        output_dir: str, the artifact directory (`vocab/` is written inside).
+        min_count: int, values seen fewer times in train go to the OOV id.
+    """
+
+    def __init__(self, output_dir: str, min_count: int = 1):
+        super().__init__()
+        self._output_dir = output_dir
+        self._min_count = min_count
+
+    def expand(self, counts):
+        return counts | "WriteVocabulary" >> beam.Map(
+            lambda element: write_vocabulary(*element, self._output_dir, self._min_count)
+        )
+
+
+def write_bytes_atomically(path: str, data: bytes) -> None:
+    """Writes a file through Beam's FileSystems: temporary name, then rename."""
+    directory = os.path.dirname(path)
+    if directory and not FileSystems.exists(directory):
+        FileSystems.mkdirs(directory)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with FileSystems.create(tmp) as f:
+        f.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
