@@ -35,6 +35,7 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from keras_dimsel import _io
@@ -73,7 +74,7 @@ def zipf_probabilities(cardinality: int, exponent: float = ZIPF_EXPONENT) -> np.
     return weights / weights.sum()
 
 
-def generate_columns(rows: int, seed: int = 0) -> dict[str, np.ndarray]:
+def generate_columns(rows: int, seed: int = 0) -> dict[str, pa.Array]:
     """Draws `rows` examples; returns the label and raw field columns.
 
     The planted parameters (latent vectors, scalar effects) depend on the seed
@@ -97,11 +98,12 @@ def generate_columns(rows: int, seed: int = 0) -> dict[str, np.ndarray]:
     price = np.round(np.exp(draws.normal(3.0, 1.0, rows)), 2)
     logit += 0.5 * np.tanh(np.log(price) - 3.0)
     label = (draws.random(rows) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
-    columns = {"label": label}
+    columns = {"label": pa.array(label)}
     for field in FIELDS:
         prefix = field.name[0] if not field.name.startswith("noise") else field.name[6]
-        columns[field.name] = np.char.add(prefix, ids[field.name].astype(str))
-    columns[NUMERIC_FIELD] = price
+        digits = pa.array(ids[field.name]).cast(pa.string())
+        columns[field.name] = pc.binary_join_element_wise(prefix, digits, "")
+    columns[NUMERIC_FIELD] = pa.array(price)
     return columns
 
 
@@ -120,7 +122,7 @@ def generate_csv(path: str, rows: int, seed: int = 0) -> str:
     columns = generate_columns(rows, seed)
     directory = os.path.dirname(path) or "."
     _io.makedirs(directory)
-    table = pa.table({name: pa.array(values) for name, values in columns.items()})
+    table = pa.table(columns)
     sink = pa.BufferOutputStream()
     pcsv.write_csv(table, sink)
     with _io.open_file(path, "wb") as f:

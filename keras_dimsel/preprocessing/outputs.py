@@ -21,6 +21,9 @@ from keras_dimsel.data.reader import Rejection
 from keras_dimsel.preprocessing.statistics import write_bytes_atomically
 
 REJECTED_DIR = "rejected"
+# Level 1 compresses these repetitive records nearly as well as the default (6)
+# at a quarter of the CPU time, and compression dominates the write.
+GZIP_LEVEL = 1
 
 
 def _as_feature_lists(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -58,7 +61,8 @@ class _WriteShard(beam.DoFn):
         split, index, batch = element
         path = shard_path(self._output_dir, split, index)
         tmp = f"{path}.tmp-{os.getpid()}"
-        with self._tf.io.TFRecordWriter(tmp, options="GZIP") as writer:
+        options = self._tf.io.TFRecordOptions("GZIP", compression_level=GZIP_LEVEL)
+        with self._tf.io.TFRecordWriter(tmp, options=options) as writer:
             for record in encode_examples(batch):
                 writer.write(record)
         self._tf.io.gfile.rename(tmp, path, overwrite=True)

@@ -72,10 +72,6 @@ class PreprocessConfig:
             raise DataError(f"--num-buckets must be at least 2. Received: {self.num_buckets}")
 
 
-def _sum_per_key(pcoll, label: str):
-    return pcoll | label >> beam.CombinePerKey(sum)
-
-
 def _write_feature_spec(
     _, reader: Reader, config: PreprocessConfig, vocab, boundaries, splits, rejected
 ):
@@ -110,16 +106,46 @@ def _write_feature_spec(
     return path
 
 
+class ComputeFeatureStatistics(beam.PTransform):
+    """Train batches to quantile boundaries and vocabulary files.
+
+    The counting half of the job, shared by `dimsel preprocess` and the TFX
+    component. Input: `(split, index, RecordBatch)` elements of the train split.
+    Output: a dict of PCollections, `boundaries` (`(field, [float])`) and
+    `vocab` (`(field, summary dict)`).
+
+    Args:
+        fields: the reader's fields.
+        config: PreprocessConfig, for the output directory, min count and buckets.
+    """
+
+    def __init__(self, fields, config: PreprocessConfig):
+        super().__init__()
+        self._fields = tuple(fields)
+        self._config = config
+
+    def expand(self, train):
+        config = self._config
+        boundaries = train | "ComputeBoundaries" >> ComputeBoundaries(
+            self._fields, config.num_buckets
+        )
+        counts = train | "CountValues" >> CountValues(self._fields, beam.pvalue.AsDict(boundaries))
+        vocab = counts | "ComputeVocabulary" >> ComputeVocabulary(
+            config.output_dir, config.min_count
+        )
+        return {"boundaries": boundaries, "vocab": vocab}
+
+
 def build_pipeline(pipeline: beam.Pipeline, reader: Reader, config: PreprocessConfig):
     """Adds the whole job to `pipeline`; returns the PCollection of the spec path."""
     read = pipeline | "ReadRows" >> ReadRows(reader, config.chunk_bytes)
     batches = read.rows | "AssignSplits" >> AssignSplits(config.split_ratios)
     train = batches | "TrainOnly" >> beam.Filter(lambda element: element[0] == "train")
-    boundaries = train | "ComputeBoundaries" >> ComputeBoundaries(reader.fields, config.num_buckets)
-    counts = train | "CountValues" >> CountValues(reader.fields, beam.pvalue.AsDict(boundaries))
-    vocab = counts | "ComputeVocabulary" >> ComputeVocabulary(config.output_dir, config.min_count)
+    statistics = train | "ComputeFeatureStatistics" >> ComputeFeatureStatistics(
+        reader.fields, config
+    )
     written = batches | "WriteExamples" >> WriteExamples(config.output_dir)
-    split_sizes = _sum_per_key(written, "CountSplitRows")
+    split_sizes = written | "CountSplitRows" >> beam.CombinePerKey(sum)
     rejected = (
         read[REJECTED_TAG]
         | "WriteRejected" >> WriteRejected(config.output_dir)
@@ -133,8 +159,8 @@ def build_pipeline(pipeline: beam.Pipeline, reader: Reader, config: PreprocessCo
             _write_feature_spec,
             reader,
             config,
-            vocab=beam.pvalue.AsDict(vocab),
-            boundaries=beam.pvalue.AsDict(boundaries),
+            vocab=beam.pvalue.AsDict(statistics["vocab"]),
+            boundaries=beam.pvalue.AsDict(statistics["boundaries"]),
             splits=beam.pvalue.AsDict(split_sizes),
             rejected=beam.pvalue.AsSingleton(rejected),
         )

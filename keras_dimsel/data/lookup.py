@@ -1,0 +1,124 @@
+"""`FeatureLookup`: raw feature values to integer ids, inside the model.
+
+Built from the feature statistics artifact, so an exported model takes raw
+values (strings and numbers) and needs no preprocessing at serving time. The
+token rules are the TensorFlow twins of `keras_dimsel.data.tokens`; a test
+checks both give the same tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from keras_dimsel.data.feature_spec import FeatureSpec, FieldSpec
+from keras_dimsel.data.tokens import MISSING_TOKEN
+
+
+def categorical_tokens(values: tf.Tensor) -> tf.Tensor:
+    """Strings to tokens: the value, or `[MISSING]` when empty."""
+    values = tf.convert_to_tensor(values)
+    if values.dtype != tf.string:
+        values = tf.strings.as_string(values)
+    return tf.where(tf.equal(values, ""), MISSING_TOKEN, values)
+
+
+def numeric_tokens(
+    values: tf.Tensor, transform: str, boundaries: Optional[Sequence[float]] = None
+) -> tf.Tensor:
+    """Numbers (NaN = missing) to tokens under `log_square` or `quantiles`."""
+    values = tf.cast(tf.cast(values, tf.float32), tf.float64)
+    missing = tf.math.is_nan(values)
+    values = tf.where(missing, tf.zeros_like(values), values)
+    if transform == "log_square":
+        large = values > 2.0
+        squared_log = tf.floor(tf.square(tf.math.log(tf.where(large, values, 3.0))))
+        buckets = tf.clip_by_value(
+            tf.where(large, squared_log, tf.floor(values)), -(2.0**53), 2.0**53
+        )
+    elif transform == "quantiles":
+        edges = tf.constant(list(boundaries or ()), dtype=tf.float64)
+        flat = tf.reshape(values, [1, -1])
+        found = tf.searchsorted(tf.reshape(edges, [1, -1]), flat, side="right")
+        buckets = tf.reshape(found, tf.shape(values))
+    else:
+        raise ValueError(
+            f"`transform` must be 'log_square' or 'quantiles'. Received: transform={transform!r}"
+        )
+    tokens = tf.strings.as_string(tf.cast(buckets, tf.int64))
+    return tf.where(missing, MISSING_TOKEN, tokens)
+
+
+def field_tokens(values: tf.Tensor, field: FieldSpec) -> tf.Tensor:
+    """The vocabulary tokens of one field's raw values."""
+    if field.kind == "categorical":
+        return categorical_tokens(values)
+    return numeric_tokens(values, field.transform, field.boundaries)
+
+
+@tf.keras.utils.register_keras_serializable(package="keras_dimsel")
+class FeatureLookup(tf.keras.layers.Layer):
+    """Maps a dict of raw feature values to a dict of integer ids.
+
+    Id 0 is the out-of-vocabulary id (rare and unseen values); ids 1..V follow
+    the vocabulary file order (most frequent first). Each field uses a
+    `tf.keras.layers.StringLookup` over its vocabulary tokens.
+
+    Args:
+        spec: FeatureSpec or str, the artifact (or its directory).
+        fields: list of str or None, the fields to look up (default: all).
+
+    Input shape:
+        A dict `{field: tensor}`, each of shape `[batch]` or `[batch, 1]`;
+        categorical fields as strings, numeric fields as numbers.
+
+    Output shape:
+        A dict `{field: int64 tensor}` of the same shapes.
+
+    Example:
+
+    ```python
+    lookup = FeatureLookup(FeatureSpec.load("artifacts/synthetic"))
+    ids = lookup({"user": tf.constant(["u1", "never-seen"]), ...})
+    ```
+    """
+
+    def __init__(self, spec, fields: Optional[Sequence[str]] = None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(spec, str):
+            spec = FeatureSpec.load(spec)
+        self.spec = spec
+        self.fields = list(fields) if fields is not None else spec.field_names
+        for name in self.fields:
+            spec.field(name)  # raises a KeyError naming the known fields
+        self._lookups = {}
+        for name in self.fields:
+            values, _ = spec.vocabulary(name)
+            self._lookups[name] = tf.keras.layers.StringLookup(
+                vocabulary=values if values else None,
+                num_oov_indices=1,
+                mask_token=None,
+                output_mode="int",
+                name=f"lookup_{name}",
+            )
+
+    def vocabulary_size(self, name: str) -> int:
+        """Number of ids of a field, the OOV id included."""
+        return self.spec.field(name).vocab_size
+
+    def call(self, inputs: dict) -> dict:
+        missing = [name for name in self.fields if name not in inputs]
+        if missing:
+            raise ValueError(
+                f"FeatureLookup is missing input feature(s) {missing}. Expected: {self.fields}"
+            )
+        return {
+            name: self._lookups[name](field_tokens(inputs[name], self.spec.field(name)))
+            for name in self.fields
+        }
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({"spec": self.spec.directory, "fields": self.fields})
+        return config
