@@ -15,6 +15,7 @@ Columns that are neither the label nor a named field are ignored.
 from __future__ import annotations
 
 import csv
+import gzip
 from typing import Sequence
 
 from keras_dimsel import _io
@@ -27,7 +28,7 @@ NUMERIC_TRANSFORMS = ("quantiles", "log_square")
 def read_first_line(path: str, encoding: str = "utf-8") -> str:
     """The first line of a file, BOM and line ending removed; DataError if empty."""
     with _io.open_file(path, "rb") as f:
-        line = f.readline()
+        line = (gzip.GzipFile(fileobj=f) if path.endswith(".gz") else f).readline()
     if line.startswith(reader_lib.UTF8_BOM):
         line = line[len(reader_lib.UTF8_BOM) :]
     line = line.rstrip(b"\r\n")

@@ -203,9 +203,11 @@ def run(reader: Reader, config: PreprocessConfig, beam_args: Sequence[str] = ())
         build_pipeline(pipeline, reader, config)
     spec = FeatureSpec.load(config.output_dir)
     accepted = sum(spec.splits.values())
+    if accepted == 0 and spec.rejected_rows == 0:
+        raise DataError("the input has no data rows")
     if accepted == 0:
         raise DataError(
-            f"no row accepted: {spec.rejected_rows} row(s) rejected, see "
+            f"no row accepted: all {spec.rejected_rows} rows were rejected, see "
             f"{os.path.join(config.output_dir, REJECTED_DIR)}/"
         )
     logging.info("wrote %s", os.path.join(config.output_dir, FEATURE_SPEC_FILE))
