@@ -9,7 +9,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := beam,tfx,tune,docs,test
 export TF_USE_LEGACY_KERAS := 1
-export TF_CPP_MIN_LOG_LEVEL := 2
 
 DEMO_DIR ?= demo_output
 DEMO_ROWS ?= 200000

@@ -1,0 +1,109 @@
+"""`dimsel preprocess`: the summary on success, one line and exit 2 on bad input."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_dimsel.cli import EXIT_BAD_INPUT, main
+
+
+@pytest.fixture
+def clicks_csv(tmp_path):
+    path = tmp_path / "clicks.csv"
+    rows = [f"{i % 2},u{i % 7},{i * 1.5}" for i in range(60)]
+    path.write_text("clicked,user,price\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def _error_of(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_BAD_INPUT
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_csv_preprocess_prints_a_summary(tmp_path, clicks_csv, capsys):
+    out = tmp_path / "out"
+    argv = ["preprocess", "--dataset", "csv", "--input", str(clicks_csv), "--output", str(out)]
+    argv += ["--label", "clicked", "--categorical", "user", "--numeric", "price"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "csv: train" in printed and "0 rejected" in printed
+    assert (out / "feature_spec.json").exists() and (out / "vocab" / "user.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--label", "nope", "--categorical", "user"], "no label column 'nope'"),
+        (["--label", "clicked", "--categorical", "user,colour"], "no categorical column 'colour'"),
+        (["--label", "clicked", "--numeric", "weight"], "no numeric column 'weight'"),
+        (["--categorical", "user"], "csv needs --label"),
+        (["--label", "clicked"], "csv needs at least one field"),
+        (["--label", "clicked", "--categorical", "user", "--min-cont", "2"], "'--min-cont'"),
+        (["--label", "clicked", "--categorical", "user", "--split", "8:2"], "--split"),
+        (["--label", "clicked", "--categorical", "user", "--sep", ";;"], "--sep"),
+    ],
+)
+def test_bad_csv_options_give_one_line(tmp_path, clicks_csv, capsys, extra, message):
+    argv = ["preprocess", "--dataset", "csv", "--input", str(clicks_csv)]
+    err = _error_of(capsys, argv + ["--output", str(tmp_path / "o")] + extra)
+    assert err.startswith("dimsel preprocess: error: ") and message in err
+
+
+def test_missing_input_path(tmp_path, capsys):
+    argv = ["preprocess", "--dataset", "criteo", "--input", str(tmp_path / "absent.txt")]
+    err = _error_of(capsys, argv + ["--output", str(tmp_path / "o")])
+    assert f"input path not found: {tmp_path / 'absent.txt'}" in err
+
+
+def test_empty_file(tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    argv = ["preprocess", "--dataset", "csv", "--input", str(empty), "--label", "y"]
+    err = _error_of(capsys, argv + ["--categorical", "a", "--output", str(tmp_path / "o")])
+    assert "the file is empty" in err
+
+
+def test_header_only_file_has_no_data_rows(tmp_path, capsys):
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("y,a\n")
+    argv = ["preprocess", "--dataset", "csv", "--input", str(header_only), "--label", "y"]
+    err = _error_of(capsys, argv + ["--categorical", "a", "--output", str(tmp_path / "o")])
+    assert "the input has no data rows" in err
+
+
+def test_all_rows_rejected_names_the_rejected_folder(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("y,a\n7,x\nz,y\n")
+    argv = ["preprocess", "--dataset", "csv", "--input", str(bad), "--label", "y"]
+    err = _error_of(capsys, argv + ["--categorical", "a", "--output", str(tmp_path / "o")])
+    assert "all 2 rows were rejected" in err and "rejected/" in err
+
+
+def test_unknown_dataset_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["preprocess", "--dataset", "imagenet", "--output", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'imagenet'" in capsys.readouterr().err
+
+
+def test_console_script_prints_only_the_reason(tmp_path):
+    dimsel = os.path.join(os.path.dirname(sys.executable), "dimsel")
+    # As from a user's shell: none of the test session's TensorFlow settings.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    result = subprocess.run(
+        [dimsel, "preprocess", "--dataset", "avazu", "--input", str(tmp_path / "x.csv")]
+        + ["--output", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == EXIT_BAD_INPUT
+    assert result.stderr.strip().splitlines() == [
+        f"dimsel preprocess: error: input path not found: {tmp_path / 'x.csv'}"
+    ]
