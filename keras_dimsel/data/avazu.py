@@ -69,7 +69,9 @@ class AvazuReader(Reader):
             format="%y%m%d%H",
             errors="coerce",
         )
-        bad_hour = stamps.isna().to_numpy()
+        # `%y%m%d%H` alone also accepts shorter strings such as "141021".
+        eight_digits = pc.match_substring_regex(hour, r"^\d{8}$").to_numpy(zero_copy_only=False)
+        bad_hour = stamps.isna().to_numpy() | ~eight_digits
         checks.fail(
             bad_hour,
             lambda rows: [f"bad hour {hour[int(r)].as_py()!r}: expected YYMMDDHH" for r in rows],

@@ -136,7 +136,9 @@ class MovieLensReader(Reader):
         for name in ("gender", "age", "occupation", "zip"):
             columns[name] = pa.array(users[name].to_numpy(object), pa.string())
         labels = np.where(rating_ok, (ratings >= 4).astype(np.float64), 0.0)
-        return reader_lib.build_batch(self, raw, labels, checks, source, rejected, "\t", columns)
+        return reader_lib.build_batch(
+            self, raw, labels, checks, source, rejected, self.separator, columns
+        )
 
 
 def _frame(rows: list[list[str]], columns: Sequence[str], path: str) -> pd.DataFrame:

@@ -231,22 +231,25 @@ class RowChecks:
 def parse_numbers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Strings to float64. Returns (numbers with NaN for empty, mask of unparsable).
 
-    Empty strings are missing values, not errors. "nan" is missing too; infinite
-    values and text that is not a number are unparsable.
+    Empty strings and the text "nan" (any case, optional sign) are missing
+    values; infinite values and any other text that is not a number are
+    unparsable. The verdict for a value never depends on the other values.
     """
     values = values.cast(pa.string())
-    empty = pc.equal(pc.utf8_trim_whitespace(values), "").to_numpy(zero_copy_only=False)
+    stripped = pc.utf8_trim_whitespace(values)
+    empty = pc.equal(stripped, "").to_numpy(zero_copy_only=False)
     try:
-        numbers = pc.cast(pc.if_else(empty, None, values), pa.float64())
+        numbers = pc.cast(pc.if_else(empty, None, stripped), pa.float64())
         numbers = numbers.to_numpy(zero_copy_only=False).astype(np.float64)
-        bad = np.zeros(len(values), dtype=bool)
     except pa.ArrowInvalid:
-        series = pd.Series(values.to_numpy(zero_copy_only=False), dtype=object)
-        numbers = pd.to_numeric(series.str.strip(), errors="coerce").to_numpy(np.float64)
-        bad = np.isnan(numbers) & ~empty
-        lowered = series.str.strip().str.lower()
-        bad &= ~lowered.isin(["nan", "+nan", "-nan"]).to_numpy()
-    bad |= np.isinf(numbers)
+        series = pd.Series(stripped.to_numpy(zero_copy_only=False), dtype=object)
+        numbers = pd.to_numeric(series, errors="coerce").to_numpy(np.float64)
+    # Arrow and pandas disagree on spellings such as "nan(1)": only plain "nan" is missing.
+    suspicious = np.isnan(numbers) & ~empty
+    if suspicious.any():
+        plain_nan = pc.match_substring_regex(pc.utf8_lower(stripped), r"^[+-]?nan$")
+        suspicious &= ~plain_nan.to_numpy(zero_copy_only=False)
+    bad = suspicious | np.isinf(numbers)
     numbers[empty] = np.nan
     return numbers, bad
 
@@ -312,7 +315,7 @@ def build_batch(
             column = columns[field.name]
             arrays.append(pc.filter(column, keep).cast(pa.string()))
     batch = pa.RecordBatch.from_arrays(arrays, schema=reader.schema())
-    kept_raw = raw.filter(keep)
+    kept_raw = raw.filter(keep) if len(bad_rows) else raw
     return ParsedChunk(batch, hash_rows(kept_raw.columns), rejected)
 
 

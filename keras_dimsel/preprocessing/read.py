@@ -17,7 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from keras_dimsel.data.reader import Chunk, ParsedChunk, Reader
 
-DEFAULT_CHUNK_BYTES = 16 << 20
+DEFAULT_CHUNK_BYTES = 8 << 20
 REJECTED_TAG = "rejected"
 _READ_AHEAD = 1 << 16
 

@@ -26,6 +26,8 @@ DEFAULT_NUM_BUCKETS = 16
 VOCAB_DIR = "vocab"
 # Partial count tables are merged once this many are pending.
 _COMPACT_EVERY = 16
+# Distinct numbers a quantile summary keeps exactly (about 1 MiB per field).
+QUANTILE_SUMMARY_SIZE = 1 << 16
 
 
 def field_tokens(
@@ -88,21 +90,77 @@ def _numeric_values(element, fields: Sequence[FieldDef]) -> Iterator:
             yield field.name, values
 
 
-def _boundaries(quantiles: Sequence[float]) -> list[float]:
-    """Interior quantiles, deduplicated (heavy ties collapse buckets)."""
-    return sorted({float(q) for q in quantiles[1:-1]})
+def _merge_weighted(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    unique, inverse = np.unique(values, return_inverse=True)
+    return unique, np.bincount(inverse, weights=weights)
+
+
+def _compress(values: np.ndarray, weights: np.ndarray, size: int):
+    """Merges adjacent values into at most `size` bins of near-equal weight.
+
+    A bin keeps its smallest value and its total weight, so a quantile read
+    from the summary is off by at most one bin, 1/size of the total weight.
+    """
+    if len(values) <= size:
+        return values, weights
+    before = np.cumsum(weights) - weights
+    bins = np.floor(before / weights.sum() * size).astype(np.int64)
+    starts = np.flatnonzero(np.diff(bins, prepend=-1))
+    return values[starts], np.add.reduceat(weights, starts)
+
+
+class QuantileBoundaries(beam.CombineFn):
+    """Batches of numbers to the interior boundaries of equal-frequency buckets.
+
+    The accumulator is a weighted summary: each distinct value with its count.
+    With up to `summary_size` distinct values (prices, counts, ratings...) the
+    boundaries are exact and the same on every runner; beyond that the summary
+    is compressed to `summary_size` bins and a boundary is off by at most
+    1/summary_size of the data. All work is NumPy on whole batches.
+
+    Args:
+        num_buckets: int, the number of buckets.
+        summary_size: int, the most distinct values kept exactly.
+    """
+
+    def __init__(self, num_buckets: int, summary_size: int = QUANTILE_SUMMARY_SIZE):
+        self._num_buckets = num_buckets
+        self._summary_size = summary_size
+
+    def create_accumulator(self):
+        return np.zeros(0), np.zeros(0)
+
+    def add_input(self, accumulator, values: np.ndarray):
+        unique, counts = np.unique(values, return_counts=True)
+        return self.merge_accumulators([accumulator, (unique, counts.astype(np.float64))])
+
+    def merge_accumulators(self, accumulators):
+        accumulators = list(accumulators)
+        values = np.concatenate([a[0] for a in accumulators])
+        weights = np.concatenate([a[1] for a in accumulators])
+        return _compress(*_merge_weighted(values, weights), self._summary_size)
+
+    def extract_output(self, accumulator) -> list[float]:
+        values, weights = accumulator
+        if not len(values):
+            return []
+        cumulative = np.cumsum(weights)
+        targets = np.arange(1, self._num_buckets) / self._num_buckets * cumulative[-1]
+        # The smallest value whose cumulative weight reaches each target.
+        picked = values[np.searchsorted(cumulative, targets, side="left")]
+        return sorted({float(v) for v in picked})
 
 
 class ComputeBoundaries(beam.PTransform):
     """Train batches to `(field, boundaries)` for the `quantiles` fields.
 
-    Uses `beam.ApproximateQuantiles` on batches of values, so memory is bounded
-    whatever the data size.
+    Combines per-batch weighted summaries (`QuantileBoundaries`), so memory is
+    bounded whatever the data size and no Python runs per value.
 
     Args:
         fields: the reader's fields; only numeric `quantiles` fields are used.
         num_buckets: int, the number of buckets (boundaries = num_buckets - 1
-            before duplicates are removed).
+            before duplicates are removed, as heavy ties collapse buckets).
     """
 
     def __init__(self, fields: Sequence[FieldDef], num_buckets: int = DEFAULT_NUM_BUCKETS):
@@ -114,9 +172,7 @@ class ComputeBoundaries(beam.PTransform):
         return (
             train
             | "NumericValues" >> beam.FlatMap(_numeric_values, self._fields)
-            | "Quantiles"
-            >> beam.ApproximateQuantiles.PerKey(self._num_buckets + 1, input_batched=True)
-            | "Boundaries" >> beam.MapTuple(lambda name, q: (name, _boundaries(q)))
+            | "Boundaries" >> beam.CombinePerKey(QuantileBoundaries(self._num_buckets))
         )
 
 

@@ -126,11 +126,6 @@ def test_ml1m_rejects_unknown_item_and_bad_rating(ml1m):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="movielens.py parse() turns '::' into tabs before splitting and passes '\\t' to "
-    "build_batch, so an ML-1M rejection records '1\\t99\\t4\\t978300764', not the input line",
-)
 def test_ml1m_rejection_text_is_the_input_line(ml1m):
     _, rejected, _ = parse_files(MovieLensReader([str(ml1m)], "movielens-1m"))
     assert rejected[0].text == "1::99::4::978300764"

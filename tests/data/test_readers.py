@@ -132,15 +132,7 @@ def test_parse_numbers_marks_text_and_infinity_unparsable():
         "-nan",
         "inf",
         "abc",
-        pytest.param(
-            "nan(1)",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="parse_numbers: Arrow's cast (fast path) reads 'nan(1)' as NaN = missing, "
-                "the pandas fallback (taken when any other value of the chunk is bad) "
-                "marks it unparsable",
-            ),
-        ),
+        "nan(1)",
     ],
 )
 def test_parse_numbers_verdict_does_not_depend_on_other_values_in_the_chunk(value):

@@ -15,6 +15,7 @@ from keras_dimsel.preprocessing.statistics import (
     ComputeVocabulary,
     CountValues,
     MergeValueCounts,
+    QuantileBoundaries,
     write_vocabulary,
 )
 
@@ -124,3 +125,31 @@ def test_vocabulary_file_uses_count_space_value_lines(tmp_path):
     with TestPipeline() as pipeline:
         _ = pipeline | beam.Create([("f", counts)]) | ComputeVocabulary(str(tmp_path), 1)
     assert (tmp_path / "vocab" / "f.txt").read_text() == "3 x y\n1 [MISSING]\n"
+
+
+def _boundaries_of(batches, num_buckets, summary_size=1 << 16):
+    combine = QuantileBoundaries(num_buckets, summary_size)
+    partials = [combine.add_input(combine.create_accumulator(), b) for b in batches]
+    return combine.extract_output(combine.merge_accumulators(partials))
+
+
+def test_quantile_boundaries_are_exact_for_few_distinct_values():
+    rng = np.random.default_rng(0)
+    values = np.round(rng.lognormal(3.0, 1.0, 20_000), 1)
+    got = _boundaries_of(np.array_split(values, 7), 8)
+    ordered = np.sort(values)
+    # Exact: the smallest value whose cumulative count reaches i/8 of the data.
+    expected = sorted({float(ordered[int(np.ceil(i / 8 * len(values))) - 1]) for i in range(1, 8)})
+    assert got == expected
+
+
+def test_quantile_boundaries_do_not_depend_on_batching():
+    values = np.round(np.random.default_rng(1).normal(0, 1, 5000), 2)
+    assert _boundaries_of([values], 16) == _boundaries_of(np.array_split(values, 13), 16)
+
+
+def test_compressed_summary_stays_within_one_bin_of_the_exact_quantile():
+    values = np.random.default_rng(2).random(100_000)  # all distinct
+    got = np.array(_boundaries_of(np.array_split(values, 10), 4, summary_size=1000))
+    ranks = np.searchsorted(np.sort(values), got) / len(values)
+    np.testing.assert_allclose(ranks, [0.25, 0.5, 0.75], atol=2 / 1000)
