@@ -1,0 +1,1 @@
+"""Keras layers: candidate embeddings, the dimension selector and the planned embedding."""

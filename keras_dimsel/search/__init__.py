@@ -1,0 +1,1 @@
+"""Dimension search: temperature schedules, the alternating update and DimensionPlan."""
