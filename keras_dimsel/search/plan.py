@@ -1,0 +1,431 @@
+"""`DimensionPlan`: the embedding dimension chosen for each field, and its JSON file.
+
+The plan is what the search stage hands to the retrain stage (`RUN/plan.json`).
+It is plain Python, so reading or writing a plan does not load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import numbers
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from keras_dimsel import _io
+
+PLAN_FILE = "plan.json"
+
+# The keys of plan.json, in the order they are written.
+PLAN_KEYS = (
+    "fields",
+    "candidates",
+    "embedding_params",
+    "full_embedding_params",
+    "alpha",
+    "vocab_sizes",
+)
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass, but `True` as a dimension is always a mistake.
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class DimensionPlan:
+    """The embedding dimension of each feature field, chosen among candidates.
+
+    AutoDim derives the dimension of field m from its architecture weights
+    alpha_m (Eq. 13 of the paper):
+
+        d(m) = d_k,   k = argmax_n alpha_m^n
+
+    The retrain stage then builds a physically smaller table [V_m, d(m)] per
+    field. The plan also counts the embedding parameters this saves against the
+    full-dimension model, where every field uses the largest candidate d_N:
+
+        embedding_params      = sum_m V_m * d(m)
+        full_embedding_params = sum_m V_m * d_N
+        saving                = 1 - embedding_params / full_embedding_params
+
+    Args:
+        fields: dict of str to int, the chosen dimension of each field, in
+            field order. Every dimension must be one of `candidates`.
+        candidates: tuple of int, the candidate dimensions d_1 < ... < d_N.
+        vocab_sizes: dict of str to int, the number of ids (rows) of each
+            field; exactly the fields of `fields`.
+        alpha: dict of str to list of float, the selection probabilities of
+            each field over the candidates, for reporting. Either empty (a plan
+            written by hand) or one entry per field of length N.
+
+    Raises:
+        ValueError: on invalid candidates, dimensions, vocabulary sizes or
+            alpha lengths, with a message naming the field at fault.
+
+    Example:
+
+    ```python
+    plan = DimensionPlan.from_alpha(
+        {"user": [0.1, 0.7, 0.2], "genre": [0.6, 0.3, 0.1]},
+        candidates=(2, 4, 8),
+        vocab_sizes={"user": 1000, "genre": 20},
+    )
+    plan.fields             # {"user": 4, "genre": 2}
+    plan.embedding_params   # 1000 * 4 + 20 * 2 = 4040
+    plan.save("run/plan.json")
+    ```
+
+    References:
+        Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
+        Recommender Systems", WWW 2021, §2.4 (Algorithm 2, Eq. 13).
+    """
+
+    fields: Dict[str, int]
+    candidates: Tuple[int, ...]
+    vocab_sizes: Dict[str, int]
+    alpha: Dict[str, List[float]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        candidates = _validate_candidates(self.candidates)
+        if not isinstance(self.fields, Mapping) or not self.fields:
+            raise ValueError(
+                f"`fields` must be a non-empty dict of field name to dimension. "
+                f"Received: fields={self.fields!r}"
+            )
+        fields = {}
+        for name, dim in self.fields.items():
+            if not _is_int(dim) or int(dim) not in candidates:
+                raise ValueError(
+                    f"The dimension of field {name!r} must be one of the candidates "
+                    f"{candidates}. Received: {dim!r}"
+                )
+            fields[name] = int(dim)
+        object.__setattr__(self, "fields", fields)
+        object.__setattr__(self, "candidates", candidates)
+        object.__setattr__(self, "vocab_sizes", _validate_vocab_sizes(self.vocab_sizes, fields))
+        object.__setattr__(self, "alpha", _validate_alpha(self.alpha, fields, candidates))
+
+    @classmethod
+    def from_alpha(
+        cls,
+        alpha: Mapping[str, Sequence[float]],
+        candidates: Sequence[int],
+        vocab_sizes: Mapping[str, int],
+    ) -> DimensionPlan:
+        """Derives the plan from the architecture weights (Eq. 13).
+
+        The dimension of field m is `candidates[argmax alpha[m]]`. When two
+        candidates tie for the largest weight, the smaller dimension wins: it
+        is the cheaper choice and the search gave no reason to pay for more.
+
+        Args:
+            alpha: dict of str to sequence of float, the selection weights of
+                each field (softmax of its logits), in field order. Array-likes
+                such as NumPy arrays or eager tensors are accepted.
+            candidates: sequence of int, d_1 < ... < d_N.
+            vocab_sizes: dict of str to int, the number of ids of each field.
+                Fields absent from `alpha` are ignored (they were not searched).
+
+        Returns:
+            The DimensionPlan, with `alpha` kept for reporting.
+        """
+        candidates = _validate_candidates(candidates)
+        weights = {}
+        fields = {}
+        for name, values in alpha.items():
+            values = [float(v) for v in _flatten(values, name)]
+            if len(values) != len(candidates):
+                raise ValueError(
+                    f"alpha of field {name!r} must have one weight per candidate "
+                    f"({len(candidates)} for candidates {candidates}). "
+                    f"Received {len(values)}: {values}"
+                )
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"alpha of field {name!r} is not finite. Received: {values}")
+            best = max(values)
+            # The first maximum is the smallest dimension, candidates being increasing.
+            fields[name] = candidates[values.index(best)]
+            weights[name] = values
+        for name in fields:
+            if name not in vocab_sizes:
+                raise ValueError(
+                    f"Field {name!r} has no vocabulary size. "
+                    f"Received vocab sizes for: {sorted(vocab_sizes)}"
+                )
+        vocab = {name: vocab_sizes[name] for name in fields}
+        return cls(fields=fields, candidates=candidates, vocab_sizes=vocab, alpha=weights)
+
+    @property
+    def field_names(self) -> List[str]:
+        """The fields of the plan, in order."""
+        return list(self.fields)
+
+    @property
+    def max_dim(self) -> int:
+        """The largest candidate d_N, the dimension of the full model."""
+        return self.candidates[-1]
+
+    def params_by_field(self) -> Dict[str, int]:
+        """Embedding parameters V_m * d(m) of each field."""
+        return {name: self.vocab_sizes[name] * dim for name, dim in self.fields.items()}
+
+    @property
+    def embedding_params(self) -> int:
+        """Embedding parameters of the planned model, sum_m V_m * d(m)."""
+        return sum(self.params_by_field().values())
+
+    @property
+    def full_embedding_params(self) -> int:
+        """Embedding parameters of the full-dimension model, sum_m V_m * d_N."""
+        return sum(self.vocab_sizes[name] * self.max_dim for name in self.fields)
+
+    @property
+    def saving(self) -> float:
+        """Share of the full model's embedding parameters the plan saves, in [0, 1)."""
+        return 1.0 - self.embedding_params / self.full_embedding_params
+
+    def check_fields(self, names: Sequence[str]) -> None:
+        """Checks the plan covers exactly the given fields (e.g. a model's features).
+
+        Args:
+            names: sequence of str, the fields the model or data has.
+
+        Raises:
+            ValueError: naming the plan fields the model lacks and the model
+                fields the plan lacks.
+        """
+        names = list(names)
+        unknown = [name for name in self.fields if name not in names]
+        missing = [name for name in names if name not in self.fields]
+        problems = []
+        if unknown:
+            problems.append(f"plan field(s) {unknown} are not among the fields {names}")
+        if missing:
+            problems.append(f"field(s) {missing} have no dimension in the plan")
+        if problems:
+            raise ValueError("The plan does not match the fields: " + "; ".join(problems) + ".")
+
+    def to_json(self) -> Dict[str, Any]:
+        """The plan.json record (keys in `PLAN_KEYS` order)."""
+        return {
+            "fields": dict(self.fields),
+            "candidates": list(self.candidates),
+            "embedding_params": self.embedding_params,
+            "full_embedding_params": self.full_embedding_params,
+            "alpha": {name: list(values) for name, values in self.alpha.items()},
+            "vocab_sizes": dict(self.vocab_sizes),
+        }
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> DimensionPlan:
+        """Builds a plan from a plan.json record.
+
+        The parameter counts in the record are derived values and are
+        recomputed, so a plan whose dimensions were edited by hand stays
+        consistent.
+        """
+        if not isinstance(record, Mapping):
+            raise ValueError(f"A plan must be a JSON object. Received: {type(record).__name__}")
+        absent = [key for key in ("fields", "candidates", "vocab_sizes") if key not in record]
+        if absent:
+            raise ValueError(f"A plan needs the key(s) {absent}. Received keys: {sorted(record)}")
+        return cls(
+            fields=record["fields"],
+            candidates=record["candidates"],
+            vocab_sizes=record["vocab_sizes"],
+            alpha=record.get("alpha") or {},
+        )
+
+    def save(self, path: str) -> str:
+        """Writes the plan as JSON atomically (temporary file, then rename).
+
+        Args:
+            path: str, the file to write, or an existing directory to write
+                `plan.json` into.
+
+        Returns:
+            The path of the written file.
+        """
+        if _io.is_directory(path):
+            path = os.path.join(path, PLAN_FILE)
+        _io.write_text_atomically(path, json.dumps(self.to_json(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str) -> DimensionPlan:
+        """Reads a plan written by `save`.
+
+        Args:
+            path: str, the plan file, or a directory holding `plan.json`.
+
+        Raises:
+            FileNotFoundError: when the file does not exist.
+            ValueError: when the file is not valid JSON or not a valid plan;
+                the message names the file.
+        """
+        if _io.is_directory(path):
+            path = os.path.join(path, PLAN_FILE)
+        if not _io.exists(path):
+            raise FileNotFoundError(f"{path} not found: run `dimsel search` to write a plan first")
+        with _io.open_file(path) as f:
+            text = f.read()
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from None
+        try:
+            return cls.from_json(record)
+        except ValueError as e:
+            raise ValueError(f"{path} is not a valid plan: {e}") from None
+
+    def build_embeddings(
+        self, output_dim: Optional[int] = None, unify: str = "linear", **kwargs
+    ) -> Dict[str, Any]:
+        """The retrain-stage embedding layer of each field.
+
+        Args:
+            output_dim: int or None, the common dimension to unify to; None
+                keeps each field at its own dimension (for models that
+                concatenate mixed dimensions).
+            unify: str, "linear" or "zero_pad" (used when `output_dim` is set).
+            **kwargs: further `PlannedEmbedding` arguments, e.g.
+                `embeddings_initializer`.
+
+        Returns:
+            dict of str to `PlannedEmbedding`, named `embedding_<field>`.
+        """
+        # Imported here so that reading a plan does not load TensorFlow.
+        from keras_dimsel.layers.planned_embedding import PlannedEmbedding
+
+        return {
+            name: PlannedEmbedding(
+                vocab_size=self.vocab_sizes[name],
+                dim=dim,
+                output_dim=output_dim,
+                unify=unify,
+                name=f"embedding_{name}",
+                **kwargs,
+            )
+            for name, dim in self.fields.items()
+        }
+
+    def summary_table(self) -> str:
+        """A text table: each field's cardinality, dimension and parameters, and totals."""
+        header = ("field", "vocab_size", "dim", "params", "full_params", "of_full")
+        rows = [
+            (
+                name,
+                f"{self.vocab_sizes[name]:,}",
+                str(dim),
+                f"{self.vocab_sizes[name] * dim:,}",
+                f"{self.vocab_sizes[name] * self.max_dim:,}",
+                f"{dim / self.max_dim:.1%}",
+            )
+            for name, dim in self.fields.items()
+        ]
+        total = (
+            "total",
+            f"{sum(self.vocab_sizes.values()):,}",
+            "",
+            f"{self.embedding_params:,}",
+            f"{self.full_embedding_params:,}",
+            f"{self.embedding_params / self.full_embedding_params:.1%}",
+        )
+        table = [header, *rows, total]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+
+        def line(row):
+            cells = [row[0].ljust(widths[0])]
+            cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+            return "  ".join(cells).rstrip()
+
+        rule = "-" * len(line(header))
+        lines = [line(header), rule, *(line(row) for row in rows), rule, line(total)]
+        lines.append(
+            f"candidates {list(self.candidates)}; full model uses dim {self.max_dim}; "
+            f"saving {self.saving:.1%} of embedding parameters"
+        )
+        return "\n".join(lines)
+
+
+def _validate_candidates(candidates: Any) -> Tuple[int, ...]:
+    try:
+        values = tuple(candidates)
+    except TypeError:
+        values = None
+    if (
+        not values
+        or not all(_is_int(c) and c > 0 for c in values)
+        or any(b <= a for a, b in zip(values, values[1:]))
+    ):
+        raise ValueError(
+            "`candidates` must be a non-empty sequence of positive, strictly increasing "
+            f"integers. Received: candidates={candidates!r}"
+        )
+    return tuple(int(c) for c in values)
+
+
+def _validate_vocab_sizes(vocab_sizes: Any, fields: Mapping[str, int]) -> Dict[str, int]:
+    if not isinstance(vocab_sizes, Mapping):
+        raise ValueError(
+            f"`vocab_sizes` must be a dict of field name to size. Received: {vocab_sizes!r}"
+        )
+    for name in fields:
+        if name not in vocab_sizes:
+            raise ValueError(
+                f"Field {name!r} has no vocabulary size. "
+                f"Received vocab sizes for: {sorted(vocab_sizes)}"
+            )
+    extra = [name for name in vocab_sizes if name not in fields]
+    if extra:
+        raise ValueError(f"`vocab_sizes` names field(s) {extra} that are not in the plan.")
+    for name in fields:
+        size = vocab_sizes[name]
+        if not _is_int(size) or size <= 0:
+            raise ValueError(
+                f"The vocabulary size of field {name!r} must be a positive integer. "
+                f"Received: {size!r}"
+            )
+    return {name: int(vocab_sizes[name]) for name in fields}
+
+
+def _validate_alpha(
+    alpha: Any, fields: Mapping[str, int], candidates: Tuple[int, ...]
+) -> Dict[str, List[float]]:
+    if not alpha:
+        return {}
+    if not isinstance(alpha, Mapping):
+        raise ValueError(f"`alpha` must be a dict of field name to weights. Received: {alpha!r}")
+    unknown = [name for name in alpha if name not in fields]
+    missing = [name for name in fields if name not in alpha]
+    if unknown or missing:
+        raise ValueError(
+            "`alpha` must be empty or cover exactly the plan fields. "
+            f"Not in the plan: {unknown}; without alpha: {missing}"
+        )
+    weights = {}
+    for name in fields:
+        values = [float(v) for v in _flatten(alpha[name], name)]
+        if len(values) != len(candidates):
+            raise ValueError(
+                f"alpha of field {name!r} must have one weight per candidate "
+                f"({len(candidates)} for candidates {candidates}). "
+                f"Received {len(values)}: {values}"
+            )
+        weights[name] = values
+    return weights
+
+
+def _flatten(values: Any, name: str) -> List[Any]:
+    # Eager tensors and NumPy arrays both offer `tolist()`.
+    if hasattr(values, "numpy"):
+        values = values.numpy()
+    if hasattr(values, "tolist"):
+        values = values.tolist()
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"alpha of field {name!r} must be a sequence of numbers. Got: {values!r}")
+    if any(isinstance(v, (list, tuple)) for v in values):
+        raise ValueError(f"alpha of field {name!r} must be one-dimensional. Got: {values!r}")
+    return list(values)

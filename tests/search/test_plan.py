@@ -1,0 +1,228 @@
+"""Tests for `DimensionPlan`: derivation, parameter counts, plan.json and errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from keras_dimsel.search.plan import PLAN_KEYS, DimensionPlan
+
+CANDIDATES = (2, 4, 8)
+VOCAB = {"user": 1000, "genre": 20, "age": 7}
+ALPHA = {
+    "user": [0.1, 0.7, 0.2],
+    "genre": [0.6, 0.3, 0.1],
+    "age": [0.4, 0.4, 0.2],
+}
+
+
+@pytest.fixture
+def plan() -> DimensionPlan:
+    return DimensionPlan.from_alpha(ALPHA, CANDIDATES, VOCAB)
+
+
+def test_from_alpha_picks_the_candidate_of_the_largest_weight(plan):
+    assert plan.fields == {"user": 4, "genre": 2, "age": 2}
+    assert plan.field_names == ["user", "genre", "age"]
+    assert plan.candidates == (2, 4, 8)
+    assert plan.alpha == ALPHA
+
+
+def test_from_alpha_breaks_ties_toward_the_smaller_dimension():
+    alpha = {"a": [0.1, 0.45, 0.45], "b": [0.5, 0.0, 0.5], "c": [1 / 3, 1 / 3, 1 / 3]}
+    plan = DimensionPlan.from_alpha(alpha, CANDIDATES, {"a": 3, "b": 3, "c": 3})
+    assert plan.fields == {"a": 4, "b": 2, "c": 2}
+
+
+def test_from_alpha_accepts_arrays_and_ignores_unsearched_vocab_sizes():
+    plan = DimensionPlan.from_alpha(
+        {"user": np.array([0.2, 0.3, 0.5], dtype=np.float32)},
+        [2, 4, 8],
+        {"user": np.int64(10), "label_like": 2},
+    )
+    assert plan.fields == {"user": 8}
+    assert plan.vocab_sizes == {"user": 10}
+    assert plan.alpha["user"] == pytest.approx([0.2, 0.3, 0.5])
+
+
+def test_parameter_counts_match_hand_computed_values(plan):
+    # user 1000 * 4, genre 20 * 2, age 7 * 2; full model: every field at 8.
+    assert plan.params_by_field() == {"user": 4000, "genre": 40, "age": 14}
+    assert plan.embedding_params == 4054
+    assert plan.full_embedding_params == (1000 + 20 + 7) * 8 == 8216
+    assert plan.saving == pytest.approx(1 - 4054 / 8216)
+
+
+def test_plan_without_alpha_is_valid_and_saving_is_zero_at_full_dimension():
+    plan = DimensionPlan(fields={"x": 8}, candidates=(2, 8), vocab_sizes={"x": 5})
+    assert plan.alpha == {}
+    assert plan.embedding_params == plan.full_embedding_params == 40
+    assert plan.saving == 0.0
+
+
+def test_json_has_exactly_the_plan_json_keys(plan, tmp_path):
+    path = plan.save(str(tmp_path / "plan.json"))
+    with open(path) as f:
+        record = json.load(f)
+    assert list(record) == list(PLAN_KEYS)
+    assert set(record) == {
+        "fields",
+        "candidates",
+        "embedding_params",
+        "full_embedding_params",
+        "alpha",
+        "vocab_sizes",
+    }
+    assert record == {
+        "fields": {"user": 4, "genre": 2, "age": 2},
+        "candidates": [2, 4, 8],
+        "embedding_params": 4054,
+        "full_embedding_params": 8216,
+        "alpha": ALPHA,
+        "vocab_sizes": {"user": 1000, "genre": 20, "age": 7},
+    }
+    assert list(record["fields"]) == ["user", "genre", "age"]
+
+
+def test_save_and_load_round_trip(plan, tmp_path):
+    path = plan.save(str(tmp_path / "plan.json"))
+    loaded = DimensionPlan.load(path)
+    assert loaded == plan
+    assert loaded.field_names == plan.field_names
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]  # no temporary left
+
+
+def test_save_and_load_accept_a_directory(plan, tmp_path):
+    path = plan.save(str(tmp_path))
+    assert path == str(tmp_path / "plan.json")
+    assert DimensionPlan.load(str(tmp_path)) == plan
+
+
+def test_load_recomputes_counts_of_a_hand_edited_plan(plan, tmp_path):
+    record = plan.to_json()
+    record["fields"]["user"] = 8
+    (tmp_path / "plan.json").write_text(json.dumps(record))
+    loaded = DimensionPlan.load(str(tmp_path / "plan.json"))
+    assert loaded.embedding_params == 8000 + 40 + 14
+
+
+def test_load_missing_file_names_the_path(tmp_path):
+    path = str(tmp_path / "nowhere.json")
+    with pytest.raises(FileNotFoundError, match="nowhere.json not found"):
+        DimensionPlan.load(path)
+
+
+def test_load_malformed_json_names_the_path(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text('{"fields": {"user": 4},')
+    with pytest.raises(ValueError, match=r"plan\.json is not valid JSON"):
+        DimensionPlan.load(str(path))
+
+
+def test_load_json_that_is_not_a_plan_names_the_path(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text('{"fields": {"user": 4}}')
+    with pytest.raises(ValueError, match=r"plan\.json is not a valid plan.*candidates"):
+        DimensionPlan.load(str(path))
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        DimensionPlan.load(str(path))
+
+
+@pytest.mark.parametrize("candidates", [(), (0, 2), (-2, 4), (4, 2), (2, 2, 4), (2.0, 4), None])
+def test_invalid_candidates_are_rejected(candidates):
+    with pytest.raises(ValueError, match="`candidates` must be a non-empty sequence of positive"):
+        DimensionPlan(fields={"x": 2}, candidates=candidates, vocab_sizes={"x": 3})
+    with pytest.raises(ValueError, match="`candidates` must be a non-empty sequence of positive"):
+        DimensionPlan.from_alpha({"x": [1.0]}, candidates, {"x": 3})
+
+
+def test_alpha_of_the_wrong_length_is_rejected():
+    with pytest.raises(ValueError, match=r"alpha of field 'genre' must have one weight per cand"):
+        DimensionPlan.from_alpha({"genre": [0.5, 0.5]}, CANDIDATES, VOCAB)
+    with pytest.raises(ValueError, match=r"alpha of field 'x' must have one weight per candidate"):
+        DimensionPlan(fields={"x": 2}, candidates=(2, 4), vocab_sizes={"x": 3}, alpha={"x": [1]})
+
+
+def test_alpha_that_is_not_finite_is_rejected():
+    with pytest.raises(ValueError, match="alpha of field 'x' is not finite"):
+        DimensionPlan.from_alpha({"x": [float("nan"), 0.5]}, (2, 4), {"x": 3})
+
+
+def test_alpha_not_covering_the_fields_is_rejected():
+    with pytest.raises(ValueError, match=r"Not in the plan: \['y'\]; without alpha: \['x'\]"):
+        DimensionPlan(
+            fields={"x": 2}, candidates=(2, 4), vocab_sizes={"x": 3}, alpha={"y": [0.5, 0.5]}
+        )
+
+
+@pytest.mark.parametrize("dim", [3, 16, 2.0, True])
+def test_a_dimension_outside_the_candidates_is_rejected(dim):
+    with pytest.raises(ValueError, match=r"dimension of field 'x' must be one of the candidates"):
+        DimensionPlan(fields={"x": dim}, candidates=(2, 4), vocab_sizes={"x": 3})
+
+
+def test_an_empty_plan_is_rejected():
+    with pytest.raises(ValueError, match="`fields` must be a non-empty dict"):
+        DimensionPlan(fields={}, candidates=(2, 4), vocab_sizes={})
+
+
+def test_a_field_without_vocab_size_is_rejected():
+    with pytest.raises(ValueError, match=r"Field 'age' has no vocabulary size"):
+        DimensionPlan.from_alpha(ALPHA, CANDIDATES, {"user": 1000, "genre": 20})
+    with pytest.raises(ValueError, match=r"Field 'x' has no vocabulary size"):
+        DimensionPlan(fields={"x": 2}, candidates=(2, 4), vocab_sizes={})
+
+
+def test_vocab_size_of_a_field_not_in_the_plan_is_rejected():
+    with pytest.raises(ValueError, match=r"field\(s\) \['y'\] that are not in the plan"):
+        DimensionPlan(fields={"x": 2}, candidates=(2, 4), vocab_sizes={"x": 3, "y": 4})
+
+
+@pytest.mark.parametrize("size", [0, -5, 2.5, "10"])
+def test_non_positive_vocab_size_is_rejected(size):
+    with pytest.raises(ValueError, match=r"vocabulary size of field 'x' must be a positive integ"):
+        DimensionPlan(fields={"x": 2}, candidates=(2, 4), vocab_sizes={"x": size})
+
+
+def test_check_fields_accepts_the_same_fields_in_any_order(plan):
+    plan.check_fields(["age", "user", "genre"])
+
+
+def test_check_fields_names_unknown_and_missing_fields(plan):
+    with pytest.raises(ValueError, match=r"plan field\(s\) \['age'\] are not among the fields"):
+        plan.check_fields(["user", "genre"])
+    with pytest.raises(ValueError, match=r"field\(s\) \['zip'\] have no dimension in the plan"):
+        plan.check_fields(["user", "genre", "age", "zip"])
+
+
+def test_plan_is_frozen(plan):
+    with pytest.raises(AttributeError):
+        plan.candidates = (2,)
+
+
+def test_summary_table_lists_fields_and_totals(plan):
+    assert plan.summary_table() == "\n".join(
+        [
+            "field  vocab_size  dim  params  full_params  of_full",
+            "----------------------------------------------------",
+            "user        1,000    4   4,000        8,000    50.0%",
+            "genre          20    2      40          160    25.0%",
+            "age             7    2      14           56    25.0%",
+            "----------------------------------------------------",
+            "total       1,027        4,054        8,216    49.3%",
+            "candidates [2, 4, 8]; full model uses dim 8; saving 50.7% of embedding parameters",
+        ]
+    )
+
+
+def test_build_embeddings_gives_one_layer_per_field_at_its_dimension(plan):
+    layers = plan.build_embeddings(output_dim=8, unify="zero_pad")
+    assert list(layers) == ["user", "genre", "age"]
+    assert [(layer.vocab_size, layer.dim, layer.output_dim) for layer in layers.values()] == [
+        (1000, 4, 8),
+        (20, 2, 8),
+        (7, 2, 8),
+    ]
+    assert layers["genre"].name == "embedding_genre"
+    assert sum(layer.embedding_params for layer in layers.values()) == plan.embedding_params
