@@ -1,0 +1,282 @@
+"""`CandidateEmbedding`: the N candidate embeddings of one field in the AutoDim search stage."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+SUPPORTED_STORAGE = ("shared", "separate")
+SUPPORTED_UNIFY = ("linear", "zero_pad")
+
+
+def _clone_initializer(initializer: tf.keras.initializers.Initializer):
+    # A shared initializer instance would give seeded weights identical values and
+    # tie the weights' creation together; each weight gets its own copy.
+    return initializer.__class__.from_config(initializer.get_config())
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@tf.keras.utils.register_keras_serializable(package="keras_dimsel")
+class CandidateEmbedding(tf.keras.layers.Layer):
+    """Looks up the N candidate embeddings of one field and unifies them to one dimension.
+
+    AutoDim (Zhao et al., 2021) gives each feature field N candidate embedding
+    dimensions d_1 < ... < d_N and learns which one to keep. This layer holds the
+    candidates of one field during the search stage and returns all of them,
+    brought to the common dimension d_N, so that a selector can mix them.
+
+    Storage (§2.2.1):
+
+    - `"shared"` (weight sharing): one table X of shape `[vocab_size, d_N]`;
+      candidate n of value v is the first d_n numbers of its row,
+      x^n = X[v, :d_n]. The front columns are trained by every candidate.
+    - `"separate"`: one table X^n of shape `[vocab_size, d_n]` per candidate,
+      x^n = X^n[v].
+
+    Unifying the dimensions (§2.2.2):
+
+    - `"linear"`: a dense map per candidate, shared by all values of the field,
+      followed by BatchNorm over the batch (Eq. 1-2):
+
+          x~^n = W_n^T x^n + b_n,   W_n in R^{d_n x d_N},  b_n in R^{d_N}
+          x^^n = (x~^n - mu_B^n) / sqrt(var_B^n + eps)
+
+    - `"zero_pad"`: BatchNorm of the raw candidate, then zeros up to d_N
+      (Eq. 3-4), with no extra weights:
+
+          x~^n = (x^n - mu_B^n) / sqrt(var_B^n + eps)
+          x^^n = [x~^n, 0, ..., 0]   (d_N - d_n zeros)
+
+    BatchNorm makes the candidates comparable in magnitude. It has no learned
+    scale or shift (`center=False, scale=False`), so it cannot undo the selection
+    weights applied afterwards. With `batch_norm=False` the normalisation is left
+    out and x^^n = x~^n (linear) or the padded x^n (zero_pad).
+
+    Args:
+        vocab_size: int, number of ids of the field; ids lie in `[0, vocab_size)`.
+        candidates: sequence of int, the candidate dimensions d_1 < ... < d_N.
+        storage: str, `"shared"` (one table of width d_N) or `"separate"`
+            (one table per candidate).
+        unify: str, `"linear"` (a dense map per candidate) or `"zero_pad"`.
+        batch_norm: bool, whether each unified candidate is batch-normalised.
+        embeddings_initializer: initializer of the embedding table(s), by name,
+            config or instance.
+        embeddings_regularizer: regularizer of the embedding table(s), or None.
+        **kwargs: base `tf.keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Input shape:
+        Integer ids of shape `[batch]` or `[batch, 1]`.
+
+    Output shape:
+        Float tensor of shape `[batch, num_candidates, output_dim]`: slice
+        `[:, n, :]` is the unified candidate n.
+
+    Example:
+
+    >>> layer = CandidateEmbedding(vocab_size=10, candidates=(2, 4))
+    >>> layer(tf.constant([1, 5, 7])).shape
+    TensorShape([3, 2, 4])
+    >>> layer.embedding_params
+    40
+
+    References:
+        Xiangyu Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
+        Recommender Systems", WWW 2021 (also "Memory-efficient Embedding for
+        Recommendations", arXiv:2006.14827).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        candidates: Sequence[int] = (2, 8, 16, 24, 32),
+        storage: str = "shared",
+        unify: str = "linear",
+        batch_norm: bool = True,
+        embeddings_initializer="uniform",
+        embeddings_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not _is_int(vocab_size) or vocab_size <= 0:
+            raise ValueError(
+                f"`vocab_size` must be a positive integer. Received: vocab_size={vocab_size!r}"
+            )
+        try:
+            candidates = tuple(candidates)
+        except TypeError:
+            raise ValueError(
+                "`candidates` must be a non-empty sequence of positive integers. "
+                f"Received: candidates={candidates!r}"
+            ) from None
+        if not candidates:
+            raise ValueError(f"`candidates` must not be empty. Received: candidates={candidates!r}")
+        if not all(_is_int(d) and d > 0 for d in candidates):
+            raise ValueError(
+                "`candidates` must contain only positive integers. "
+                f"Received: candidates={candidates!r}"
+            )
+        if any(a >= b for a, b in zip(candidates, candidates[1:])):
+            raise ValueError(
+                "`candidates` must be strictly increasing (sorted, no duplicates). "
+                f"Received: candidates={candidates!r}"
+            )
+        if storage not in SUPPORTED_STORAGE:
+            raise ValueError(
+                f"`storage` must be one of {SUPPORTED_STORAGE}. Received: storage={storage!r}"
+            )
+        if unify not in SUPPORTED_UNIFY:
+            raise ValueError(f"`unify` must be one of {SUPPORTED_UNIFY}. Received: unify={unify!r}")
+        if not isinstance(batch_norm, bool):
+            raise ValueError(f"`batch_norm` must be a bool. Received: batch_norm={batch_norm!r}")
+
+        self.vocab_size = int(vocab_size)
+        self.candidates = tuple(int(d) for d in candidates)
+        self.storage = storage
+        self.unify = unify
+        self.batch_norm = batch_norm
+        self.embeddings_initializer = tf.keras.initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = tf.keras.regularizers.get(embeddings_regularizer)
+        # The unify maps are fixed to the usual dense-layer defaults.
+        self._kernel_initializer = tf.keras.initializers.get("glorot_uniform")
+        self._bias_initializer = tf.keras.initializers.get("zeros")
+
+    @property
+    def num_candidates(self) -> int:
+        """The number N of candidate dimensions."""
+        return len(self.candidates)
+
+    @property
+    def output_dim(self) -> int:
+        """The common dimension d_N every candidate is unified to."""
+        return self.candidates[-1]
+
+    @property
+    def embedding_params(self) -> int:
+        """How many numbers the embedding table(s) hold (unify maps not counted)."""
+        if self.storage == "shared":
+            return self.vocab_size * self.output_dim
+        return self.vocab_size * sum(self.candidates)
+
+    def build(self, input_shape):
+        input_shape = tf.TensorShape(input_shape)
+        if input_shape.rank not in (1, 2) or (input_shape.rank == 2 and input_shape[-1] != 1):
+            raise ValueError(
+                "CandidateEmbedding expects ids of shape [batch] or [batch, 1]. "
+                f"Received: input_shape={input_shape}"
+            )
+        d_max = self.output_dim
+        if self.storage == "shared":
+            self.tables = [
+                self.add_weight(
+                    name="candidate_table",
+                    shape=(self.vocab_size, d_max),
+                    initializer=_clone_initializer(self.embeddings_initializer),
+                    regularizer=self.embeddings_regularizer,
+                    trainable=True,
+                )
+            ]
+        else:
+            self.tables = [
+                self.add_weight(
+                    name=f"candidate_table_{d}",
+                    shape=(self.vocab_size, d),
+                    initializer=_clone_initializer(self.embeddings_initializer),
+                    regularizer=self.embeddings_regularizer,
+                    trainable=True,
+                )
+                for d in self.candidates
+            ]
+
+        self.unify_kernels = []
+        self.unify_biases = []
+        if self.unify == "linear":
+            for d in self.candidates:
+                self.unify_kernels.append(
+                    self.add_weight(
+                        name=f"unify_kernel_{d}",
+                        shape=(d, d_max),
+                        initializer=_clone_initializer(self._kernel_initializer),
+                        trainable=True,
+                    )
+                )
+                self.unify_biases.append(
+                    self.add_weight(
+                        name=f"unify_bias_{d}",
+                        shape=(d_max,),
+                        initializer=_clone_initializer(self._bias_initializer),
+                        trainable=True,
+                    )
+                )
+
+        self.batch_norms = []
+        if self.batch_norm:
+            for d in self.candidates:
+                norm = tf.keras.layers.BatchNormalization(
+                    center=False, scale=False, dtype=self.dtype_policy, name=f"batch_norm_{d}"
+                )
+                # Linear maps are normalised in d_N columns, raw candidates in their own d_n.
+                # Building here, outside the call, would drop the sub-layer from the
+                # variable names and give every candidate the same `moving_mean` name.
+                with tf.name_scope(norm.name):
+                    norm.build((None, d_max if self.unify == "linear" else d))
+                self.batch_norms.append(norm)
+        super().build(input_shape)
+
+    def call(self, ids: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
+        ids = tf.convert_to_tensor(ids)
+        if not ids.dtype.is_integer:
+            raise ValueError(f"CandidateEmbedding expects integer ids. Received: dtype={ids.dtype}")
+        if ids.shape.rank == 2:
+            ids = tf.squeeze(ids, axis=-1)
+        if self.storage == "shared":
+            rows = tf.gather(self.tables[0], ids)
+            raw = [rows[:, :d] for d in self.candidates]
+        else:
+            raw = [tf.gather(table, ids) for table in self.tables]
+        raw = [tf.cast(x, self.compute_dtype) for x in raw]
+
+        d_max = self.output_dim
+        unified = []
+        for n, (d, x) in enumerate(zip(self.candidates, raw)):
+            if self.unify == "linear":
+                x = tf.matmul(x, tf.cast(self.unify_kernels[n], x.dtype))
+                x = x + tf.cast(self.unify_biases[n], x.dtype)
+                if self.batch_norm:
+                    x = self.batch_norms[n](x, training=training)
+            else:
+                if self.batch_norm:
+                    x = self.batch_norms[n](x, training=training)
+                if d < d_max:
+                    x = tf.pad(x, [[0, 0], [0, d_max - d]])
+            unified.append(x)
+        return tf.stack(unified, axis=1)
+
+    def compute_output_shape(self, input_shape) -> tf.TensorShape:
+        input_shape = tf.TensorShape(input_shape)
+        return tf.TensorShape([input_shape[0], self.num_candidates, self.output_dim])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "vocab_size": self.vocab_size,
+                "candidates": list(self.candidates),
+                "storage": self.storage,
+                "unify": self.unify,
+                "batch_norm": self.batch_norm,
+                "embeddings_initializer": tf.keras.initializers.serialize(
+                    self.embeddings_initializer
+                ),
+                "embeddings_regularizer": tf.keras.regularizers.serialize(
+                    self.embeddings_regularizer
+                )
+                if self.embeddings_regularizer is not None
+                else None,
+            }
+        )
+        return config
