@@ -142,7 +142,10 @@ class PlannedEmbedding(tf.keras.layers.Layer):
 
     def call(self, ids: tf.Tensor) -> tf.Tensor:
         ids = tf.convert_to_tensor(ids)
-        if ids.shape.rank == 2 and ids.shape[-1] == 1:
+        if ids.shape.rank is None:
+            # Unknown rank (e.g. a loosely typed signature): one id per example.
+            ids = tf.reshape(ids, [-1])
+        elif ids.shape.rank == 2 and ids.shape[-1] == 1:
             ids = tf.squeeze(ids, axis=-1)
         elif ids.shape.rank != 1:
             raise ValueError(
