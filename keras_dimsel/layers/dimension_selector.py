@@ -1,0 +1,208 @@
+"""`DimensionGumbelSelector`: Gumbel-softmax choice among candidate embeddings.
+
+One selector per feature field holds the architecture weights of AutoDim, a
+trainable logit per candidate dimension, and mixes the field's (unified)
+candidate embeddings with Gumbel-softmax weights during the search.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+# Keeps log(u) finite: uniform draws start at the smallest normal float32.
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+@tf.keras.utils.register_keras_serializable(package="keras_dimsel")
+class DimensionGumbelSelector(tf.keras.layers.Layer):
+    """Weighted sum of N candidate embeddings with Gumbel-softmax weights.
+
+    The architecture weights of a field are alpha = softmax(a), with `a` the
+    trainable `alpha_logits` (zeros at the start: equal weights). In training,
+    each example draws Gumbel noise g_n = -log(-log u_n), u_n ~ U(0, 1), and
+
+        p_n = softmax_n((log alpha_n + g_n) / tau)        (Eq. 6)
+        x   = sum_n p_n * xhat_n                          (Eq. 7)
+
+    with tau the `temperature` variable, which a training loop or the
+    `TemperatureAnnealing` callback lowers as the search goes on. With
+    `hard=True` the forward pass uses one_hot(argmax_n p_n) and the gradient
+    flows through p (straight-through Gumbel-softmax). Outside training
+    (`training` False or None) the weights are the deterministic
+    p = softmax(a), without noise.
+
+    The noise comes from stateless random ops keyed by the non-trainable
+    `noise_seed` variable, whose counter moves on every training call, so a
+    fixed `seed` gives the same noise sequence, and a restored checkpoint
+    continues it.
+
+    Args:
+        num_candidates: int, N, the number of candidate dimensions (>= 1).
+        hard: bool, whether the forward pass selects exactly one candidate per
+            example (straight-through estimator).
+        initial_temperature: float, the starting value of `temperature` (> 0).
+        seed: int or None, the seed of the Gumbel noise; None draws one.
+
+    Input shape:
+        `[batch, num_candidates, dim]`: the candidate embeddings of one field,
+        already unified to a common dimension.
+
+    Output shape:
+        `[batch, dim]`.
+
+    Example:
+
+    ```python
+    selector = DimensionGumbelSelector(num_candidates=3, seed=0)
+    candidates = tf.random.normal([4, 3, 8])
+    mixed = selector(candidates, training=True)   # [4, 8], noisy weights
+    selector.temperature.assign(0.5)
+    selector.probabilities()                        # softmax(alpha_logits)
+    ```
+
+    References:
+        Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
+        Recommender Systems", WWW 2021, §2.2.3.
+        Jang et al., "Categorical Reparameterization with Gumbel-Softmax",
+        ICLR 2017.
+    """
+
+    def __init__(
+        self,
+        num_candidates: int,
+        hard: bool = False,
+        initial_temperature: float = 1.0,
+        seed: Optional[int] = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not _is_int(num_candidates) or num_candidates < 1:
+            raise ValueError(
+                "`num_candidates` must be a positive integer. "
+                f"Received: num_candidates={num_candidates!r}"
+            )
+        if not isinstance(hard, (bool, np.bool_)):
+            raise ValueError(f"`hard` must be a boolean. Received: hard={hard!r}")
+        if (
+            not isinstance(initial_temperature, (int, float, np.floating, np.integer))
+            or isinstance(initial_temperature, bool)
+            or not np.isfinite(initial_temperature)
+            or initial_temperature <= 0
+        ):
+            raise ValueError(
+                "`initial_temperature` must be a finite positive number. "
+                f"Received: initial_temperature={initial_temperature!r}"
+            )
+        if seed is not None and not _is_int(seed):
+            raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
+        self.num_candidates = int(num_candidates)
+        self.hard = bool(hard)
+        self.initial_temperature = float(initial_temperature)
+        self.seed = None if seed is None else int(seed)
+        self.input_spec = tf.keras.layers.InputSpec(ndim=3)
+
+    def build(self, input_shape):
+        input_shape = tf.TensorShape(input_shape)
+        if input_shape.rank != 3 or input_shape[1] != self.num_candidates:
+            raise ValueError(
+                "DimensionGumbelSelector expects candidates of shape "
+                f"[batch, {self.num_candidates}, dim]. Received: shape={input_shape}"
+            )
+        self.alpha_logits = self.add_weight(
+            name="alpha_logits",
+            shape=(self.num_candidates,),
+            dtype="float32",
+            initializer=tf.keras.initializers.Zeros(),
+            trainable=True,
+            experimental_autocast=False,
+        )
+        self.temperature = self.add_weight(
+            name="temperature",
+            shape=(),
+            dtype="float32",
+            initializer=tf.keras.initializers.Constant(self.initial_temperature),
+            trainable=False,
+            experimental_autocast=False,
+        )
+        seed = self.seed if self.seed is not None else random.randrange(2**31)
+        self.noise_seed = self.add_weight(
+            name="noise_seed",
+            shape=(2,),
+            dtype="int64",
+            initializer=tf.keras.initializers.Constant([seed, 0]),
+            trainable=False,
+            # Replicas share the counter; the replica id is folded into the seed.
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+        super().build(input_shape)
+
+    @property
+    def architecture_variables(self) -> List[tf.Variable]:
+        """The variables the architecture optimiser updates: `[alpha_logits]`."""
+        return [self.alpha_logits]
+
+    def probabilities(self) -> tf.Tensor:
+        """The deterministic selection weights softmax(alpha_logits), shape `[N]`."""
+        return tf.nn.softmax(self.alpha_logits)
+
+    def _gumbel_noise(self, batch_size: tf.Tensor) -> tf.Tensor:
+        seed = self.noise_seed.assign_add(tf.constant([0, 1], tf.int64))
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # Without this every replica would draw the same noise.
+            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+        uniform = tf.random.stateless_uniform(
+            [batch_size, self.num_candidates], seed=seed, minval=_TINY, maxval=1.0
+        )
+        return -tf.math.log(-tf.math.log(uniform))
+
+    def _training_weights(self, batch_size: tf.Tensor) -> tf.Tensor:
+        log_alpha = tf.nn.log_softmax(self.alpha_logits)
+        noise = self._gumbel_noise(batch_size)
+        probs = tf.nn.softmax((log_alpha + noise) / self.temperature, axis=-1)
+        if not self.hard:
+            return probs
+        one_hot = tf.one_hot(tf.argmax(probs, axis=-1), self.num_candidates, dtype=probs.dtype)
+        # one_hot + (p - p) is exactly the one-hot forward, with the gradient of p.
+        return one_hot + (probs - tf.stop_gradient(probs))
+
+    def call(self, candidates: tf.Tensor, training=None) -> tf.Tensor:
+        candidates = tf.convert_to_tensor(candidates, dtype=self.compute_dtype)
+        if training is None:
+            training = False
+
+        def noisy():
+            weights = self._training_weights(tf.shape(candidates)[0])
+            return tf.einsum("bn,bnd->bd", tf.cast(weights, candidates.dtype), candidates)
+
+        def deterministic():
+            weights = tf.cast(self.probabilities(), candidates.dtype)
+            return tf.einsum("n,bnd->bd", weights, candidates)
+
+        if isinstance(training, (bool, np.bool_)):
+            return noisy() if training else deterministic()
+        return tf.cond(tf.cast(training, tf.bool), noisy, deterministic)
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tf.TensorShape(input_shape)
+        return tf.TensorShape([input_shape[0], input_shape[2]])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "num_candidates": self.num_candidates,
+                "hard": self.hard,
+                "initial_temperature": self.initial_temperature,
+                "seed": self.seed,
+            }
+        )
+        return config

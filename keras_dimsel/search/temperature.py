@@ -1,0 +1,213 @@
+"""`TemperatureSchedule`: the Gumbel-softmax temperature annealing of AutoDim.
+
+The paper anneals tau = max(0.01, 1 - 0.00005 * t) with t the training step at
+batch size 2000. A step count means different things at different batch sizes,
+so the schedule here is a function of examples seen: t = examples_seen / 2000.
+`TemperatureAnnealing` applies it inside a plain `model.fit`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Optional, Union
+
+import tensorflow as tf
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@tf.keras.utils.register_keras_serializable(package="keras_dimsel")
+class TemperatureSchedule:
+    """Linear temperature decay with a floor, measured in examples seen.
+
+    With s the number of training examples seen so far and B_ref the reference
+    batch size,
+
+        tau(s) = max(floor, 1 - rate * s / B_ref)
+
+    which is the AutoDim schedule tau = max(0.01, 1 - 0.00005 * t) with
+    t = s / B_ref the step count at batch size B_ref = 2000. Ten steps of 2000
+    examples and twenty steps of 1000 examples give the same temperature.
+
+    Args:
+        floor: float, the lowest temperature, in (0, 1].
+        rate: float, the decrease of tau per reference step, >= 0.
+        reference_batch_size: int, the batch size at which `rate` is a per-step
+            rate.
+
+    Example:
+
+    ```python
+    schedule = TemperatureSchedule()
+    schedule(0)               # 1.0
+    schedule(10_000 * 2000)   # 0.5
+    schedule(10**9)           # 0.01
+    ```
+
+    References:
+        Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
+        Recommender Systems", WWW 2021, §3.2.
+    """
+
+    def __init__(
+        self, floor: float = 0.01, rate: float = 0.00005, reference_batch_size: int = 2000
+    ):
+        if not _is_number(floor) or not 0.0 < floor <= 1.0:
+            raise ValueError(f"`floor` must be a number in (0, 1]. Received: floor={floor!r}")
+        if not _is_number(rate) or not math.isfinite(rate) or rate < 0:
+            raise ValueError(
+                f"`rate` must be a finite non-negative number. Received: rate={rate!r}"
+            )
+        if (
+            not isinstance(reference_batch_size, int)
+            or isinstance(reference_batch_size, bool)
+            or reference_batch_size <= 0
+        ):
+            raise ValueError(
+                "`reference_batch_size` must be a positive integer. "
+                f"Received: reference_batch_size={reference_batch_size!r}"
+            )
+        self.floor = float(floor)
+        self.rate = float(rate)
+        self.reference_batch_size = reference_batch_size
+
+    def __call__(self, examples_seen: Union[int, float, tf.Tensor]) -> tf.Tensor:
+        """The temperature after `examples_seen` training examples.
+
+        Args:
+            examples_seen: int, float or scalar tensor, the number of training
+                examples seen so far.
+
+        Returns:
+            A float32 scalar tensor.
+        """
+        # float64 keeps example counts beyond 2**24 exact.
+        seen = tf.cast(examples_seen, tf.float64)
+        steps = seen / float(self.reference_batch_size)
+        tau = tf.maximum(tf.constant(self.floor, tf.float64), 1.0 - self.rate * steps)
+        return tf.cast(tau, tf.float32)
+
+    def get_config(self) -> dict:
+        return {
+            "floor": self.floor,
+            "rate": self.rate,
+            "reference_batch_size": self.reference_batch_size,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> TemperatureSchedule:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return (
+            f"TemperatureSchedule(floor={self.floor}, rate={self.rate}, "
+            f"reference_batch_size={self.reference_batch_size})"
+        )
+
+
+class TemperatureAnnealing(tf.keras.callbacks.Callback):
+    """Anneals the `temperature` variable of every selector during `model.fit`.
+
+    Before each training batch it assigns tau(s), s = examples seen before that
+    batch, to every layer of the model that has a `temperature` `tf.Variable`
+    (such as `DimensionGumbelSelector`). The count runs across epochs and
+    across `fit` calls on the same callback; when training ends the variables
+    hold tau(total examples seen), the temperature of the next batch.
+
+    Keras does not pass the batch size to callbacks, so examples are counted as
+    `batch_size` per step: a smaller last batch of an epoch counts as a full
+    one. With `steps_per_execution = k` the temperature changes once every k
+    steps.
+
+    Args:
+        schedule: TemperatureSchedule or callable, maps examples seen to the
+            temperature (default `TemperatureSchedule()`).
+        batch_size: int, the training batch size.
+        initial_examples_seen: int, examples already seen, for resuming a
+            search.
+
+    Example:
+
+    ```python
+    model.fit(
+        dataset.batch(2000),
+        epochs=3,
+        callbacks=[TemperatureAnnealing(TemperatureSchedule(), batch_size=2000)],
+    )
+    ```
+
+    References:
+        Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
+        Recommender Systems", WWW 2021, §3.2.
+    """
+
+    def __init__(
+        self,
+        schedule: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
+        *,
+        batch_size: int,
+        initial_examples_seen: int = 0,
+    ):
+        super().__init__()
+        if schedule is None:
+            schedule = TemperatureSchedule()
+        if not callable(schedule):
+            raise ValueError(
+                "`schedule` must be a TemperatureSchedule or a callable. "
+                f"Received: schedule={schedule!r}"
+            )
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+            raise ValueError(
+                f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+            )
+        if (
+            not isinstance(initial_examples_seen, int)
+            or isinstance(initial_examples_seen, bool)
+            or initial_examples_seen < 0
+        ):
+            raise ValueError(
+                "`initial_examples_seen` must be a non-negative integer. "
+                f"Received: initial_examples_seen={initial_examples_seen!r}"
+            )
+        self.schedule = schedule
+        self.batch_size = batch_size
+        self.examples_seen = initial_examples_seen
+        self._epoch_start = initial_examples_seen
+        self._temperatures: List[tf.Variable] = []
+
+    def _find_temperatures(self) -> List[tf.Variable]:
+        found = {}
+        for module in [self.model, *self.model.submodules]:
+            variable = getattr(module, "temperature", None)
+            if isinstance(variable, tf.Variable):
+                found[id(variable)] = variable
+        return list(found.values())
+
+    def _assign(self) -> None:
+        tau = self.schedule(self.examples_seen)
+        for variable in self._temperatures:
+            variable.assign(tf.cast(tau, variable.dtype))
+
+    def on_train_begin(self, logs=None):
+        self._temperatures = self._find_temperatures()
+        if not self._temperatures:
+            raise ValueError(
+                "TemperatureAnnealing found no layer with a `temperature` variable in "
+                f"model {self.model.name!r}; it has nothing to anneal."
+            )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.examples_seen
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._assign()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the index of the last step run, which stays right when
+        # several steps run per call (`steps_per_execution`).
+        self.examples_seen = self._epoch_start + (int(batch) + 1) * self.batch_size
+
+    def on_train_end(self, logs=None):
+        self._assign()
