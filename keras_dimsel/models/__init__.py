@@ -1,0 +1,1 @@
+"""Ready rankers: FM, WideDeep and DeepFM (TFRS models with a Ranking task)."""

@@ -1,0 +1,142 @@
+"""`CTRModel`: the shared body of the FM, Wide&Deep and DeepFM rankers.
+
+A TFRS model over raw features: `FeatureLookup` turns raw values into ids,
+`FieldEmbeddings` embeds every field for the stage at hand (search supernet,
+planned retrain, or full dimension), and a subclass turns the field vectors
+into a click logit. The task is `tfrs.tasks.Ranking` with binary cross-entropy,
+reporting AUC and logloss.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from keras_dimsel.data.feature_spec import FeatureSpec
+from keras_dimsel.data.lookup import FeatureLookup
+from keras_dimsel.models.field_embeddings import FieldEmbeddings
+
+
+def ranking_task() -> tfrs.tasks.Ranking:
+    """Binary cross-entropy on click probabilities, with AUC and logloss metrics."""
+    return tfrs.tasks.Ranking(
+        loss=tf.keras.losses.BinaryCrossentropy(),
+        metrics=[
+            tf.keras.metrics.AUC(name="auc", num_thresholds=2000),
+            tf.keras.metrics.BinaryCrossentropy(name="logloss"),
+        ],
+    )
+
+
+def mlp(hidden_units: Sequence[int], dropout: float, name: str) -> tf.keras.Sequential:
+    """The papers' tower: Dense, BatchNorm, ReLU, Dropout per layer, then one logit."""
+    layers = []
+    for units in hidden_units:
+        layers += [
+            tf.keras.layers.Dense(units, use_bias=False),
+            tf.keras.layers.BatchNormalization(),
+            tf.keras.layers.ReLU(),
+            tf.keras.layers.Dropout(dropout),
+        ]
+    layers.append(tf.keras.layers.Dense(1))
+    return tf.keras.Sequential(layers, name=name)
+
+
+def pairwise_interaction(vectors: Sequence[tf.Tensor]) -> tf.Tensor:
+    """FM's second-order term, sum_{i<j} <v_i, v_j>, in O(M * d): [batch]."""
+    stacked = tf.stack(vectors, axis=1)
+    square_of_sum = tf.square(tf.reduce_sum(stacked, axis=1))
+    sum_of_squares = tf.reduce_sum(tf.square(stacked), axis=1)
+    return 0.5 * tf.reduce_sum(square_of_sum - sum_of_squares, axis=1)
+
+
+class CTRModel(tfrs.models.Model):
+    """Base of the click-through rankers; subclasses implement `logit`.
+
+    Args:
+        spec: FeatureSpec, the artifact the lookup layers are built from.
+        stage: str, `"search"`, `"plan"` or `"full"` (see `FieldEmbeddings`).
+        fields: list of str or None, the fields to use (default: all).
+        candidates: tuple of int, candidate dimensions (search, and d_N for plan).
+        storage: str, `"shared"` or `"separate"` (search).
+        unify: str, `"linear"` or `"zero_pad"` (search and plan).
+        plan_dims: dict, chosen dimension per field (plan).
+        dim: int, dimension of every field (full).
+        hidden_units: tuple of int, MLP layers (deep models).
+        dropout: float, MLP dropout rate.
+        hard: bool, straight-through selection during search.
+        seed: int or None, the Gumbel noise seed.
+    """
+
+    #: whether the interaction needs every field at the same dimension
+    equal_dims = True
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        stage: str = "full",
+        fields: Optional[Sequence[str]] = None,
+        candidates: Sequence[int] = (2, 8, 16, 24, 32),
+        storage: str = "shared",
+        unify: str = "linear",
+        plan_dims: Optional[dict] = None,
+        dim: int = 32,
+        hidden_units: Sequence[int] = (128, 128),
+        dropout: float = 0.2,
+        hard: bool = False,
+        seed: Optional[int] = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.field_names = list(fields) if fields is not None else spec.field_names
+        self.lookup = FeatureLookup(spec, self.field_names)
+        vocab_sizes = {name: spec.field(name).vocab_size for name in self.field_names}
+        self.field_embeddings = FieldEmbeddings(
+            vocab_sizes,
+            stage=stage,
+            candidates=candidates,
+            storage=storage,
+            unify=unify,
+            plan_dims=plan_dims,
+            dim=dim,
+            equal_dims=self.equal_dims,
+            hard=hard,
+            seed=seed,
+        )
+        self.first_order = {
+            name: tf.keras.layers.Embedding(
+                size, 1, embeddings_initializer="zeros", name=f"linear_{name}"
+            )
+            for name, size in vocab_sizes.items()
+        }
+        self.hidden_units = tuple(hidden_units)
+        self.dropout = dropout
+        self.task = ranking_task()
+
+    def linear_logit(self, ids: dict) -> tf.Tensor:
+        """The first-order (wide) term: one learned weight per field value, summed."""
+        terms = [tf.reshape(self.first_order[n](ids[n]), [-1]) for n in self.field_names]
+        return tf.add_n(terms)
+
+    def logit(self, ids: dict, vectors: list, training=None) -> tf.Tensor:
+        raise NotImplementedError
+
+    def call(self, features: dict, training=None) -> tf.Tensor:
+        """Raw features to click probabilities, shape [batch]."""
+        ids = self.lookup({name: features[name] for name in self.field_names})
+        ids = {name: tf.reshape(value, [-1]) for name, value in ids.items()}
+        vectors = self.field_embeddings(ids, training=training)
+        return tf.sigmoid(self.logit(ids, vectors, training=training))
+
+    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+        features, labels = inputs[0], inputs[1]
+        predictions = self(features, training=training)
+        return self.task(labels=tf.reshape(labels, [-1]), predictions=predictions)
+
+    @property
+    def embedding_params(self) -> int:
+        """Numbers in the field embedding tables (first-order weights not included)."""
+        return self.field_embeddings.embedding_params
