@@ -61,6 +61,11 @@ class AlternatingSearch:
     A temperature schedule is any callable from the number of training examples
     seen (a float32 scalar tensor) to the temperature.
 
+    Under a `tf.distribute` strategy (build and compile the model in its
+    scope) the counters are replica-aware and the architecture update is
+    computed at every step and undone exactly when it is not due, because
+    synchronisation points cannot run inside a conditional branch there.
+
     Two optimizers are required: one tf_keras optimizer keeps its slots for
     the variables it was first applied to, so alpha gets its own
     `arch_optimizer`.
@@ -229,6 +234,9 @@ class AlternatingSearch:
         self.pretrain_steps = pretrain_steps
         self.search_mode = mode
         self.temperature_schedule = temperature_schedule
+        examples_seen = tf.cast(self.examples_seen, tf.float32)
+        for variable in self._temperature_variables():
+            variable.assign(tf.cast(temperature_schedule(examples_seen), variable.dtype))
 
     @property
     def architecture_variables(self) -> List[tf.Variable]:
@@ -312,7 +320,9 @@ class AlternatingSearch:
     def _metric_variables(self) -> List[tf.Variable]:
         return [variable for metric in self.metrics for variable in metric.variables]
 
-    def _validation_step(self, validation_batch: Any, architecture: List[tf.Variable]) -> tf.Tensor:
+    def _validation_gradients(
+        self, validation_batch: Any, architecture: List[tf.Variable]
+    ) -> Tuple[tf.Tensor, List[tf.Tensor]]:
         # The loss hooks also update the loss and task metrics; restoring them keeps
         # the reported metrics about the training batches only.
         metric_variables = self._metric_variables()
@@ -320,10 +330,45 @@ class AlternatingSearch:
         with tf.GradientTape() as tape:
             loss, _ = self._batch_loss(validation_batch)
         gradients = tape.gradient(loss, architecture)
-        self.arch_optimizer.apply_gradients(zip(gradients, architecture))
         for variable, value in zip(metric_variables, saved):
             variable.assign(value)
-        return tf.cast(loss, tf.float32)
+        return tf.cast(loss, tf.float32), gradients
+
+    def _update_architecture(
+        self,
+        due: tf.Tensor,
+        loss_and_gradients: Callable[[], Tuple[tf.Tensor, List[tf.Tensor]]],
+        architecture: List[tf.Variable],
+    ) -> tf.Tensor:
+        """Applies the architecture gradients when `due`; returns the last arch loss."""
+
+        def update():
+            loss, gradients = loss_and_gradients()
+            missing = [v.name for v, g in zip(architecture, gradients) if g is None]
+            if missing:
+                raise ValueError(
+                    f"The architecture variables {missing} get no gradient from the loss; "
+                    "they must take part in the model's forward pass."
+                )
+            self.arch_optimizer.apply_gradients(zip(gradients, architecture))
+            return loss
+
+        if not tf.distribute.has_strategy():
+            return tf.cond(due, update, self.last_arch_loss.read_value)
+        # Under a tf.distribute strategy, synchronisation points (gradient all-reduce,
+        # writes to mirrored variables such as BatchNorm statistics) cannot live in a
+        # tf.cond branch. The update then runs at every step and is undone, exactly,
+        # when it was not due.
+        tracked = architecture + list(self.arch_optimizer.variables)
+        saved = [tf.identity(variable.read_value()) for variable in tracked]
+        loss = update()
+        _assign_everywhere(
+            [
+                (variable, tf.where(due, variable.read_value(), value))
+                for variable, value in zip(tracked, saved)
+            ]
+        )
+        return tf.where(due, loss, self.last_arch_loss.read_value())
 
     def train_step(self, data: Any) -> dict:
         """One search step on a `(train_batch, validation_batch)` pair.
@@ -351,8 +396,12 @@ class AlternatingSearch:
         temperature = tf.cast(
             self.temperature_schedule(tf.cast(examples_seen, tf.float32)), tf.float32
         )
-        for variable in self._temperature_variables():
-            variable.assign(tf.cast(temperature, variable.dtype))
+        if not tf.distribute.has_strategy():
+            # Under a strategy the replicas may trace this line before and after the
+            # model is built and would disagree on the variables to synchronise; the
+            # assignment at the end of the step (and in `compile`) covers them.
+            for variable in self._temperature_variables():
+                variable.assign(tf.cast(temperature, variable.dtype))
 
         joint = self.search_mode == "joint"
         with tf.GradientTape() as tape:
@@ -368,39 +417,67 @@ class AlternatingSearch:
         if joint:
             arch_gradients = gradients[len(network) :]
 
-            def update_architecture():
-                self.arch_optimizer.apply_gradients(zip(arch_gradients, architecture))
-                return tf.cast(loss, tf.float32)
+            def loss_and_gradients():
+                return tf.cast(loss, tf.float32), arch_gradients
 
             due = pretrained
         else:
 
-            def update_architecture():
-                return self._validation_step(validation_batch, architecture)
+            def loss_and_gradients():
+                return self._validation_gradients(validation_batch, architecture)
 
             due = tf.logical_and(pretrained, (step - self.pretrain_steps) % self.arch_every == 0)
-        arch_loss = tf.cond(due, update_architecture, self.last_arch_loss.read_value)
+        arch_loss = self._update_architecture(due, loss_and_gradients, architecture)
         self.last_arch_loss.assign(arch_loss)
 
         batch_size = tf.shape(tf.nest.flatten(train_batch)[0], out_type=tf.int64)[0]
         self.search_step.assign_add(1)
         self.examples_seen.assign_add(batch_size)
-        # Assigned again for the next step: layers that create `temperature` in
+        # Assigned for the next step too: layers that create `temperature` in
         # `build` only have it after the first forward pass of the first trace.
         next_temperature = self.temperature_schedule(
             tf.cast(self.examples_seen.read_value(), tf.float32)
         )
-        for variable in self._temperature_variables():
-            variable.assign(tf.cast(next_temperature, variable.dtype))
+        _assign_everywhere(
+            [(v, tf.cast(next_temperature, v.dtype)) for v in self._temperature_variables()]
+        )
 
         if keras_outputs is None:
             metrics = {metric.name: metric.result() for metric in self.metrics}
             metrics["loss"] = loss
         else:
             metrics = self.compute_metrics(*keras_outputs)
+        # Keras sums per-replica logs: a loss is a per-replica share, the temperature
+        # is one value for all replicas.
         metrics["arch_loss"] = arch_loss
-        metrics["temperature"] = temperature
+        metrics["temperature"] = _replica_mean(temperature)
         return metrics
+
+
+def _assign_everywhere(pairs: List[Tuple[tf.Variable, tf.Tensor]]) -> None:
+    """Assigns values that are equal on all replicas, whatever a variable's aggregation."""
+    if not pairs:
+        return
+
+    def assign_all(strategy, pairs):
+        for variable, value in pairs:
+            strategy.extended.update(variable, lambda v, x: v.assign(x), args=(value,))
+
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        assign_all(tf.distribute.get_strategy(), pairs)
+    else:
+        context.merge_call(assign_all, args=(pairs,))
+
+
+def _replica_mean(value: tf.Tensor) -> tf.Tensor:
+    """One value for all replicas, so Keras's per-replica "sum" of logs keeps it as is."""
+    context = tf.distribute.get_replica_context()
+    if context is None or not tf.distribute.has_strategy():
+        return value
+    return context.merge_call(
+        lambda strategy, value: strategy.reduce("MEAN", value, axis=None), args=(value,)
+    )
 
 
 def zip_train_validation(train: tf.data.Dataset, validation: tf.data.Dataset) -> tf.data.Dataset:

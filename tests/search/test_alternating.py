@@ -1,5 +1,11 @@
 """Tests for the alternating (first-order DARTS) search step."""
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -425,3 +431,69 @@ def test_zip_train_validation_rejects_bad_inputs():
         zip_train_validation(train, [1, 2])
     with pytest.raises(ValueError, match="`validation` must not be empty"):
         zip_train_validation(train, tf.data.Dataset.range(0).batch(1))
+
+
+MIRRORED_SCRIPT = """
+import json, os
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tests.search.test_alternating import KerasSearchModel, datasets, zip_train_validation
+
+def search(strategy):
+    with strategy.scope():
+        model = KerasSearchModel()
+        model.compile(
+            optimizer=tf.keras.optimizers.SGD(0.1),
+            arch_optimizer=tf.keras.optimizers.Adam(0.1),
+            loss="binary_crossentropy",
+            arch_every=2,
+            pretrain_steps=1,
+            temperature_schedule=lambda n: 1.0 / (1.0 + n),
+        )
+    alphas = []
+    record = tf.keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: alphas.append(
+            model.selector.alpha_logits.numpy().tolist()
+        )
+    )
+    history = model.fit(
+        zip_train_validation(*datasets(steps=5)), callbacks=[record], verbose=0
+    )
+    return {
+        "alphas": alphas,
+        "temperature_log": history.history["temperature"][0],
+        "temperature": float(model.selector.temperature.numpy()),
+        "step": int(model.search_step.numpy()),
+        "examples_seen": int(model.examples_seen.numpy()),
+    }
+
+print(json.dumps({
+    "mirrored": search(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
+    "default": search(tf.distribute.get_strategy()),
+}))
+"""
+
+
+@pytest.mark.e2e
+def test_search_under_mirrored_strategy_matches_a_single_device(tmp_path):
+    # Logical devices must be configured before TensorFlow starts: a fresh process.
+    root = pathlib.Path(__file__).resolve().parents[2]
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="3")
+    completed = subprocess.run(
+        [sys.executable, str(script)], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(completed.stdout.strip().splitlines()[-1])
+    mirrored, default = results["mirrored"], results["default"]
+
+    alphas = [[0.0, 0.0]] + mirrored["alphas"]
+    changed = [i for i in range(5) if alphas[i] != alphas[i + 1]]
+    assert changed == [1, 3]
+    np.testing.assert_allclose(mirrored["alphas"], default["alphas"], rtol=1e-4, atol=1e-6)
+    assert mirrored["step"] == 5 and mirrored["examples_seen"] == 20
+    assert mirrored["temperature_log"] == pytest.approx(1 / 17)
+    assert mirrored["temperature"] == pytest.approx(1 / 21)
