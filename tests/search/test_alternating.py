@@ -326,6 +326,9 @@ def test_default_schedule_is_the_library_temperature_schedule():
         loss="binary_crossentropy",
     )
     assert isinstance(model.temperature_schedule, temperature.TemperatureSchedule)
+    logs = [tf.function(model.train_step)(keras_pair()) for _ in range(2)]
+    expected = [float(model.temperature_schedule(n)) for n in (0, 4)]
+    assert [float(log["temperature"]) for log in logs] == pytest.approx(expected)
 
 
 def test_train_on_batch_accepts_a_pair():
