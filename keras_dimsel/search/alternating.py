@@ -59,7 +59,7 @@ class AlternatingSearch:
     `architecture_variables` (a list of `tf.Variable`); if it also has a
     `temperature` variable, the train step assigns it before the forward pass.
     A temperature schedule is any callable from the number of training examples
-    seen (a float32 scalar tensor, the default float type of TensorFlow ops) to the temperature.
+    seen (a float32 scalar tensor) to the temperature.
 
     Under a `tf.distribute` strategy (build and compile the model in its
     scope) the counters are replica-aware and the architecture update is
