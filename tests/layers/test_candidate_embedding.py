@@ -95,6 +95,13 @@ def test_constant_initializer_fills_the_table():
     np.testing.assert_allclose(layer(tf.constant([1])), [[[3, 0], [3, 4]]])
 
 
+def test_mixed_precision_policy_gives_float16_outputs_from_float32_tables():
+    layer = CandidateEmbedding(vocab_size=3, candidates=(1, 2), dtype="mixed_float16")
+    out = layer(tf.constant([0, 2]), training=True)
+    assert out.dtype == tf.float16
+    assert {w.dtype for w in layer.weights} == {tf.float32}
+
+
 def test_ids_of_shape_batch_by_one_give_the_same_output():
     layer = _layer("shared", "linear")
     np.testing.assert_allclose(layer(tf.constant([[2], [0]])), layer(tf.constant(IDS)))
@@ -333,13 +340,14 @@ def test_saved_model_round_trip_gives_the_same_predictions(tmp_path):
     np.testing.assert_allclose(next(iter(served.values())), expected, rtol=1e-6)
 
 
-def test_keras_file_round_trip_gives_the_same_predictions(tmp_path):
+@pytest.mark.parametrize("filename", ["model.keras", "model.h5"])
+def test_keras_file_round_trip_gives_the_same_predictions(tmp_path, filename):
     tf.keras.utils.set_random_seed(12)
     model = _model(CandidateEmbedding(vocab_size=6, candidates=(1, 3), storage="separate"))
     ids = tf.constant([[5], [0], [3]], tf.int64)
     expected = model(ids, training=False).numpy()
 
-    path = str(tmp_path / "model.keras")
+    path = str(tmp_path / filename)
     model.save(path)
     loaded = tf.keras.models.load_model(path)
     assert isinstance(loaded.layers[1], CandidateEmbedding)
