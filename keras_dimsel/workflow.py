@@ -1,0 +1,313 @@
+"""The training commands as functions: baseline, search, retrain.
+
+Each takes the artifact (`FeatureSpec`), trains on its train split, and writes
+machine-readable results into a run directory:
+
+- `metrics.json`: test AUC, logloss, embedding parameters, examples/second;
+- `saved_model/`: the compact export (raw features in, probability out);
+- search only: `plan.json`, `alpha_history.csv`, TensorBoard scalars in
+  `logs/`, and the plot `search.png`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from keras_dimsel import _io
+from keras_dimsel.data.feature_spec import FeatureSpec
+from keras_dimsel.data.input_fn import make_dataset
+from keras_dimsel.export import export_saved_model
+from keras_dimsel.models import make_model
+from keras_dimsel.search.alternating import zip_train_validation
+from keras_dimsel.search.plan import DimensionPlan
+
+DEFAULT_CANDIDATES = (2, 8, 16, 24, 32)
+DEFAULT_LEARNING_RATE = 1e-3
+# How far (in logits) alpha can travel over a search by default; see run_search.
+ARCH_TRAVEL = 3.0
+# At least this many steps per epoch: small data sets get smaller batches.
+_MIN_STEPS_PER_EPOCH = 100
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    """Epochs, batch size and seed, with defaults fitted to the data at hand.
+
+    `batch_size=None` picks 2000 (the papers' setting) or less, so that an
+    epoch has at least 100 steps; `epochs=None` picks 3.
+    """
+
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    seed: int = 0
+
+    def resolve(self, spec: FeatureSpec) -> TrainSettings:
+        train_rows = spec.splits.get("train", 0)
+        if train_rows <= 0:
+            raise ValueError(f"the train split of {spec.directory} is empty")
+        if spec.splits.get("test", 0) <= 0:
+            raise ValueError(f"the test split of {spec.directory} is empty")
+        batch = self.batch_size or int(np.clip(train_rows // _MIN_STEPS_PER_EPOCH, 64, 2000))
+        for name, value in (("epochs", self.epochs), ("batch_size", batch)):
+            if value is not None and value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {value}")
+        return TrainSettings(self.epochs or 3, batch, self.seed)
+
+
+def _seed_everything(seed: int) -> None:
+    tf.keras.utils.set_random_seed(seed)
+
+
+def evaluate(model, spec: FeatureSpec, batch_size: int) -> dict:
+    """Test AUC, logloss and serving throughput (examples/second) of a model."""
+    test = make_dataset(spec, "test", batch_size=batch_size)
+    model.evaluate(test.take(1), verbose=0)  # traces the graph outside the timing
+    start = time.perf_counter()
+    results = model.evaluate(test, return_dict=True, verbose=0)
+    seconds = time.perf_counter() - start
+    return {
+        "auc": float(results["auc"]),
+        "logloss": float(results["logloss"]),
+        "embedding_params": int(model.embedding_params),
+        "examples_per_second": float(spec.splits["test"] / seconds),
+    }
+
+
+def _write_json(path: str, record: dict) -> None:
+    _io.write_text_atomically(path, json.dumps(record, indent=2) + "\n")
+
+
+def _fit_and_export(model, spec, settings: TrainSettings, output: str, extra: dict) -> dict:
+    model.compile(optimizer=tf.keras.optimizers.Adam(DEFAULT_LEARNING_RATE))
+    train = make_dataset(spec, "train", settings.batch_size, shuffle=True, seed=settings.seed)
+    validation = make_dataset(spec, "validation", settings.batch_size)
+    start = time.perf_counter()
+    model.fit(train, validation_data=validation, epochs=settings.epochs, verbose=2)
+    train_seconds = time.perf_counter() - start
+    metrics = evaluate(model, spec, settings.batch_size)
+    metrics["train_examples_per_second"] = spec.splits["train"] * settings.epochs / train_seconds
+    metrics.update(extra)
+    export_saved_model(model, os.path.join(output, "saved_model"))
+    _write_json(os.path.join(output, "metrics.json"), metrics)
+    return metrics
+
+
+def run_baseline(
+    spec: FeatureSpec,
+    model_name: str,
+    output: str,
+    dim: int = 32,
+    settings: Optional[TrainSettings] = None,
+) -> dict:
+    """Trains the full-dimension model (every field at `dim`) and exports it."""
+    settings = (settings or TrainSettings()).resolve(spec)
+    _seed_everything(settings.seed)
+    _io.makedirs(output)
+    model = make_model(model_name, spec, stage="full", dim=dim)
+    full = {"full_embedding_params": int(model.embedding_params), "dim": dim}
+    return _fit_and_export(model, spec, settings, output, {**full, "model": model_name})
+
+
+class AlphaHistory(tf.keras.callbacks.Callback):
+    """Records softmax(alpha) of every field every `every` steps (CSV + TensorBoard).
+
+    Args:
+        field_embeddings: the model's `FieldEmbeddings` (search stage).
+        path: str, the CSV file (`step, field, candidate, probability` rows).
+        log_dir: str or None, a TensorBoard log directory.
+        every: int, steps between records.
+    """
+
+    def __init__(self, field_embeddings, path: str, log_dir: Optional[str] = None, every=10):
+        super().__init__()
+        self._fields = field_embeddings
+        self._path = path
+        self._every = every
+        self._step = 0
+        self._writer = tf.summary.create_file_writer(log_dir) if log_dir else None
+        self.rows: list[tuple[int, str, int, float]] = []
+
+    def _record(self) -> None:
+        candidates = self._fields.candidates
+        for name, probabilities in self._fields.selection_probabilities().items():
+            for dim, p in zip(candidates, probabilities):
+                self.rows.append((self._step, name, dim, float(p)))
+                if self._writer is not None:
+                    with self._writer.as_default(step=self._step):
+                        tf.summary.scalar(f"alpha/{name}/{dim}", p)
+
+    def on_train_begin(self, logs=None):
+        self._record()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._step % self._every == 0:
+            self._record()
+
+    def on_train_end(self, logs=None):
+        if self._step % self._every:
+            self._record()
+        lines = ["step,field,candidate,probability"]
+        lines += [f"{s},{f},{d},{p:.6f}" for s, f, d, p in self.rows]
+        _io.write_text_atomically(self._path, "\n".join(lines) + "\n")
+        if self._writer is not None:
+            self._writer.flush()
+
+
+def run_search(
+    spec: FeatureSpec,
+    model_name: str,
+    output: str,
+    candidates: Sequence[int] = DEFAULT_CANDIDATES,
+    storage: str = "shared",
+    unify: str = "linear",
+    arch_every: int = 10,
+    pretrain_steps: Optional[int] = None,
+    mode: str = "alternating",
+    arch_learning_rate: Optional[float] = None,
+    settings: Optional[TrainSettings] = None,
+) -> DimensionPlan:
+    """Searches one dimension per field (AutoDim) and writes `plan.json`.
+
+    `pretrain_steps=None` pre-trains the network with alpha frozen for the
+    first half epoch. `arch_learning_rate=None` scales alpha's Adam step to
+    the number of alpha updates the run will make: the paper's 0.001 assumes
+    thousands of updates (20,000 steps per Criteo epoch); on a small data set
+    the same rate would leave alpha where it started, so the rate is raised to
+    `ARCH_TRAVEL / updates` (Adam moves a logit by at most about the rate per
+    update), never below 0.001.
+    """
+    settings = (settings or TrainSettings()).resolve(spec)
+    if spec.splits.get("validation", 0) <= 0:
+        raise ValueError(
+            f"the validation split of {spec.directory} is empty: the search fits alpha on "
+            "validation batches (give the preprocessing a validation ratio, e.g. --split 8:1:1)"
+        )
+    _seed_everything(settings.seed)
+    _io.makedirs(output)
+    steps_per_epoch = -(-spec.splits["train"] // settings.batch_size)
+    if pretrain_steps is None:
+        pretrain_steps = steps_per_epoch // 2
+    model = make_model(
+        model_name,
+        spec,
+        stage="search",
+        candidates=candidates,
+        storage=storage,
+        unify=unify,
+        seed=settings.seed,
+    )
+    if arch_learning_rate is None:
+        total_steps = steps_per_epoch * settings.epochs
+        updates = max(1, (total_steps - pretrain_steps) // (1 if mode == "joint" else arch_every))
+        arch_learning_rate = max(DEFAULT_LEARNING_RATE, ARCH_TRAVEL / updates)
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(DEFAULT_LEARNING_RATE),
+        arch_optimizer=tf.keras.optimizers.Adam(arch_learning_rate),
+        arch_every=arch_every,
+        pretrain_steps=pretrain_steps,
+        mode=mode,
+    )
+    train = make_dataset(spec, "train", settings.batch_size, shuffle=True, seed=settings.seed)
+    validation = make_dataset(
+        spec, "validation", settings.batch_size, shuffle=True, seed=settings.seed + 1
+    )
+    model(next(iter(train))[0])  # builds the weights, so alpha is recorded from step 0
+    history = AlphaHistory(
+        model.field_embeddings,
+        os.path.join(output, "alpha_history.csv"),
+        log_dir=os.path.join(output, "logs"),
+    )
+    start = time.perf_counter()
+    model.fit(zip_train_validation(train, validation), epochs=settings.epochs, verbose=2,
+              callbacks=[history])  # fmt: skip
+    seconds = time.perf_counter() - start
+    vocab_sizes = {name: spec.field(name).vocab_size for name in model.field_names}
+    plan = DimensionPlan.from_alpha(
+        model.field_embeddings.selection_probabilities(), tuple(candidates), vocab_sizes
+    )
+    plan.save(os.path.join(output, "plan.json"))
+    _write_json(
+        os.path.join(output, "search_metrics.json"),
+        {
+            "model": model_name,
+            "train_examples_per_second": spec.splits["train"] * settings.epochs / seconds,
+            "epochs": settings.epochs,
+            "batch_size": settings.batch_size,
+            "pretrain_steps": pretrain_steps,
+            "arch_every": arch_every,
+            "arch_learning_rate": arch_learning_rate,
+        },
+    )
+    plot_search(history.rows, plan, os.path.join(output, "search.png"))
+    return plan
+
+
+def run_retrain(
+    spec: FeatureSpec,
+    plan: DimensionPlan,
+    model_name: str,
+    output: str,
+    unify: str = "linear",
+    settings: Optional[TrainSettings] = None,
+) -> dict:
+    """Retrains a physically smaller model with the plan's dimensions and exports it."""
+    settings = (settings or TrainSettings()).resolve(spec)
+    plan.check_fields(spec.field_names)
+    _seed_everything(settings.seed)
+    _io.makedirs(output)
+    model = make_model(
+        model_name,
+        spec,
+        stage="plan",
+        fields=plan.field_names,
+        plan_dims=plan.fields,
+        candidates=plan.candidates,
+        unify=unify,
+    )
+    extra = {
+        "model": model_name,
+        "full_embedding_params": plan.full_embedding_params,
+        "fields": plan.fields,
+    }
+    return _fit_and_export(model, spec, settings, output, extra)
+
+
+def plot_search(rows, plan: DimensionPlan, path: str) -> None:
+    """Alpha trajectories per field (probability of each candidate over steps)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fields = plan.field_names
+    columns = min(4, len(fields))
+    line_count = -(-len(fields) // columns)
+    figure, axes = plt.subplots(
+        line_count, columns, figsize=(3.2 * columns, 2.4 * line_count), squeeze=False
+    )
+    for axis, name in zip(axes.flat, fields):
+        for dim in plan.candidates:
+            points = [(s, p) for s, f, d, p in rows if f == name and d == dim]
+            if points:
+                steps, values = zip(*points)
+                axis.plot(steps, values, label=str(dim), lw=2 if dim == plan.fields[name] else 1)
+        axis.set_title(f"{name}: dim {plan.fields[name]}", fontsize=9)
+        axis.set_ylim(0, 1)
+        axis.tick_params(labelsize=7)
+    for axis in list(axes.flat)[len(fields) :]:
+        axis.axis("off")
+    axes.flat[0].legend(title="candidate", fontsize=7, title_fontsize=7)
+    figure.supxlabel("training step", fontsize=9)
+    figure.supylabel("softmax(alpha)", fontsize=9)
+    figure.tight_layout()
+    with _io.open_file(path, "wb") as f:
+        figure.savefig(f, format="png", dpi=110)
+    plt.close(figure)

@@ -1,0 +1,79 @@
+"""Compact export and the baseline -> search -> retrain workflow on a small artifact."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_dimsel import workflow
+from keras_dimsel.data.datasets import make_reader
+from keras_dimsel.data.input_fn import make_dataset
+from keras_dimsel.export import export_saved_model, saved_embedding_params
+from keras_dimsel.models import make_model
+from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+from keras_dimsel.search.plan import DimensionPlan
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    output = str(tmp_path_factory.mktemp("artifact"))
+    reader = make_reader("synthetic", [], output_dir=output, rows=2000, seed=0)
+    return run(reader, PreprocessConfig(output_dir=output, min_count=2))
+
+
+@pytest.mark.parametrize("name", ["fm", "wide_deep", "deepfm"])
+def test_export_predicts_like_the_model_and_stores_only_the_planned_tables(spec, tmp_path, name):
+    plan_dims = {field: (8 if field in ("user", "item") else 2) for field in spec.field_names}
+    model = make_model(name, spec, stage="plan", plan_dims=plan_dims, candidates=(2, 8))
+    features, _ = next(iter(make_dataset(spec, "test", batch_size=16)))
+    expected = model(features, training=False).numpy()
+    export_saved_model(model, str(tmp_path / "saved_model"))
+    reloaded = tf.saved_model.load(str(tmp_path / "saved_model"))
+    served = reloaded.signatures["serving_default"](**features)["probability"].numpy()
+    np.testing.assert_allclose(served, expected, rtol=1e-6)
+    assert saved_embedding_params(str(tmp_path / "saved_model")) == model.embedding_params
+    assert model.embedding_params == sum(spec.field(f).vocab_size * d for f, d in plan_dims.items())
+
+
+def test_export_serves_unseen_and_empty_values(spec, tmp_path):
+    model = make_model("fm", spec, stage="full", dim=4)
+    export_saved_model(model, str(tmp_path / "m"))
+    serve = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"]
+    features = {
+        f.name: tf.constant(["never-seen", ""])
+        if f.kind == "categorical"
+        else tf.constant([1e9, float("nan")])
+        for f in spec.fields
+    }
+    probabilities = serve(**features)["probability"].numpy()
+    assert probabilities.shape == (2,) and np.all(np.isfinite(probabilities))
+
+
+def test_train_settings_defaults_follow_the_data(spec):
+    settings = workflow.TrainSettings().resolve(spec)
+    assert settings.epochs == 3
+    assert settings.batch_size == max(64, spec.splits["train"] // 100)
+    with pytest.raises(ValueError, match="`epochs` must be a positive integer"):
+        workflow.TrainSettings(epochs=-1).resolve(spec)
+
+
+@pytest.mark.e2e
+def test_baseline_search_retrain_write_their_results(spec, tmp_path):
+    settings = workflow.TrainSettings(epochs=1, batch_size=128, seed=0)
+    baseline = workflow.run_baseline(spec, "fm", str(tmp_path / "base"), dim=8, settings=settings)
+    plan = workflow.run_search(
+        spec, "fm", str(tmp_path / "search"), candidates=(2, 4, 8), settings=settings
+    )
+    assert set(plan.fields) == set(spec.field_names)
+    assert DimensionPlan.load(str(tmp_path / "search" / "plan.json")).fields == plan.fields
+    history = (tmp_path / "search" / "alpha_history.csv").read_text().splitlines()
+    assert history[0] == "step,field,candidate,probability" and len(history) > 24
+    assert (tmp_path / "search" / "search.png").stat().st_size > 1000
+    retrained = workflow.run_retrain(spec, plan, "fm", str(tmp_path / "retrain"), settings=settings)
+    for result, directory in ((baseline, "base"), (retrained, "retrain")):
+        written = json.loads((tmp_path / directory / "metrics.json").read_text())
+        assert set(written) >= {"auc", "logloss", "embedding_params", "examples_per_second"}
+        assert written == result
+        assert (tmp_path / directory / "saved_model" / "saved_model.pb").exists()
+    assert retrained["embedding_params"] == plan.embedding_params
