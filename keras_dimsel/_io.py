@@ -33,9 +33,14 @@ def open_file(path: str, mode: str = "r"):
 
 def write_text_atomically(path: str, text: str) -> None:
     """Writes a text file so that readers never see it half-written."""
+    write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def write_bytes_atomically(path: str, data: bytes) -> None:
+    """Writes a file under a temporary name, then renames it into place."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open_file(tmp, "w") as f:
-        f.write(text)
+    with open_file(tmp, "wb") as f:
+        f.write(data)
     _gfile().rename(tmp, path, overwrite=True)
 
 

@@ -4,7 +4,15 @@
 dimsel preprocess --dataset {criteo,avazu,movielens-100k,movielens-1m,csv,synthetic}
                   --input PATH [--input PATH ...] --output DIR [--min-count N]
                   [beam pipeline options, e.g. --runner DirectRunner]
+dimsel search     --data DIR --model {fm,wide_deep,deepfm} --output RUN
+                  [--candidates 2,8,16,24,32] [--storage shared|separate]
+                  [--unify linear|zero_pad] [--arch-every 10] [--pretrain-steps N]
+dimsel retrain    --data DIR --plan RUN/plan.json --model M --output RUN2 [--warm-start RUN]
+dimsel baseline   --data DIR --model M --dim 32 --output RUN3
+dimsel run        --dataset synthetic --output DIR   (preprocess, baseline, search, retrain)
 ```
+
+The training commands also take `--epochs`, `--batch-size` and `--seed`.
 
 Every command ends with a short summary, writes machine-readable results and,
 on bad input, exits non-zero with a one-line reason (no traceback).
@@ -33,6 +41,26 @@ class CommandError(Exception):
     """A one-line reason to stop a command with a non-zero exit."""
 
 
+class _UsageError(CommandError):
+    def __init__(self, message: str, prog: str):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (`dimsel search: error: ...`).
+
+    Abbreviated flags are refused: `--epoch` must not silently mean `--epochs`.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        raise _UsageError(message, self.prog)
+
+
 def _comma_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -48,8 +76,6 @@ def _positive_int(text: str) -> int:
 
 
 def _add_preprocess(subparsers) -> None:
-    from keras_dimsel.data.datasets import DATASETS, DEFAULT_SYNTHETIC_ROWS
-
     parser = subparsers.add_parser(
         "preprocess",
         help="count frequencies, build vocabularies and splits (Apache Beam)",
@@ -59,6 +85,14 @@ def _add_preprocess(subparsers) -> None:
             "rejected/. Unrecognised --flags are Beam pipeline options."
         ),
     )
+    _add_data_arguments(parser)
+    parser.set_defaults(run=_run_preprocess)
+
+
+def _add_data_arguments(parser) -> None:
+    """The raw-data options of `preprocess`, shared with `run`."""
+    from keras_dimsel.data.datasets import DATASETS, DEFAULT_SYNTHETIC_ROWS
+
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument(
         "--input",
@@ -98,8 +132,7 @@ def _add_preprocess(subparsers) -> None:
     csv.add_argument("--sep", default=",", help="one-character delimiter; \\t for tab")
     synthetic = parser.add_argument_group("synthetic")
     synthetic.add_argument("--rows", type=_positive_int, default=DEFAULT_SYNTHETIC_ROWS)
-    synthetic.add_argument("--seed", type=int, default=0)
-    parser.set_defaults(run=_run_preprocess)
+    synthetic.add_argument("--seed", type=int, default=0, help="data and training seed")
 
 
 def _check_beam_args(beam_args: Sequence[str]) -> None:
@@ -126,6 +159,15 @@ def _check_beam_args(beam_args: Sequence[str]) -> None:
 
 
 def _run_preprocess(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from keras_dimsel.preprocessing import pipeline
+
+    spec = _preprocess(args, beam_args, args.output)
+    print(pipeline.summary(spec))
+    print(f"artifact: {os.path.join(args.output, 'feature_spec.json')}")
+    return 0
+
+
+def _preprocess(args: argparse.Namespace, beam_args: Sequence[str], output: str):
     from keras_dimsel.data.datasets import make_reader
     from keras_dimsel.preprocessing import pipeline
     from keras_dimsel.preprocessing.splits import parse_ratios
@@ -133,7 +175,7 @@ def _run_preprocess(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     _check_beam_args(beam_args)
     sep = "\t" if args.sep in ("\\t", "tab") else args.sep
     config = pipeline.PreprocessConfig(
-        output_dir=args.output,
+        output_dir=output,
         min_count=args.min_count,
         split_ratios=parse_ratios(args.split),
         num_buckets=args.num_buckets,
@@ -141,7 +183,7 @@ def _run_preprocess(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     reader = make_reader(
         args.dataset,
         args.input,
-        output_dir=args.output,
+        output_dir=output,
         label=args.label,
         categorical=args.categorical,
         numeric=args.numeric,
@@ -150,25 +192,367 @@ def _run_preprocess(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         rows=args.rows,
         seed=args.seed,
     )
-    spec = pipeline.run(reader, config, beam_args)
-    print(pipeline.summary(spec))
-    print(f"artifact: {os.path.join(args.output, 'feature_spec.json')}")
+    return pipeline.run(reader, config, beam_args)
+
+
+def _candidates(text: str) -> tuple:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers, got {text!r}"
+        ) from None
+    if any(value <= 0 for value in values):
+        raise argparse.ArgumentTypeError(f"candidates must be positive, got {text!r}")
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"candidates must not repeat, got {text!r}")
+    if list(values) != sorted(values):
+        raise argparse.ArgumentTypeError(f"candidates must be in increasing order, got {text!r}")
+    if len(values) < 2:
+        raise argparse.ArgumentTypeError(f"give at least two candidates, got {text!r}")
+    return values
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _add_fit_arguments(parser, seed: bool = True) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument(
+        "--epochs", type=_positive_int, help="passes over the train split (default 3)"
+    )
+    group.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help="default: 2000, or less so that an epoch has at least 100 steps",
+    )
+    if seed:
+        group.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _add_model_arguments(parser, model_required: bool = True) -> None:
+    from keras_dimsel.models import MODELS
+
+    parser.add_argument("--data", required=True, metavar="DIR", help="a `dimsel preprocess` output")
+    if model_required:
+        parser.add_argument("--model", required=True, choices=MODELS)
+    parser.add_argument("--output", required=True, metavar="RUN")
+
+
+def _add_search_arguments(parser) -> None:
+    from keras_dimsel import workflow
+
+    group = parser.add_argument_group("search")
+    group.add_argument(
+        "--candidates",
+        type=_candidates,
+        default=workflow.DEFAULT_CANDIDATES,
+        metavar="D1,D2,...",
+        help="candidate dimensions, increasing (default 2,8,16,24,32)",
+    )
+    group.add_argument("--storage", choices=("shared", "separate"), default="shared")
+    group.add_argument("--unify", choices=("linear", "zero_pad"), default="linear")
+    group.add_argument(
+        "--arch-every",
+        type=_positive_int,
+        default=10,
+        metavar="F",
+        help="network steps per alpha update (default 10)",
+    )
+    group.add_argument(
+        "--pretrain-steps",
+        type=_non_negative_int,
+        metavar="N",
+        help="network steps with alpha frozen before the search (default: half an epoch)",
+    )
+    group.add_argument(
+        "--mode",
+        choices=("alternating", "joint"),
+        default="alternating",
+        help="joint = AutoDim-s: alpha and network on the same training batch",
+    )
+    group.add_argument(
+        "--arch-learning-rate",
+        type=_positive_float,
+        metavar="LR",
+        help="Adam learning rate of alpha (default: scaled to the number of alpha updates)",
+    )
+
+
+def _add_search(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "search",
+        help="AutoDim: search one embedding dimension per field",
+        description=(
+            "Trains the supernet of candidate dimensions with alpha fitted on validation "
+            "batches, and writes RUN/plan.json, alpha_history.csv, search.png and logs/."
+        ),
+    )
+    _add_model_arguments(parser)
+    _add_search_arguments(parser)
+    _add_fit_arguments(parser)
+    parser.set_defaults(run=_run_search)
+
+
+def _add_retrain(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "retrain",
+        help="train the physically smaller model of a plan and export it",
+        description="Retrains with one table [vocab, dim] per field and exports RUN/saved_model.",
+    )
+    _add_model_arguments(parser)
+    parser.add_argument("--plan", required=True, metavar="RUN/plan.json")
+    parser.add_argument("--unify", choices=("linear", "zero_pad"), default="linear")
+    parser.add_argument(
+        "--warm-start", metavar="RUN", help="start the tables from this search run's tables"
+    )
+    _add_fit_arguments(parser)
+    parser.set_defaults(run=_run_retrain)
+
+
+def _add_baseline(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "baseline",
+        help="train and export the full-dimension model",
+        description="Every field at the same dimension: the model AutoDim is compared with.",
+    )
+    _add_model_arguments(parser)
+    parser.add_argument("--dim", type=_positive_int, default=32, help="(default 32)")
+    _add_fit_arguments(parser)
+    parser.set_defaults(run=_run_baseline)
+
+
+def _add_run(subparsers) -> None:
+    from keras_dimsel.models import MODELS
+
+    parser = subparsers.add_parser(
+        "run",
+        help="preprocess, full-dimension baseline, search, retrain and export in one go",
+        description=(
+            "Writes DIR/data (the artifact), DIR/baseline, DIR/search and DIR/autodim, and "
+            "ends with the dimensions chosen and the test metrics of both models. Steps "
+            "already finished in DIR are reused, so an interrupted run resumes."
+        ),
+    )
+    _add_data_arguments(parser)
+    parser.add_argument("--model", choices=MODELS, default="deepfm", help="(default deepfm)")
+    _add_search_arguments(parser)
+    _add_fit_arguments(parser, seed=False)
+    parser.add_argument("--warm-start", action="store_true", help="retrain from the search tables")
+    parser.set_defaults(run=_run_all)
+
+
+def _load_spec(directory: str):
+    from keras_dimsel.data.feature_spec import FeatureSpec
+
+    return FeatureSpec.load(directory)
+
+
+def _settings(args: argparse.Namespace):
+    from keras_dimsel.workflow import TrainSettings
+
+    return TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+
+
+def _search_options(args: argparse.Namespace) -> dict:
+    return {
+        "candidates": tuple(args.candidates),
+        "storage": args.storage,
+        "unify": args.unify,
+        "arch_every": args.arch_every,
+        "pretrain_steps": args.pretrain_steps,
+        "mode": args.mode,
+        "arch_learning_rate": args.arch_learning_rate,
+    }
+
+
+def _describe(metrics: dict) -> str:
+    return (
+        f"test AUC {metrics['auc']:.4f}, logloss {metrics['logloss']:.4f}, "
+        f"{metrics['embedding_params']:,} embedding parameters"
+    )
+
+
+def _run_baseline(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from keras_dimsel import workflow
+
+    _no_extra(extra)
+    spec = _load_spec(args.data)
+    metrics = workflow.run_baseline(spec, args.model, args.output, args.dim, _settings(args))
+    print(f"{args.model} at dim {args.dim}: {_describe(metrics)}")
+    print(f"run: {args.output}")
     return 0
 
 
+def _run_search(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from keras_dimsel import workflow
+
+    _no_extra(extra)
+    spec = _load_spec(args.data)
+    plan = workflow.run_search(
+        spec, args.model, args.output, settings=_settings(args), **_search_options(args)
+    )
+    print(plan.summary_table())
+    print(f"plan: {os.path.join(args.output, 'plan.json')}")
+    return 0
+
+
+def _run_retrain(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from keras_dimsel import workflow
+    from keras_dimsel.search.plan import DimensionPlan
+
+    _no_extra(extra)
+    spec = _load_spec(args.data)
+    plan = DimensionPlan.load(args.plan)
+    metrics = workflow.run_retrain(
+        spec,
+        plan,
+        args.model,
+        args.output,
+        unify=args.unify,
+        warm_start=args.warm_start,
+        settings=_settings(args),
+    )
+    print(f"{args.model} with the plan: {_describe(metrics)} ({plan.saving:.1%} saved)")
+    print(f"run: {args.output}")
+    return 0
+
+
+def _run_all(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from keras_dimsel import workflow
+    from keras_dimsel.search.plan import DimensionPlan
+
+    options = {
+        key: value for key, value in vars(args).items() if key not in ("run", "verbose", "command")
+    }
+    options["beam_args"] = list(beam_args)
+    _check_run_directory(args.output, options)
+    settings = _settings(args)
+    steps = {name: os.path.join(args.output, name) for name in workflow.RUN_STEPS}
+
+    if _finished(steps["data"], "feature_spec.json"):
+        spec = _load_spec(steps["data"])
+    else:
+        spec = _preprocess(args, beam_args, steps["data"])
+    baseline = _read_json(steps["baseline"], "metrics.json")
+    if baseline is None:
+        dim = max(args.candidates)
+        baseline = workflow.run_baseline(spec, args.model, steps["baseline"], dim, settings)
+    if _finished(steps["search"], "plan.json"):
+        plan = DimensionPlan.load(steps["search"])
+    else:
+        plan = workflow.run_search(
+            spec, args.model, steps["search"], settings=settings, **_search_options(args)
+        )
+    autodim = _read_json(steps["autodim"], "metrics.json")
+    if autodim is None:
+        autodim = workflow.run_retrain(
+            spec,
+            plan,
+            args.model,
+            steps["autodim"],
+            unify=args.unify,
+            warm_start=steps["search"] if args.warm_start else None,
+            settings=settings,
+        )
+    report = workflow.comparison_report(plan, baseline, autodim)
+    _write_text(os.path.join(args.output, "report.txt"), report)
+    print(report)
+    print(f"compact model: {os.path.join(steps['autodim'], 'saved_model')}")
+    return 0
+
+
+RUN_OPTIONS = "run_options.json"
+
+
+def _check_run_directory(directory: str, options: dict) -> None:
+    """Refuses to resume a run that was started with other options."""
+    import json
+
+    from keras_dimsel import _io
+
+    path = os.path.join(directory, RUN_OPTIONS)
+    record = json.loads(json.dumps(options))  # tuples become lists, as when read back
+    if _io.exists(path):
+        with _io.open_file(path) as f:
+            previous = json.load(f)
+        changed = sorted(k for k in set(previous) | set(record) if previous.get(k) != record.get(k))
+        if changed:
+            raise CommandError(
+                f"{directory} holds a run started with other options ({', '.join(changed)}); "
+                "give a new --output or the same options to resume it"
+            )
+        return
+    _io.makedirs(directory)
+    _write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def _finished(directory: str, name: str) -> bool:
+    from keras_dimsel import _io
+
+    return _io.exists(os.path.join(directory, name))
+
+
+def _read_json(directory: str, name: str) -> Optional[dict]:
+    import json
+
+    from keras_dimsel import _io
+
+    if not _finished(directory, name):
+        return None
+    with _io.open_file(os.path.join(directory, name)) as f:
+        return json.load(f)
+
+
+def _write_text(path: str, text: str) -> None:
+    from keras_dimsel import _io
+
+    _io.write_text_atomically(path, text)
+
+
+def _no_extra(extra: Sequence[str]) -> None:
+    if extra:
+        raise CommandError(f"unrecognised argument {extra[0]!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dimsel", description="Learned embedding dimensions for recommender models."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="more logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_preprocess(subparsers)
+    _add_search(subparsers)
+    _add_retrain(subparsers)
+    _add_baseline(subparsers)
+    _add_run(subparsers)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except _UsageError as error:
+        print(f"{error.prog}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
@@ -179,8 +563,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         return args.run(args, extra)
-    except (CommandError, DataError, FileNotFoundError) as error:
-        print(f"dimsel {args.command}: error: {error}", file=sys.stderr)
+    except (CommandError, DataError, FileNotFoundError, ValueError) as error:
+        if args.verbose:
+            raise
+        # Library errors explain themselves on their first line.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"dimsel {args.command}: error: {reason}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

@@ -12,6 +12,7 @@ machine-readable results into a run directory:
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import time
@@ -32,6 +33,10 @@ DEFAULT_CANDIDATES = (2, 8, 16, 24, 32)
 DEFAULT_LEARNING_RATE = 1e-3
 # How far (in logits) alpha can travel over a search by default; see run_search.
 ARCH_TRAVEL = 3.0
+# The search tables a retrain can warm start from, in the search run directory.
+SEARCH_TABLES = "search_tables.npz"
+# The sub-directories of a `dimsel run`, in the order the steps run.
+RUN_STEPS = ("data", "baseline", "search", "autodim")
 # At least this many steps per epoch: small data sets get smaller batches.
 _MIN_STEPS_PER_EPOCH = 100
 
@@ -234,6 +239,7 @@ def run_search(
         model.field_embeddings.selection_probabilities(), tuple(candidates), vocab_sizes
     )
     plan.save(os.path.join(output, "plan.json"))
+    save_search_tables(model.field_embeddings, os.path.join(output, SEARCH_TABLES))
     _write_json(
         os.path.join(output, "search_metrics.json"),
         {
@@ -250,17 +256,75 @@ def run_search(
     return plan
 
 
+def save_search_tables(field_embeddings, path: str) -> None:
+    """Writes the search-stage embedding tables, the source of a warm start.
+
+    Keys: `<field>` for the shared table [vocab, d_N]; `<field>@<d>` for the
+    separate table of candidate d.
+    """
+    arrays = {}
+    for name, layer in field_embeddings.embeddings.items():
+        if layer.storage == "shared":
+            arrays[name] = layer.tables[0].numpy()
+        else:
+            for dim, table in zip(layer.candidates, layer.tables):
+                arrays[f"{name}@{dim}"] = table.numpy()
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    _io.write_bytes_atomically(path, buffer.getvalue())
+
+
+def load_warm_start_tables(run_dir: str, plan: DimensionPlan) -> dict:
+    """The table each field of `plan` starts from, read from a search run.
+
+    Raises:
+        FileNotFoundError: when `run_dir` holds no search tables.
+        ValueError: when a field or its planned dimension has no table there.
+    """
+    path = os.path.join(run_dir, SEARCH_TABLES)
+    if not _io.exists(path):
+        raise FileNotFoundError(f"{path} not found: --warm-start takes a `dimsel search` run")
+    with _io.open_file(path, "rb") as f:
+        arrays = dict(np.load(io.BytesIO(f.read())))
+    tables = {}
+    for name, dim in plan.fields.items():
+        table = arrays.get(name, arrays.get(f"{name}@{dim}"))
+        if table is None:
+            raise ValueError(
+                f"the search run {run_dir} has no table for field {name!r} at dim {dim}"
+            )
+        if table.shape[1] < dim:
+            raise ValueError(
+                f"the search table of field {name!r} in {run_dir} has {table.shape[1]} "
+                f"columns, fewer than the planned dim {dim}"
+            )
+        tables[name] = table
+    return tables
+
+
 def run_retrain(
     spec: FeatureSpec,
     plan: DimensionPlan,
     model_name: str,
     output: str,
     unify: str = "linear",
+    warm_start: Optional[str] = None,
     settings: Optional[TrainSettings] = None,
 ) -> dict:
-    """Retrains a physically smaller model with the plan's dimensions and exports it."""
+    """Retrains a physically smaller model with the plan's dimensions and exports it.
+
+    `warm_start` names a search run directory: each table then starts from the
+    search table of its field (the first `dim` columns of the shared table, or
+    the separate table of the chosen dim) instead of a random initialisation.
+    """
     settings = (settings or TrainSettings()).resolve(spec)
     plan.check_fields(spec.field_names)
+    for name, vocab_size in plan.vocab_sizes.items():
+        if spec.field(name).vocab_size != vocab_size:
+            raise ValueError(
+                f"the plan was searched on other data: field {name!r} has vocab_size "
+                f"{vocab_size} in the plan and {spec.field(name).vocab_size} in {spec.directory}"
+            )
     _seed_everything(settings.seed)
     _io.makedirs(output)
     model = make_model(
@@ -272,12 +336,54 @@ def run_retrain(
         candidates=plan.candidates,
         unify=unify,
     )
+    if warm_start:
+        tables = load_warm_start_tables(warm_start, plan)
+        for name, table in tables.items():
+            model.field_embeddings.embeddings[name].warm_start_from(table)
     extra = {
         "model": model_name,
         "full_embedding_params": plan.full_embedding_params,
         "fields": plan.fields,
+        "warm_start": warm_start,
     }
     return _fit_and_export(model, spec, settings, output, extra)
+
+
+def comparison_report(plan: DimensionPlan, baseline: dict, autodim: dict) -> str:
+    """The end of `dimsel run`: the plan per field, then both models on the test split."""
+    full_params = baseline["embedding_params"]
+    rows = [
+        ("model", "test AUC", "logloss", "embedding params", "of full"),
+        (
+            f"full dim {baseline.get('dim', plan.max_dim)}",
+            f"{baseline['auc']:.4f}",
+            f"{baseline['logloss']:.4f}",
+            f"{full_params:,}",
+            "100.0%",
+        ),
+        (
+            "AutoDim",
+            f"{autodim['auc']:.4f}",
+            f"{autodim['logloss']:.4f}",
+            f"{autodim['embedding_params']:,}",
+            f"{autodim['embedding_params'] / full_params:.1%}",
+        ),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])])
+        for row in rows
+    ]
+    difference = autodim["auc"] - baseline["auc"]
+    return "\n".join(
+        [
+            plan.summary_table(),
+            "",
+            *lines,
+            f"AUC difference {difference:+.4f}; "
+            f"{1 - autodim['embedding_params'] / full_params:.1%} fewer embedding parameters",
+        ]
+    )
 
 
 def plot_search(rows, plan: DimensionPlan, path: str) -> None:

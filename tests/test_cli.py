@@ -78,10 +78,10 @@ def test_files_without_usable_rows(tmp_path, capsys, content, message):
 
 
 def test_unknown_dataset_is_refused_by_the_parser(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["preprocess", "--dataset", "imagenet", "--output", str(tmp_path)])
-    assert exit_info.value.code == 2
-    assert "invalid choice: 'imagenet'" in capsys.readouterr().err
+    err = _error_of(capsys, ["preprocess", "--dataset", "imagenet", "--output", str(tmp_path)])
+    assert err.startswith(
+        "dimsel preprocess: error: argument --dataset: invalid choice: 'imagenet'"
+    )
 
 
 def test_console_script_prints_only_the_reason(tmp_path):

@@ -1,0 +1,195 @@
+"""`dimsel search|retrain|baseline|run`: one-line errors on bad input, and a whole run."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from keras_dimsel import workflow
+from keras_dimsel.cli import EXIT_BAD_INPUT, main
+from keras_dimsel.data.datasets import make_reader
+from keras_dimsel.models import make_model
+from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+from keras_dimsel.search.plan import DimensionPlan
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    output = str(tmp_path_factory.mktemp("artifact"))
+    reader = make_reader("synthetic", [], output_dir=output, rows=1500, seed=0)
+    run(reader, PreprocessConfig(output_dir=output, min_count=2))
+    return output
+
+
+def _error_of(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_BAD_INPUT, err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def _plan_for(artifact):
+    spec = json.loads(open(f"{artifact}/feature_spec.json").read())
+    vocab_sizes = {field["name"]: field["vocab_size"] for field in spec["fields"]}
+    record = {"fields": {name: 2 for name in vocab_sizes}, "candidates": [2, 4, 8]}
+    record["vocab_sizes"] = vocab_sizes
+    return record
+
+
+def _with_split(artifact, tmp_path, split, rows):
+    copy = tmp_path / f"no_{split}"
+    shutil.copytree(artifact, copy)
+    spec = json.loads((copy / "feature_spec.json").read_text())
+    spec["splits"][split] = rows
+    (copy / "feature_spec.json").write_text(json.dumps(spec))
+    return str(copy)
+
+
+@pytest.mark.parametrize(
+    "candidates, message",
+    [
+        ("8,2,16", "increasing order"),
+        ("2,8,8", "must not repeat"),
+        ("0,8", "must be positive"),
+        ("-2,8", "must be positive"),
+        ("2,eight", "comma-separated positive integers"),
+        ("8", "at least two"),
+    ],
+)
+def test_search_rejects_bad_candidates(artifact, tmp_path, capsys, candidates, message):
+    argv = ["search", "--data", artifact, "--model", "fm", "--output", str(tmp_path / "r")]
+    err = _error_of(capsys, argv + [f"--candidates={candidates}"])
+    assert err.startswith("dimsel search: error: argument --candidates") and message in err
+
+
+@pytest.mark.parametrize("command", ["search", "baseline", "retrain"])
+def test_unknown_model_names_the_choices(artifact, tmp_path, capsys, command):
+    argv = [command, "--data", artifact, "--model", "xdeepfm", "--output", str(tmp_path / "r")]
+    err = _error_of(capsys, argv + ["--plan", "p.json"] if command == "retrain" else argv)
+    assert "invalid choice: 'xdeepfm'" in err and "'deepfm'" in err
+
+
+def test_missing_artifact(tmp_path, capsys):
+    argv = ["baseline", "--data", str(tmp_path / "nothing"), "--model", "fm", "--output", "r"]
+    err = _error_of(capsys, argv)
+    assert err.startswith("dimsel baseline: error: ") and "feature_spec.json" in err
+
+
+def test_unknown_flag_of_a_training_command(artifact, tmp_path, capsys):
+    argv = ["baseline", "--data", artifact, "--model", "fm", "--output", str(tmp_path / "r")]
+    err = _error_of(capsys, argv + ["--epoch", "2"])
+    assert "'--epoch'" in err
+
+
+def _add_colour(record):
+    record["fields"]["colour"] = 2
+    record["vocab_sizes"]["colour"] = 5
+
+
+def _drop_user(record):
+    del record["fields"]["user"], record["vocab_sizes"]["user"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (_add_colour, "plan field(s) ['colour'] are not among"),
+        (_drop_user, "field(s) ['user'] have no dimension in the plan"),
+        (lambda r: r["fields"].update(user=6), "must be one of the candidates (2, 4, 8)"),
+        (lambda r: r.update(candidates=[4, 2, 8]), "increasing"),
+        (lambda r: r["vocab_sizes"].update(user=7), "searched on other data"),
+    ],
+)
+def test_retrain_rejects_a_plan_that_does_not_fit(artifact, tmp_path, capsys, change, message):
+    path = tmp_path / "plan.json"
+    record = _plan_for(artifact)
+    change(record)
+    path.write_text(json.dumps(record))
+    argv = ["retrain", "--data", artifact, "--model", "fm", "--plan", str(path)]
+    err = _error_of(capsys, argv + ["--output", str(tmp_path / "r")])
+    assert err.startswith("dimsel retrain: error: ") and message in err, err
+
+
+def test_retrain_names_a_missing_plan(artifact, tmp_path, capsys):
+    argv = ["retrain", "--data", artifact, "--model", "fm", "--plan", str(tmp_path / "none")]
+    err = _error_of(capsys, argv + ["--output", str(tmp_path / "r")])
+    assert "not found" in err and "dimsel search" in err
+
+
+def test_search_needs_validation_data(artifact, tmp_path, capsys):
+    data = _with_split(artifact, tmp_path, "validation", 0)
+    argv = ["search", "--data", data, "--model", "fm", "--output", str(tmp_path / "r")]
+    err = _error_of(capsys, argv)
+    assert "the validation split" in err and "is empty" in err
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_training_commands_refuse_an_empty_split(artifact, tmp_path, capsys, split):
+    data = _with_split(artifact, tmp_path, split, 0)
+    argv = ["baseline", "--data", data, "--model", "fm", "--output", str(tmp_path / "r")]
+    err = _error_of(capsys, argv)
+    assert f"the {split} split" in err and "is empty" in err
+
+
+def test_warm_start_needs_a_search_run(artifact, tmp_path, capsys):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(_plan_for(artifact)))
+    argv = ["retrain", "--data", artifact, "--model", "fm", "--plan", str(path)]
+    argv += ["--output", str(tmp_path / "r"), "--warm-start", str(tmp_path)]
+    err = _error_of(capsys, argv)
+    assert "search_tables.npz not found" in err
+
+
+@pytest.mark.parametrize("storage", ["shared", "separate"])
+def test_warm_start_tables_are_the_planned_columns_of_the_search_tables(
+    artifact, tmp_path, storage
+):
+    from keras_dimsel.data.feature_spec import FeatureSpec
+
+    spec = FeatureSpec.load(artifact)
+    model = make_model("fm", spec, stage="search", candidates=(2, 4, 8), storage=storage)
+    model.field_embeddings.build(None)
+    for layer in model.field_embeddings.embeddings.values():
+        layer.build((None,))
+    workflow.save_search_tables(model.field_embeddings, str(tmp_path / workflow.SEARCH_TABLES))
+    record = _plan_for(artifact)
+    record["fields"]["user"] = 4
+    plan = DimensionPlan.from_json(record)
+    tables = workflow.load_warm_start_tables(str(tmp_path), plan)
+    user = model.field_embeddings.embeddings["user"]
+    expected = user.tables[0].numpy() if storage == "shared" else user.tables[1].numpy()
+    np.testing.assert_array_equal(tables["user"], expected)
+    retrain = make_model(
+        "fm", spec, stage="plan", plan_dims=plan.fields, candidates=plan.candidates
+    )
+    planned = retrain.field_embeddings.embeddings["user"]
+    planned.warm_start_from(tables["user"])
+    np.testing.assert_array_equal(planned.embedding_table.numpy(), expected[:, :4])
+
+
+@pytest.mark.e2e
+def test_run_reports_both_models_and_resumes(tmp_path, capsys):
+    output = tmp_path / "demo"
+    argv = ["run", "--dataset", "synthetic", "--rows", "3000", "--output", str(output)]
+    argv += ["--model", "fm", "--candidates", "2,4,8", "--epochs", "1", "--warm-start"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    for line in ("field", "user", "full dim 8", "AutoDim", "AUC difference"):
+        assert line in printed
+    for step in workflow.RUN_STEPS:
+        assert (output / step).is_dir()
+    assert (output / "autodim" / "saved_model" / "saved_model.pb").exists()
+    metrics = json.loads((output / "autodim" / "metrics.json").read_text())
+    assert metrics["warm_start"] == str(output / "search")
+    assert (output / "report.txt").read_text().strip() in printed
+
+    # Every step is reused: the report is the same and nothing retrains.
+    stamp = (output / "autodim" / "metrics.json").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert (output / "report.txt").read_text().strip() in capsys.readouterr().out
+    assert (output / "autodim" / "metrics.json").stat().st_mtime_ns == stamp
+
+    err = _error_of(capsys, argv[:-1] + ["--storage", "separate"])
+    assert "other options (storage, warm_start)" in err
