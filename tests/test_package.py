@@ -43,9 +43,13 @@ def test_import_with_legacy_keras_disabled_raises_without_loading_tensorflow():
     assert result.stdout.startswith("False keras_dimsel needs Keras 2")
 
 
-@pytest.mark.parametrize("module", ["keras_dimsel.cli", "keras_dimsel.preprocessing.pipeline"])
-def test_beam_side_modules_do_not_import_tensorflow(module):
-    # Beam workers that only parse and count must not pay for loading TensorFlow.
+@pytest.mark.parametrize(
+    "module",
+    ["keras_dimsel.cli", "keras_dimsel.preprocessing.pipeline", "keras_dimsel.search.plan"],
+)
+def test_tensorflow_free_modules_do_not_import_tensorflow(module):
+    # Beam workers that only parse and count, and tools that read a plan, must not
+    # pay for loading TensorFlow.
     result = _python(f"import sys, {module}; print('tensorflow' in sys.modules)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
