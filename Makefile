@@ -11,7 +11,7 @@ EXTRAS := beam,tfx,tune,docs,test
 export TF_USE_LEGACY_KERAS := 1
 
 DEMO_DIR ?= demo_output
-DEMO_ROWS ?= 200000
+DEMO_ROWS ?= 100000
 
 .PHONY: install demo test lint format bench-preprocess clean
 
@@ -26,7 +26,7 @@ $(STAMP): constraints.txt setup.py
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/dimsel preprocess --dataset synthetic --rows $(DEMO_ROWS) --seed 0 --output $(DEMO_DIR)
+	$(BIN)/dimsel run --dataset synthetic --rows $(DEMO_ROWS) --seed 0 --output $(DEMO_DIR)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
