@@ -43,12 +43,10 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import platform  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -80,6 +78,9 @@ from keras_dimsel.preprocessing.pipeline import (  # noqa: E402
 from keras_dimsel.preprocessing.read import ReadRows  # noqa: E402
 from keras_dimsel.preprocessing.splits import AssignSplits, split_indices  # noqa: E402
 from keras_dimsel.preprocessing.statistics import VOCAB_DIR  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import code_state, machine_description  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join("benchmarks", "results", "preprocess_speed.json")
@@ -504,57 +505,6 @@ def check_outputs(work_dir: str, reader: Reader, baseline_result: dict) -> dict:
 # Reporting.
 
 
-def _command_output(args: Sequence[str]) -> str:
-    """The stripped stdout of a command, or "" when it fails."""
-    try:
-        return subprocess.run(
-            list(args), capture_output=True, text=True, check=True, cwd=REPO_ROOT
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-
-
-def machine_description() -> dict:
-    """CPU model, cores, memory, OS and the versions of the main libraries."""
-    cpu_model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    memory_kib = 0
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                memory_kib = int(line.split()[1])
-    import tfx_bsl
-
-    return {
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "memory_gib": round(memory_kib / 2**20, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "apache_beam": beam.__version__,
-        "tfx_bsl": tfx_bsl.__version__,
-        "pyarrow": pa.__version__,
-        "pandas": pd.__version__,
-        "numpy": np.__version__,
-    }
-
-
-def code_state() -> dict:
-    """The commit measured and whether the library had uncommitted changes."""
-    return {
-        "commit": _command_output(["git", "rev-parse", "HEAD"]),
-        "library_modified": bool(
-            _command_output(["git", "status", "--porcelain", "--", "keras_dimsel"])
-        ),
-    }
-
-
 def compute_ratios(measurements: dict) -> dict:
     """Beam median / baseline median for every Beam variant."""
     ratios = {}
@@ -693,7 +643,9 @@ def build_report(args, csv_path, measurements, checks, started) -> dict:
             "runner_modes": RUNNER_MODES,
             "target_ratio": TARGET_RATIO,
         },
-        "machine": machine_description(),
+        "machine": machine_description(
+            ("tensorflow", "apache-beam", "tfx-bsl", "pyarrow", "pandas", "numpy")
+        ),
         "code": code_state(),
         "measurements": measurements,
         "ratios": ratios,

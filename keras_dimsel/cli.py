@@ -7,6 +7,9 @@ dimsel preprocess --dataset {criteo,avazu,movielens-100k,movielens-1m,csv,synthe
 dimsel search     --data DIR --model {fm,wide_deep,deepfm} --output RUN
                   [--candidates 2,8,16,24,32] [--storage shared|separate]
                   [--unify linear|zero_pad] [--arch-every 10] [--pretrain-steps N]
+                  [--mode alternating|joint] [--arch-learning-rate LR] [--hard]
+                  [--no-rank-scaling] [--temperature-floor 0.01] [--temperature-rate 5e-05]
+                  [--budget FRACTION]
 dimsel retrain    --data DIR --plan RUN/plan.json --model M --output RUN2 [--warm-start RUN]
 dimsel baseline   --data DIR --model M --dim 32 --output RUN3
 dimsel run        --dataset synthetic --output DIR   (preprocess, baseline, search, retrain)
@@ -233,6 +236,26 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return value
+
+
 def _add_fit_arguments(parser, seed: bool = True) -> None:
     group = parser.add_argument_group("training")
     group.add_argument(
@@ -293,6 +316,39 @@ def _add_search_arguments(parser) -> None:
         type=_positive_float,
         metavar="LR",
         help="Adam learning rate of alpha (default: scaled to the number of alpha updates)",
+    )
+    group.add_argument(
+        "--hard",
+        action="store_true",
+        help="one candidate per example in the forward pass, straight-through gradients",
+    )
+    group.add_argument(
+        "--no-rank-scaling",
+        dest="rank_scaling",
+        action="store_false",
+        help="BatchNorm of linear candidates exactly as the paper's Eq. 2, without the "
+        "sqrt(d_n/d_N) factor",
+    )
+    group.add_argument(
+        "--budget",
+        type=_fraction,
+        metavar="FRACTION",
+        help="derive the most probable plan within this fraction of the full model's "
+        "embedding parameters, e.g. 0.5 (default: argmax, no limit)",
+    )
+    group.add_argument(
+        "--temperature-floor",
+        type=_positive_float,
+        default=0.01,
+        metavar="TAU",
+        help="lowest Gumbel-softmax temperature (default 0.01)",
+    )
+    group.add_argument(
+        "--temperature-rate",
+        type=_non_negative_float,
+        default=0.00005,
+        metavar="R",
+        help="temperature decrease per 2000 training examples (default 0.00005)",
     )
 
 
@@ -372,6 +428,8 @@ def _settings(args: argparse.Namespace):
 
 
 def _search_options(args: argparse.Namespace) -> dict:
+    from keras_dimsel.search.temperature import TemperatureSchedule
+
     return {
         "candidates": tuple(args.candidates),
         "storage": args.storage,
@@ -380,6 +438,12 @@ def _search_options(args: argparse.Namespace) -> dict:
         "pretrain_steps": args.pretrain_steps,
         "mode": args.mode,
         "arch_learning_rate": args.arch_learning_rate,
+        "hard": args.hard,
+        "rank_scaling": args.rank_scaling,
+        "budget": args.budget,
+        "temperature_schedule": TemperatureSchedule(
+            floor=args.temperature_floor, rate=args.temperature_rate
+        ),
     }
 
 

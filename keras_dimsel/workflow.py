@@ -28,6 +28,7 @@ from keras_dimsel.export import export_saved_model
 from keras_dimsel.models import make_model
 from keras_dimsel.search.alternating import zip_train_validation
 from keras_dimsel.search.plan import DimensionPlan
+from keras_dimsel.search.temperature import TemperatureSchedule
 
 DEFAULT_CANDIDATES = (2, 8, 16, 24, 32)
 DEFAULT_LEARNING_RATE = 1e-3
@@ -177,6 +178,10 @@ def run_search(
     pretrain_steps: Optional[int] = None,
     mode: str = "alternating",
     arch_learning_rate: Optional[float] = None,
+    hard: bool = False,
+    rank_scaling: bool = True,
+    temperature_schedule: Optional[TemperatureSchedule] = None,
+    budget: Optional[float] = None,
     settings: Optional[TrainSettings] = None,
 ) -> DimensionPlan:
     """Searches one dimension per field (AutoDim) and writes `plan.json`.
@@ -187,13 +192,24 @@ def run_search(
     thousands of updates (20,000 steps per Criteo epoch); on a small data set
     the same rate would leave alpha where it started, so the rate is raised to
     `ARCH_TRAVEL / updates` (Adam moves a logit by at most about the rate per
-    update), never below 0.001.
+    update), never below 0.001. `hard` samples one candidate per example with
+    a straight-through gradient; `rank_scaling` is `CandidateEmbedding`'s
+    correction of linear candidates; `temperature_schedule=None` is the
+    paper's `TemperatureSchedule()`. `budget` (a fraction of the full
+    model's embedding parameters) derives the most probable plan that fits it
+    instead of the plain argmax (`DimensionPlan.within_budget`).
     """
     settings = (settings or TrainSettings()).resolve(spec)
     if spec.splits.get("validation", 0) <= 0:
         raise ValueError(
             f"the validation split of {spec.directory} is empty: the search fits alpha on "
             "validation batches (give the preprocessing a validation ratio, e.g. --split 8:1:1)"
+        )
+    if budget is not None and not min(candidates) / max(candidates) <= budget <= 1:
+        # Checked before the search: the smallest plan is d_1 / d_N of the full model.
+        raise ValueError(
+            f"no plan fits a budget of {budget:g}: with candidates {tuple(candidates)} the "
+            f"smallest plan takes {min(candidates) / max(candidates):.1%} of the full model"
         )
     _seed_everything(settings.seed)
     _io.makedirs(output)
@@ -207,6 +223,8 @@ def run_search(
         candidates=candidates,
         storage=storage,
         unify=unify,
+        rank_scaling=rank_scaling,
+        hard=hard,
         seed=settings.seed,
     )
     if arch_learning_rate is None:
@@ -219,6 +237,7 @@ def run_search(
         arch_every=arch_every,
         pretrain_steps=pretrain_steps,
         mode=mode,
+        temperature_schedule=temperature_schedule,
     )
     train = make_dataset(spec, "train", settings.batch_size, shuffle=True, seed=settings.seed)
     validation = make_dataset(
@@ -236,7 +255,7 @@ def run_search(
     seconds = time.perf_counter() - start
     vocab_sizes = {name: spec.field(name).vocab_size for name in model.field_names}
     plan = DimensionPlan.from_alpha(
-        model.field_embeddings.selection_probabilities(), tuple(candidates), vocab_sizes
+        model.field_embeddings.selection_probabilities(), tuple(candidates), vocab_sizes, budget
     )
     plan.save(os.path.join(output, "plan.json"))
     save_search_tables(model.field_embeddings, os.path.join(output, SEARCH_TABLES))
@@ -250,6 +269,15 @@ def run_search(
             "pretrain_steps": pretrain_steps,
             "arch_every": arch_every,
             "arch_learning_rate": arch_learning_rate,
+            "storage": storage,
+            "unify": unify,
+            "mode": mode,
+            "hard": hard,
+            "rank_scaling": rank_scaling,
+            "budget": budget,
+            "temperature_schedule": model.temperature_schedule.get_config()
+            if hasattr(model.temperature_schedule, "get_config")
+            else repr(model.temperature_schedule),
         },
     )
     plot_search(history.rows, plan, os.path.join(output, "search.png"))

@@ -64,6 +64,38 @@ def test_search_rejects_bad_candidates(artifact, tmp_path, capsys, candidates, m
     assert err.startswith("dimsel search: error: argument --candidates") and message in err
 
 
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--budget=0", "argument --budget: expected a number in (0, 1], got '0'"),
+        ("--budget=1.5", "argument --budget: expected a number in (0, 1], got '1.5'"),
+        ("--temperature-rate=-1", "argument --temperature-rate: expected a non-negative number"),
+        ("--temperature-floor=0", "argument --temperature-floor: expected a positive number"),
+    ],
+)
+def test_search_rejects_bad_search_settings(artifact, tmp_path, capsys, flag, message):
+    argv = ["search", "--data", artifact, "--model", "fm", "--output", str(tmp_path / "r")]
+    err = _error_of(capsys, argv + [flag])
+    assert err.startswith("dimsel search: error: ") and message in err
+
+
+def test_search_refuses_a_budget_no_plan_fits_before_searching(artifact, tmp_path, capsys):
+    output = tmp_path / "r"
+    argv = ["search", "--data", artifact, "--model", "fm", "--output", str(output)]
+    err = _error_of(capsys, argv + ["--candidates", "2,4,8", "--budget", "0.2"])
+    assert err == (
+        "dimsel search: error: no plan fits a budget of 0.2: with candidates (2, 4, 8) the "
+        "smallest plan takes 25.0% of the full model"
+    )
+    assert not output.exists()
+
+
+def test_temperature_floor_above_one_is_one_line(artifact, tmp_path, capsys):
+    argv = ["search", "--data", artifact, "--model", "fm", "--output", str(tmp_path / "r")]
+    err = _error_of(capsys, argv + ["--temperature-floor", "2"])
+    assert "`floor` must be a number in (0, 1]" in err
+
+
 @pytest.mark.parametrize("command", ["search", "baseline", "retrain"])
 def test_unknown_model_names_the_choices(artifact, tmp_path, capsys, command):
     argv = [command, "--data", artifact, "--model", "xdeepfm", "--output", str(tmp_path / "r")]

@@ -5,8 +5,8 @@ so a dimension search can be checked against it:
 
 | field | values | role | how it enters the click logit |
 |---|---|---|---|
-| `user` | 5,000 | interaction | `<u[user], v[item]>`, rank-8 latent vectors |
-| `item` | 2,000 | interaction | (the other side of the same inner product) |
+| `user` | 1,000 | interaction | `<u[user], v[item]>`, rank-8 latent vectors |
+| `item` | 500 | interaction | (the other side of the same inner product) |
 | `category` | 60 | scalar | one effect per value, N(0, 0.6^2) |
 | `device` | 8 | scalar | one effect per value, N(0, 0.3^2) |
 | `price` | numeric | scalar | `0.5 * tanh(log price - 3)` |
@@ -20,6 +20,9 @@ logs. The label is Bernoulli(sigmoid(logit)) with a bias giving a click rate
 near 25%. The expected outcome of a search: `user` and `item` need the largest
 dimensions, `category` and `device` small ones, the noise fields the smallest;
 within `user` and `item`, frequent values carry more signal than rare ones.
+The sizes are chosen so that this answer can be learnt from 100,000 rows (the
+demo's size): with five times more users, most of them are seen too rarely
+for their rank-8 vectors to be learnt, and no dimension helps them.
 
 `generate_csv` writes the rows as CSV (`label, user, ..., price`) plus
 `ground_truth.json` next to it, and `SyntheticReader` reads that CSV through
@@ -53,8 +56,8 @@ class SyntheticField:
 
 
 FIELDS = (
-    SyntheticField("user", 5000, "interaction"),
-    SyntheticField("item", 2000, "interaction"),
+    SyntheticField("user", 1000, "interaction"),
+    SyntheticField("item", 500, "interaction"),
     SyntheticField("category", 60, "scalar", 0.6),
     SyntheticField("device", 8, "scalar", 0.3),
     SyntheticField("noise_high", 3000, "noise"),

@@ -57,6 +57,20 @@ class CandidateEmbedding(tf.keras.layers.Layer):
     weights applied afterwards. With `batch_norm=False` the normalisation is left
     out and x^^n = x~^n (linear) or the padded x^n (zero_pad).
 
+    Rank scaling (`rank_scaling=True`, linear unify with BatchNorm): x^^n is
+    multiplied by sqrt(d_n / d_N). After the linear map, candidate n spans only
+    d_n of the d_N directions, yet BatchNorm gives each of its d_N outputs unit
+    variance, so its variance per direction is d_N / d_n times that of the
+    largest candidate. The first-order gradient of the loss in a selection
+    weight is the correlation of that candidate's output with the loss
+    gradient, and concentrated variance inflates it: without the scaling the
+    search drifts to the smallest candidate in every field, informative or not
+    (measured on the synthetic data, whose answer is known). With it every
+    candidate has unit variance per direction it spans (total variance d_n),
+    as with zero padding. It is a constant factor: it adds no weights and is
+    not applied in the retrained model, whose linear map is trained anew.
+    `rank_scaling=False` is the paper's Eq. 2 as written.
+
     Args:
         vocab_size: int, number of ids of the field; ids lie in `[0, vocab_size)`.
         candidates: sequence of int, the candidate dimensions d_1 < ... < d_N.
@@ -64,6 +78,9 @@ class CandidateEmbedding(tf.keras.layers.Layer):
             (one table per candidate).
         unify: str, `"linear"` (a dense map per candidate) or `"zero_pad"`.
         batch_norm: bool, whether each unified candidate is batch-normalised.
+        rank_scaling: bool, multiply each batch-normalised linear candidate by
+            sqrt(d_n / d_N) (see above). Ignored for zero padding and without
+            BatchNorm.
         embeddings_initializer: initializer of the embedding table(s), by name,
             config or instance.
         embeddings_regularizer: regularizer of the embedding table(s), or None.
@@ -97,6 +114,7 @@ class CandidateEmbedding(tf.keras.layers.Layer):
         storage: str = "shared",
         unify: str = "linear",
         batch_norm: bool = True,
+        rank_scaling: bool = True,
         embeddings_initializer="uniform",
         embeddings_regularizer=None,
         **kwargs,
@@ -133,12 +151,17 @@ class CandidateEmbedding(tf.keras.layers.Layer):
             raise ValueError(f"`unify` must be one of {SUPPORTED_UNIFY}. Received: unify={unify!r}")
         if not isinstance(batch_norm, bool):
             raise ValueError(f"`batch_norm` must be a bool. Received: batch_norm={batch_norm!r}")
+        if not isinstance(rank_scaling, bool):
+            raise ValueError(
+                f"`rank_scaling` must be a bool. Received: rank_scaling={rank_scaling!r}"
+            )
 
         self.vocab_size = int(vocab_size)
         self.candidates = tuple(int(d) for d in candidates)
         self.storage = storage
         self.unify = unify
         self.batch_norm = batch_norm
+        self.rank_scaling = rank_scaling
         self.embeddings_initializer = tf.keras.initializers.get(embeddings_initializer)
         self.embeddings_regularizer = tf.keras.regularizers.get(embeddings_regularizer)
         # The unify maps are fixed to the usual dense-layer defaults.
@@ -248,6 +271,8 @@ class CandidateEmbedding(tf.keras.layers.Layer):
                 x = x + tf.cast(self.unify_biases[n], x.dtype)
                 if self.batch_norm:
                     x = self.batch_norms[n](x, training=training)
+                    if self.rank_scaling and d < d_max:
+                        x = x * tf.cast((d / d_max) ** 0.5, x.dtype)
             else:
                 if self.batch_norm:
                     x = self.batch_norms[n](x, training=training)
@@ -269,6 +294,7 @@ class CandidateEmbedding(tf.keras.layers.Layer):
                 "storage": self.storage,
                 "unify": self.unify,
                 "batch_norm": self.batch_norm,
+                "rank_scaling": self.rank_scaling,
                 "embeddings_initializer": tf.keras.initializers.serialize(
                     self.embeddings_initializer
                 ),

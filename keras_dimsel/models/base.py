@@ -66,6 +66,8 @@ class CTRModel(tfrs.models.Model):
         dim: int, dimension of every field (full).
         hidden_units: tuple of int, MLP layers (deep models).
         dropout: float, MLP dropout rate.
+        rank_scaling: bool, equal variance per direction for linear candidates
+            (search; see `CandidateEmbedding`).
         hard: bool, straight-through selection during search.
         seed: int or None, the Gumbel noise seed.
     """
@@ -85,6 +87,7 @@ class CTRModel(tfrs.models.Model):
         dim: int = 32,
         hidden_units: Sequence[int] = (128, 128),
         dropout: float = 0.2,
+        rank_scaling: bool = True,
         hard: bool = False,
         seed: Optional[int] = None,
         **kwargs,
@@ -103,6 +106,7 @@ class CTRModel(tfrs.models.Model):
             plan_dims=plan_dims,
             dim=dim,
             equal_dims=self.equal_dims,
+            rank_scaling=rank_scaling,
             hard=hard,
             seed=seed,
         )

@@ -39,6 +39,8 @@ class FieldEmbeddings(tf.keras.layers.Layer):
         dim: int, the dimension of every field (full).
         equal_dims: bool, whether the model needs every field at the same
             dimension (interaction models).
+        rank_scaling: bool, scale each linear candidate by sqrt(d_n / d_N)
+            after BatchNorm (search; see `CandidateEmbedding`).
         hard: bool, straight-through one-hot selection during search.
         seed: int or None, the Gumbel noise seed.
 
@@ -59,6 +61,7 @@ class FieldEmbeddings(tf.keras.layers.Layer):
         plan_dims: Optional[dict] = None,
         dim: int = 32,
         equal_dims: bool = True,
+        rank_scaling: bool = True,
         hard: bool = False,
         seed: Optional[int] = None,
         **kwargs,
@@ -78,6 +81,7 @@ class FieldEmbeddings(tf.keras.layers.Layer):
         self.plan_dims = dict(plan_dims or {})
         self.dim = int(dim)
         self.equal_dims = equal_dims
+        self.rank_scaling = rank_scaling
         self.hard = hard
         self.seed = seed
         self.embeddings = {}
@@ -86,7 +90,7 @@ class FieldEmbeddings(tf.keras.layers.Layer):
             if stage == "search":
                 self.embeddings[name] = CandidateEmbedding(
                     vocab_size, self.candidates, storage=storage, unify=unify,
-                    name=f"candidates_{name}",
+                    rank_scaling=rank_scaling, name=f"candidates_{name}",
                 )  # fmt: skip
                 self.selectors[name] = DimensionGumbelSelector(
                     len(self.candidates),
@@ -148,6 +152,7 @@ class FieldEmbeddings(tf.keras.layers.Layer):
                 "plan_dims": self.plan_dims,
                 "dim": self.dim,
                 "equal_dims": self.equal_dims,
+                "rank_scaling": self.rank_scaling,
                 "hard": self.hard,
                 "seed": self.seed,
             }

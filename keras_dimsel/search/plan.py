@@ -13,8 +13,11 @@ import numbers
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
+
 from keras_dimsel import _io
 
+_BUDGET_UNITS = 100_000
 PLAN_FILE = "plan.json"
 
 # The keys of plan.json, in the order they are written.
@@ -113,6 +116,7 @@ class DimensionPlan:
         alpha: Mapping[str, Sequence[float]],
         candidates: Sequence[int],
         vocab_sizes: Mapping[str, int],
+        budget: Optional[float] = None,
     ) -> DimensionPlan:
         """Derives the plan from the architecture weights (Eq. 13).
 
@@ -127,6 +131,9 @@ class DimensionPlan:
             candidates: sequence of int, d_1 < ... < d_N.
             vocab_sizes: dict of str to int, the number of ids of each field.
                 Fields absent from `alpha` are ignored (they were not searched).
+            budget: float in (0, 1] or None; when given, the plan is fitted to
+                that fraction of the full model's embedding parameters (see
+                `within_budget`).
 
         Returns:
             The DimensionPlan, with `alpha` kept for reporting.
@@ -155,7 +162,105 @@ class DimensionPlan:
                     f"Received vocab sizes for: {sorted(vocab_sizes)}"
                 )
         vocab = {name: vocab_sizes[name] for name in fields}
-        return cls(fields=fields, candidates=candidates, vocab_sizes=vocab, alpha=weights)
+        plan = cls(fields=fields, candidates=candidates, vocab_sizes=vocab, alpha=weights)
+        return plan if budget is None else plan.within_budget(budget)
+
+    def within_budget(self, budget: float) -> DimensionPlan:
+        """The most probable plan whose tables hold at most `budget` of the full model's numbers.
+
+        AutoDim's argmax has no notion of memory: it keeps whatever the
+        validation loss preferred. With a budget b (a fraction of
+        `full_embedding_params`), the plan maximises the joint selection
+        probability of the chosen dimensions under the memory constraint:
+
+            max_d  sum_m log alpha_m(d_m)   s.t.  sum_m V_m * d_m <= b * sum_m V_m * d_N
+
+        This is a multiple-choice knapsack over fields, solved by dynamic
+        programming over the budget: exactly when the budget is at most
+        100,000 parameters, otherwise in 100,000 units with every field's cost
+        rounded up (the plan always fits and gives up at most M units, M the
+        number of fields). When the argmax plan already fits, it is returned
+        unchanged.
+
+        Args:
+            budget: float in (0, 1], the largest allowed fraction of the
+                full-dimension embedding parameters.
+
+        Returns:
+            A new DimensionPlan with the same alpha.
+
+        Raises:
+            ValueError: if `budget` is not in (0, 1], the plan has no alpha, or
+                even the smallest candidate everywhere exceeds the budget.
+
+        Example:
+
+        ```python
+        plan = DimensionPlan.from_alpha(
+            {"user": [0.2, 0.3, 0.5], "genre": [0.1, 0.2, 0.7]},
+            candidates=(2, 4, 8),
+            vocab_sizes={"user": 1000, "genre": 20},
+        )
+        plan.fields                       # {"user": 8, "genre": 8}
+        # 4,080 numbers allowed of 8,160: user 4 + genre 4 would fit, but
+        # 0.2 * 0.7 (user 2, genre 8) is more probable than 0.3 * 0.2.
+        plan.within_budget(0.5).fields    # {"user": 2, "genre": 8}
+        ```
+        """
+        if not isinstance(budget, (int, float)) or isinstance(budget, bool):
+            raise ValueError(f"`budget` must be a number in (0, 1]. Received: budget={budget!r}")
+        if not 0.0 < budget <= 1.0:
+            raise ValueError(f"`budget` must be in (0, 1]. Received: budget={budget!r}")
+        if not self.alpha:
+            raise ValueError("A plan without alpha (written by hand) cannot be fitted to a budget.")
+        limit = budget * self.full_embedding_params
+        if self.embedding_params <= limit:
+            return self
+        names = self.field_names
+        dims = self.candidates
+        smallest = sum(self.vocab_sizes[name] * dims[0] for name in names)
+        if smallest > limit:
+            raise ValueError(
+                f"No plan fits a budget of {budget:g}: the smallest candidate {dims[0]} in every "
+                f"field already takes {smallest / self.full_embedding_params:.1%} of the full "
+                "model's embedding parameters."
+            )
+        # Probabilities of exactly 0 would make log -inf; such candidates are last resorts.
+        scores = np.log(np.maximum(np.array([self.alpha[name] for name in names]), 1e-300))
+        # Multiple-choice knapsack by dynamic programming over the budget, in at most
+        # `_BUDGET_UNITS` units. Costs are rounded up, so the plan always fits; below
+        # that many parameters the units are single parameters and the answer is exact.
+        units = int(min(math.floor(limit), _BUDGET_UNITS))
+        unit = limit / units
+        sizes = np.array([self.vocab_sizes[name] for name in names], dtype=np.float64)
+        costs = np.ceil(np.outer(sizes, dims) / unit - 1e-9).astype(np.int64)
+        best = np.zeros(units + 1)  # best[c]: the top score of the fields so far within c
+        picks = np.zeros((len(names), units + 1), dtype=np.int16)
+        for m in range(len(names)):
+            options = np.full((len(dims), units + 1), -np.inf)
+            for n, cost in enumerate(costs[m]):
+                if cost <= units:
+                    options[n, cost:] = best[: units + 1 - cost] + scores[m, n]
+            picks[m] = np.argmax(options, axis=0)  # the first maximum: the smaller dim
+            best = options[picks[m], np.arange(units + 1)]
+        if not np.isfinite(best[units]):
+            # Only the rounding can lose the smallest plan, which fits (checked above).
+            return self._with_dims({name: dims[0] for name in names})
+        choice, capacity = {}, units
+        for m in reversed(range(len(names))):
+            n = int(picks[m, capacity])
+            choice[names[m]] = n
+            capacity -= int(costs[m, n])
+        choice = {name: choice[name] for name in names}
+        return self._with_dims({name: dims[n] for name, n in choice.items()})
+
+    def _with_dims(self, fields: Dict[str, int]) -> DimensionPlan:
+        return DimensionPlan(
+            fields=fields,
+            candidates=self.candidates,
+            vocab_sizes=self.vocab_sizes,
+            alpha=self.alpha,
+        )
 
     @property
     def field_names(self) -> List[str]:

@@ -120,7 +120,7 @@ def test_ground_truth_json_is_written_with_roles(tmp_path):
         "noise_mid": "noise",
         "noise_low": "noise",
     }
-    assert truth["fields"]["user"]["cardinality"] == 5000
+    assert truth["fields"]["user"]["cardinality"] == 1000
     assert truth["price"]["role"] == "scalar"
     assert truth["rows"] == 50 and truth["seed"] == 5
     assert truth["latent_rank"] == synthetic.LATENT_RANK

@@ -140,9 +140,17 @@ def test_batch_norm_in_training_normalises_each_candidate_over_the_batch():
     np.testing.assert_allclose(out[:, 1, :].var(axis=0), 1.0, atol=1e-3)
 
 
-def test_batch_norm_after_linear_map_normalises_each_candidate_over_the_batch():
+@pytest.mark.parametrize(
+    "rank_scaling, factors",
+    [(False, [1.0, 1.0, 1.0]), (True, [0.5, 0.5**0.5, 1.0])],  # sqrt(d_n / d_N), d_N = 4
+)
+def test_batch_norm_after_linear_map_normalises_each_candidate_over_the_batch(
+    rank_scaling, factors
+):
     tf.keras.utils.set_random_seed(7)
-    layer = CandidateEmbedding(vocab_size=6, candidates=(1, 2, 4), unify="linear")
+    layer = CandidateEmbedding(
+        vocab_size=6, candidates=(1, 2, 4), unify="linear", rank_scaling=rank_scaling
+    )
     plain = CandidateEmbedding(vocab_size=6, candidates=(1, 2, 4), unify="linear", batch_norm=False)
     plain.build((None,))
     ids = tf.constant([0, 1, 2, 3, 4, 5])
@@ -150,10 +158,28 @@ def test_batch_norm_after_linear_map_normalises_each_candidate_over_the_batch():
     for source, target in zip(layer.trainable_weights, plain.trainable_weights):
         target.assign(source)
     mapped = plain(ids).numpy()
-    # Eq. 2 per candidate and column: batch mean and (biased) batch variance, epsilon 1e-3.
+    # Eq. 2 per candidate and column: batch mean and (biased) batch variance, epsilon 1e-3,
+    # then the rank factor of each candidate.
     expected = (mapped - mapped.mean(axis=0)) / np.sqrt(mapped.var(axis=0) + 1e-3)
+    expected *= np.array(factors)[None, :, None]
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-5)
+
+
+def test_rank_scaling_gives_every_candidate_unit_variance_per_direction_it_spans():
+    tf.keras.utils.set_random_seed(11)
+    layer = CandidateEmbedding(
+        vocab_size=500,
+        candidates=(2, 8),
+        unify="linear",
+        embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=1.0),
+    )
+    out = layer(tf.range(500), training=True).numpy()
+    for n, dim in enumerate((2, 8)):
+        eigenvalues = np.linalg.eigvalsh(np.cov(out[:, n, :], rowvar=False, bias=True))
+        # Rank d_n and total variance d_n: the variance of each spanned direction averages 1.
+        assert np.sum(eigenvalues > 1e-4) == dim
+        np.testing.assert_allclose(eigenvalues.sum(), dim, rtol=1e-2)
 
 
 def test_batch_norm_outside_training_uses_moving_statistics():
@@ -257,6 +283,7 @@ def test_embedding_params_counts_table_numbers(storage, vocab_size, candidates, 
                                "Received: storage='dense'"),
         ({"unify": "pad"}, "`unify` must be one of ('linear', 'zero_pad'). Received: unify='pad'"),
         ({"batch_norm": "yes"}, "`batch_norm` must be a bool. Received: batch_norm='yes'"),
+        ({"rank_scaling": 1}, "`rank_scaling` must be a bool. Received: rank_scaling=1"),
     ],
 )  # fmt: skip
 def test_bad_arguments_are_rejected_with_the_received_value(kwargs, message):
@@ -298,6 +325,7 @@ def test_config_round_trip_gives_an_equal_layer_and_equal_outputs():
         "unify": "linear",
     }
     assert config["batch_norm"] is True
+    assert config["rank_scaling"] is True
     assert config["embeddings_initializer"]["class_name"] == "RandomNormal"
     assert config["embeddings_regularizer"]["class_name"] == "L2"
 

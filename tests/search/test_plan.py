@@ -45,6 +45,97 @@ def test_from_alpha_accepts_arrays_and_ignores_unsearched_vocab_sizes():
     assert plan.alpha["user"] == pytest.approx([0.2, 0.3, 0.5])
 
 
+def _two_field_plan():
+    return DimensionPlan.from_alpha(
+        {"user": [0.2, 0.3, 0.5], "genre": [0.1, 0.2, 0.7]},
+        candidates=(2, 4, 8),
+        vocab_sizes={"user": 1000, "genre": 20},
+    )
+
+
+@pytest.mark.parametrize(
+    "budget, fields",
+    [
+        # 8,160 numbers at full dimension; the argmax plan (8, 8) is all of it.
+        (1.0, {"user": 8, "genre": 8}),
+        # 4,896 allowed: user 4 + genre 8 = 4,160 is the most probable fitting plan.
+        (0.6, {"user": 4, "genre": 8}),
+        # 4,080 allowed: (4, 4) fits exactly, but 0.2 * 0.7 for (2, 8) beats 0.3 * 0.2.
+        (0.5, {"user": 2, "genre": 8}),
+        # 2,040 allowed: user 2 (2,000) leaves 40, which only buys genre 2.
+        (0.25, {"user": 2, "genre": 2}),
+    ],
+)
+def test_within_budget_keeps_the_most_probable_plan_that_fits(budget, fields):
+    plan = _two_field_plan()
+    fitted = plan.within_budget(budget)
+    assert fitted.fields == fields
+    assert fitted.embedding_params <= budget * fitted.full_embedding_params
+    assert fitted.alpha == plan.alpha
+    assert DimensionPlan.from_alpha(plan.alpha, (2, 4, 8), plan.vocab_sizes, budget).fields == (
+        fields
+    )
+
+
+def test_within_budget_matches_exhaustive_search_on_random_plans():
+    import itertools
+
+    rng = np.random.default_rng(0)
+    candidates = (2, 4, 8, 16)
+    for _ in range(30):
+        names = [f"f{i}" for i in range(4)]
+        alpha = {name: rng.dirichlet(np.ones(4)).tolist() for name in names}
+        vocab = {name: int(rng.integers(1, 500)) for name in names}
+        plan = DimensionPlan.from_alpha(alpha, candidates, vocab)
+        budget = float(rng.uniform(0.2, 0.9))
+        limit = budget * plan.full_embedding_params
+        best = max(
+            sum(np.log(alpha[name][n]) for name, n in zip(names, choice))
+            for choice in itertools.product(range(4), repeat=4)
+            if sum(vocab[name] * candidates[n] for name, n in zip(names, choice)) <= limit
+        )
+        fitted = plan.within_budget(budget)
+        score = sum(np.log(alpha[n][candidates.index(d)]) for n, d in fitted.fields.items())
+        assert fitted.embedding_params <= limit
+        # Below 100,000 parameters the dynamic programme is exact.
+        assert score == pytest.approx(best)
+
+
+@pytest.mark.parametrize(
+    "budget, message",
+    [
+        (0.0, "`budget` must be in (0, 1]. Received: budget=0.0"),
+        (1.5, "`budget` must be in (0, 1]. Received: budget=1.5"),
+        ("half", "`budget` must be a number in (0, 1]. Received: budget='half'"),
+        (0.2, "No plan fits a budget of 0.2: the smallest candidate 2 in every field already "
+              "takes 25.0% of the full model's embedding parameters."),
+    ],
+)  # fmt: skip
+def test_within_budget_rejects_budgets_it_cannot_meet(budget, message):
+    with pytest.raises(ValueError) as error:
+        _two_field_plan().within_budget(budget)
+    assert str(error.value) == message
+
+
+def test_within_budget_fits_large_tables_in_rounded_units():
+    rng = np.random.default_rng(1)
+    names = [f"f{i}" for i in range(40)]
+    alpha = {name: rng.dirichlet(np.ones(5)).tolist() for name in names}
+    vocab = {name: int(rng.integers(1, 10_000_000)) for name in names}
+    plan = DimensionPlan.from_alpha(alpha, (2, 8, 16, 24, 32), vocab)
+    for budget in (0.07, 0.3, 0.6):
+        fitted = plan.within_budget(budget)
+        assert fitted.embedding_params <= budget * plan.full_embedding_params
+        # Rounding gives up at most one unit (1e-5 of the budget) per field.
+        assert fitted.embedding_params >= 0.8 * budget * plan.full_embedding_params
+
+
+def test_within_budget_needs_alpha():
+    plan = DimensionPlan(fields={"a": 8}, candidates=(2, 8), vocab_sizes={"a": 10})
+    with pytest.raises(ValueError, match="without alpha"):
+        plan.within_budget(0.5)
+
+
 def test_parameter_counts_match_hand_computed_values(plan):
     # user 1000 * 4, genre 20 * 2, age 7 * 2; full model: every field at 8.
     assert plan.params_by_field() == {"user": 4000, "genre": 40, "age": 14}

@@ -1,0 +1,235 @@
+"""AutoDim training speed: the search and the retrained model against full-dimension training.
+
+One process, one synthetic data set, one batch size for every variant:
+
+- `full`: the full-dimension model (every field at d_N = max(candidates)),
+  the ordinary `fit` of `dimsel baseline`.
+- `search`: the AutoDim supernet with the alternating step of `dimsel search`
+  (network step on every training batch, alpha step on a validation batch
+  once every `--arch-every` steps; alpha is live: no pre-training steps).
+- `retrain`: the model of a plan, as `dimsel retrain` builds it. The plan is
+  the one the search variant ends with after its first (untimed) epoch, so the
+  dimensions are what a search on these data picks.
+
+Each variant is built, compiled and traced on a few batches first (outside
+the timing). Then every repeat times one `fit` epoch of each variant in turn
+(round-robin, so the drifts of a shared machine hit all variants alike), and
+the throughput is training examples per second of wall time, input pipeline
+included (the same `make_dataset` for all). The ratios compare medians.
+
+Usage (from the repository root):
+
+    .venv/bin/python benchmarks/autodim_speed.py --rows 200000 \
+        --out benchmarks/results/autodim_speed.json
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from typing import Optional, Sequence  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
+
+from keras_dimsel import cli  # noqa: E402
+from keras_dimsel.data.feature_spec import FeatureSpec  # noqa: E402
+from keras_dimsel.data.input_fn import make_dataset  # noqa: E402
+from keras_dimsel.models import make_model  # noqa: E402
+from keras_dimsel.search.alternating import zip_train_validation  # noqa: E402
+from keras_dimsel.search.plan import DimensionPlan  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import code_state, machine_description  # noqa: E402
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CANDIDATES = (2, 8, 16, 24, 32)
+TRACE_STEPS = 5
+
+
+def prepare_data(rows: int, seed: int, work_dir: str) -> FeatureSpec:
+    """The synthetic artifact, reused when it already has `rows` rows."""
+    data_dir = os.path.join(work_dir, f"synthetic_{rows}_{seed}")
+    try:
+        spec = FeatureSpec.load(data_dir)
+        if sum(spec.splits.values()) == rows:
+            return spec
+    except FileNotFoundError:
+        pass
+    shutil.rmtree(data_dir, ignore_errors=True)
+    argv = ["preprocess", "--dataset", "synthetic", "--rows", str(rows), "--seed", str(seed)]
+    if cli.main(argv + ["--output", data_dir]) != 0:
+        raise SystemExit("preprocessing the synthetic data failed")
+    return FeatureSpec.load(data_dir)
+
+
+class Variant:
+    """A compiled model and the dataset one timed epoch of it runs over."""
+
+    def __init__(self, name: str, model, dataset: tf.data.Dataset):
+        self.name = name
+        self.model = model
+        self.dataset = dataset
+        self.examples_per_second = []
+
+    def trace(self) -> None:
+        self.model.fit(self.dataset.take(TRACE_STEPS), epochs=1, verbose=0)
+
+    def time_epoch(self, examples: int) -> float:
+        start = time.perf_counter()
+        self.model.fit(self.dataset, epochs=1, verbose=0)
+        rate = examples / (time.perf_counter() - start)
+        self.examples_per_second.append(rate)
+        return rate
+
+
+def build_variants(spec: FeatureSpec, model_name: str, batch_size: int, arch_every: int):
+    seed = 0
+    train = make_dataset(spec, "train", batch_size, shuffle=True, seed=seed)
+    validation = make_dataset(spec, "validation", batch_size, shuffle=True, seed=seed + 1)
+    tf.keras.utils.set_random_seed(seed)
+
+    full = make_model(model_name, spec, stage="full", dim=max(CANDIDATES))
+    full.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+
+    search = make_model(model_name, spec, stage="search", candidates=CANDIDATES, seed=seed)
+    search.compile(
+        optimizer=tf.keras.optimizers.Adam(1e-3),
+        arch_optimizer=tf.keras.optimizers.Adam(0.01),
+        arch_every=arch_every,
+        pretrain_steps=0,
+    )
+    pairs = zip_train_validation(train, validation)
+    search.fit(pairs, epochs=1, verbose=0)  # untimed: gives the plan of the retrain variant
+    vocab_sizes = {name: spec.field(name).vocab_size for name in search.field_names}
+    plan = DimensionPlan.from_alpha(
+        search.field_embeddings.selection_probabilities(), CANDIDATES, vocab_sizes
+    )
+    retrain = make_model(
+        model_name, spec, stage="plan", candidates=CANDIDATES, plan_dims=plan.fields
+    )
+    retrain.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+    variants = [Variant("full", full, train), Variant("search", search, pairs)]
+    variants.append(Variant("retrain", retrain, train))
+    return variants, plan
+
+
+def summarize(variants, plan, args, spec: FeatureSpec) -> dict:
+    medians = {v.name: statistics.median(v.examples_per_second) for v in variants}
+    results = {}
+    for variant in variants:
+        rates = variant.examples_per_second
+        results[variant.name] = {
+            "examples_per_second": rates,
+            "median": medians[variant.name],
+            "mean": statistics.mean(rates),
+            "std": statistics.stdev(rates) if len(rates) > 1 else 0.0,
+            "embedding_params": int(variant.model.embedding_params),
+        }
+    return {
+        "benchmark": "autodim_speed",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "code": code_state(),
+        "machine": machine_description(),
+        "settings": {
+            "rows": args.rows,
+            "train_examples": spec.splits["train"],
+            "model": args.model,
+            "batch_size": args.batch_size,
+            "arch_every": args.arch_every,
+            "repeats": args.repeats,
+            "candidates": list(CANDIDATES),
+        },
+        "plan": plan.fields,
+        "variants": results,
+        "ratios": {
+            "search_vs_full": medians["search"] / medians["full"],
+            "retrain_vs_full": medians["retrain"] / medians["full"],
+        },
+        "targets": {"search_vs_full": 0.5, "retrain_vs_full": 1.0},
+    }
+
+
+def markdown(summary: dict) -> str:
+    machine, settings = summary["machine"], summary["settings"]
+    lines = [
+        "# AutoDim training speed",
+        "",
+        f"Machine: {machine['cpu_model']}, {machine['cpu_count']} cores, "
+        f"{machine['memory_gib']} GiB, TensorFlow {machine['tensorflow']}, "
+        f"Python {machine['python']}. Commit {summary['code']['commit'] or 'unknown'}, "
+        f"{summary['date']}.",
+        "",
+        f"{settings['model']} on {settings['train_examples']:,} synthetic training examples, "
+        f"batch size {settings['batch_size']}, candidates {settings['candidates']}, "
+        f"alpha step every {settings['arch_every']} network steps; "
+        f"{settings['repeats']} timed epochs per variant, round-robin.",
+        "",
+        "| variant | median examples/s | mean ± std | ratio to full | target | embedding params |",
+        "|---|---|---|---|---|---|",
+    ]
+    ratios = {"full": 1.0}
+    ratios.update({k.split("_vs_")[0]: v for k, v in summary["ratios"].items()})
+    for name, result in summary["variants"].items():
+        target = summary["targets"].get(f"{name}_vs_full")
+        verdict = (
+            ""
+            if target is None
+            else f"≥ {target} ({'met' if ratios[name] >= target else 'NOT met'})"
+        )
+        lines.append(
+            f"| {name} | {result['median']:,.0f} | {result['mean']:,.0f} ± {result['std']:,.0f} "
+            f"| {ratios[name]:.2f} | {verdict} | {result['embedding_params']:,} |"
+        )
+    lines += ["", f"Plan of the retrained model: {summary['plan']}", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--model", default="deepfm", choices=("fm", "wide_deep", "deepfm"))
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--arch-every", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0, help="data seed")
+    parser.add_argument(
+        "--out", default=os.path.join(REPO_ROOT, "benchmarks/results/autodim_speed.json")
+    )
+    parser.add_argument(
+        "--work-dir", default=os.path.join(REPO_ROOT, "benchmarks/work/autodim_speed")
+    )
+    args = parser.parse_args(argv)
+
+    spec = prepare_data(args.rows, args.seed, args.work_dir)
+    variants, plan = build_variants(spec, args.model, args.batch_size, args.arch_every)
+    for variant in variants:
+        variant.trace()
+    for repeat in range(args.repeats):
+        for variant in variants:
+            rate = variant.time_epoch(spec.splits["train"])
+            print(f"repeat {repeat + 1}: {variant.name:8s} {rate:10,.0f} examples/s", flush=True)
+
+    summary = summarize(variants, plan, args, spec)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    report = markdown(summary)
+    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
+        f.write(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
