@@ -108,7 +108,7 @@ def build_variants(spec: FeatureSpec, model_name: str, batch_size: int, arch_eve
         arch_every=arch_every,
         pretrain_steps=0,
     )
-    pairs = zip_train_validation(train, validation)
+    pairs = zip_train_validation(train, validation, arch_every)
     search.fit(pairs, epochs=1, verbose=0)  # untimed: gives the plan of the retrain variant
     vocab_sizes = {name: spec.field(name).vocab_size for name in search.field_names}
     plan = DimensionPlan.from_alpha(

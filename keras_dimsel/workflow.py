@@ -250,8 +250,8 @@ def run_search(
         log_dir=os.path.join(output, "logs"),
     )
     start = time.perf_counter()
-    model.fit(zip_train_validation(train, validation), epochs=settings.epochs, verbose=2,
-              callbacks=[history])  # fmt: skip
+    pairs = zip_train_validation(train, validation, arch_every)
+    model.fit(pairs, epochs=settings.epochs, verbose=2, callbacks=[history])
     seconds = time.perf_counter() - start
     vocab_sizes = {name: spec.field(name).vocab_size for name in model.field_names}
     plan = DimensionPlan.from_alpha(

@@ -236,18 +236,15 @@ class CandidateEmbedding(tf.keras.layers.Layer):
                     )
                 )
 
-        self.batch_norms = []
+        # One BatchNorm over all candidates' columns at once: its statistics are per
+        # column, so it is N BatchNorms, one per candidate (Eq. 2-3), in one op.
+        self.batch_norm_layer = None
         if self.batch_norm:
-            for d in self.candidates:
-                norm = tf.keras.layers.BatchNormalization(
-                    center=False, scale=False, dtype=self.dtype_policy, name=f"batch_norm_{d}"
-                )
-                # Linear maps are normalised in d_N columns, raw candidates in their own d_n.
-                # Building here, outside the call, would drop the sub-layer from the
-                # variable names and give every candidate the same `moving_mean` name.
-                with tf.name_scope(norm.name):
-                    norm.build((None, d_max if self.unify == "linear" else d))
-                self.batch_norms.append(norm)
+            self.batch_norm_layer = tf.keras.layers.BatchNormalization(
+                center=False, scale=False, dtype=self.dtype_policy, name="batch_norm"
+            )
+            with tf.name_scope(self.batch_norm_layer.name):
+                self.batch_norm_layer.build((None, self._normalized_width()))
         super().build(input_shape)
 
     def call(self, ids: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
@@ -262,24 +259,61 @@ class CandidateEmbedding(tf.keras.layers.Layer):
         else:
             raw = [tf.gather(table, ids) for table in self.tables]
         raw = [tf.cast(x, self.compute_dtype) for x in raw]
+        if self.unify == "linear":
+            return self._linear(raw, training)
+        return self._zero_pad(raw, training)
 
-        d_max = self.output_dim
-        unified = []
-        for n, (d, x) in enumerate(zip(self.candidates, raw)):
-            if self.unify == "linear":
-                x = tf.matmul(x, tf.cast(self.unify_kernels[n], x.dtype))
-                x = x + tf.cast(self.unify_biases[n], x.dtype)
-                if self.batch_norm:
-                    x = self.batch_norms[n](x, training=training)
-                    if self.rank_scaling and d < d_max:
-                        x = x * tf.cast((d / d_max) ** 0.5, x.dtype)
-            else:
-                if self.batch_norm:
-                    x = self.batch_norms[n](x, training=training)
-                if d < d_max:
-                    x = tf.pad(x, [[0, 0], [0, d_max - d]])
-            unified.append(x)
-        return tf.stack(unified, axis=1)
+    def _normalized_width(self) -> int:
+        """The number of columns BatchNorm normalises."""
+        if self.unify == "linear":
+            return self.num_candidates * self.output_dim
+        if self.storage == "shared":
+            return self.output_dim  # the candidates are prefixes of the same columns
+        return sum(self.candidates)
+
+    def _normalize(self, x: tf.Tensor, training) -> tf.Tensor:
+        if self.batch_norm_layer is None:
+            return x
+        return self.batch_norm_layer(x, training=training)
+
+    def _linear(self, raw: list, training) -> tf.Tensor:
+        """All candidates' maps W_n^T x^n + b_n as one matmul, then BatchNorm."""
+        d_max, dtype = self.output_dim, raw[0].dtype
+        if self.storage == "shared":
+            # x^n = X[v, :d_n], so W_n^T x^n = (W_n padded with zero rows to d_N)^T X[v].
+            inputs = raw[-1]
+            kernels = [
+                tf.pad(kernel, [[0, d_max - d], [0, 0]])
+                for d, kernel in zip(self.candidates, self.unify_kernels)
+            ]
+        else:
+            # A block-diagonal map over the concatenated candidates.
+            inputs = tf.concat(raw, axis=-1)
+            total, offset, kernels = sum(self.candidates), 0, []
+            for d, kernel in zip(self.candidates, self.unify_kernels):
+                kernels.append(tf.pad(kernel, [[offset, total - offset - d], [0, 0]]))
+                offset += d
+        kernel = tf.cast(tf.concat(kernels, axis=-1), dtype)
+        bias = tf.cast(tf.concat(self.unify_biases, axis=-1), dtype)
+        mapped = self._normalize(tf.matmul(inputs, kernel) + bias, training)
+        mapped = tf.reshape(mapped, [-1, self.num_candidates, d_max])
+        if self.batch_norm and self.rank_scaling:
+            factors = [(d / d_max) ** 0.5 for d in self.candidates]
+            mapped = mapped * tf.constant(factors, dtype=dtype)[:, None]
+        return mapped
+
+    def _zero_pad(self, raw: list, training) -> tf.Tensor:
+        """BatchNorm of each raw candidate, then zeros up to d_N."""
+        d_max, dtype = self.output_dim, raw[0].dtype
+        if self.storage == "shared":
+            # Candidate n is the first d_n normalised columns of the same row.
+            normalized = self._normalize(raw[-1], training)
+            mask = [[1.0] * d + [0.0] * (d_max - d) for d in self.candidates]
+            return normalized[:, None, :] * tf.constant(mask, dtype=dtype)
+        normalized = self._normalize(tf.concat(raw, axis=-1), training)
+        pieces = tf.split(normalized, list(self.candidates), axis=-1)
+        padded = [tf.pad(x, [[0, 0], [0, d_max - d]]) for d, x in zip(self.candidates, pieces)]
+        return tf.stack(padded, axis=1)
 
     def compute_output_shape(self, input_shape) -> tf.TensorShape:
         input_shape = tf.TensorShape(input_shape)

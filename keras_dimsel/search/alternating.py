@@ -480,7 +480,9 @@ def _replica_mean(value: tf.Tensor) -> tf.Tensor:
     )
 
 
-def zip_train_validation(train: tf.data.Dataset, validation: tf.data.Dataset) -> tf.data.Dataset:
+def zip_train_validation(
+    train: tf.data.Dataset, validation: tf.data.Dataset, arch_every: int = 1
+) -> tf.data.Dataset:
     """Pairs every training batch with a validation batch, for `AlternatingSearch`.
 
     The validation set is repeated as often as needed, so an epoch is one pass
@@ -488,16 +490,24 @@ def zip_train_validation(train: tf.data.Dataset, validation: tf.data.Dataset) ->
     may differ); shuffle `validation` with `reshuffle_each_iteration=True` to
     see it in a new order on each repetition.
 
+    With `arch_every=f` (the model's alpha update frequency), each validation
+    batch is paired with f consecutive training batches. Alpha is updated once
+    in any f consecutive steps, so every update still gets a batch of its own,
+    while the input pipeline reads and parses f times fewer validation
+    examples.
+
     Args:
         train: tf.data.Dataset of training batches.
         validation: tf.data.Dataset of validation batches (the data alpha is
             fitted on; keep it apart from the test data).
+        arch_every: int >= 1, the number of training batches that share one
+            validation batch; give the `arch_every` of `compile`.
 
     Returns:
         A dataset of `(train_batch, validation_batch)` pairs.
 
     Raises:
-        ValueError: if an argument is not a dataset or `validation` is empty.
+        ValueError: if an argument is invalid or `validation` is empty.
 
     Example:
 
@@ -506,10 +516,23 @@ def zip_train_validation(train: tf.data.Dataset, validation: tf.data.Dataset) ->
     >>> [(t.numpy().tolist(), v.numpy().tolist())
     ...  for t, v in zip_train_validation(train, validation)]
     [([0, 1], [0]), ([2, 3], [1]), ([4], [0])]
+    >>> [v.numpy().tolist() for _, v in zip_train_validation(train, validation, arch_every=2)]
+    [[0], [0], [1]]
     """
     for name, dataset in (("train", train), ("validation", validation)):
         if not isinstance(dataset, tf.data.Dataset):
             raise ValueError(f"`{name}` must be a tf.data.Dataset. Received: {name}={dataset!r}")
+    if isinstance(arch_every, bool) or not isinstance(arch_every, int) or arch_every < 1:
+        raise ValueError(
+            f"`arch_every` must be an integer >= 1. Received: arch_every={arch_every!r}"
+        )
     if int(validation.cardinality()) == 0:
         raise ValueError("`validation` must not be empty. Received an empty dataset.")
-    return tf.data.Dataset.zip((train, validation.repeat()))
+    validation = validation.repeat()
+    if arch_every > 1:
+        validation = validation.flat_map(
+            lambda *batch: tf.data.Dataset.from_tensors(
+                batch[0] if len(batch) == 1 else batch
+            ).repeat(arch_every)
+        )
+    return tf.data.Dataset.zip((train, validation))

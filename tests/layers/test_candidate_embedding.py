@@ -197,25 +197,35 @@ def test_batch_norm_outside_training_uses_moving_statistics():
     )
     layer(tf.constant([0, 1, 2, 3]), training=True)
     moving_mean = {w.name: w.numpy() for w in layer.non_trainable_weights}
-    # momentum 0.99: 0.99 * 0 + 0.01 * batch mean 4.
-    np.testing.assert_allclose(moving_mean[f"{layer.name}/batch_norm_1/moving_mean:0"], [0.04])
+    # Shared zero padding normalises the d_N columns once (candidate n is a prefix of
+    # them); momentum 0.99: 0.99 * 0 + 0.01 * the batch means 4 and 3.5.
+    np.testing.assert_allclose(
+        moving_mean[f"{layer.name}/batch_norm/moving_mean:0"], [0.04, 0.035], rtol=1e-6
+    )
 
 
-def test_batch_norm_adds_no_trainable_weights():
-    layer = CandidateEmbedding(vocab_size=3, candidates=(1, 2), unify="zero_pad")
+@pytest.mark.parametrize(
+    "storage, unify, columns",
+    [
+        ("shared", "zero_pad", 2),  # the d_N columns every candidate is a prefix of
+        ("separate", "zero_pad", 3),  # d_1 + d_2
+        ("shared", "linear", 4),  # N * d_N
+        ("separate", "linear", 4),
+    ],
+)
+def test_batch_norm_keeps_statistics_per_candidate_column_and_no_trainable_weights(
+    storage, unify, columns
+):
+    layer = CandidateEmbedding(vocab_size=3, candidates=(1, 2), storage=storage, unify=unify)
     layer.build((None,))
-    assert len(layer.trainable_weights) == 1
+    trainable = 1 if storage == "shared" else 2
+    assert len(layer.trainable_weights) == trainable + (4 if unify == "linear" else 0)
+    assert {w.name.split("/")[-2]: w.shape for w in layer.non_trainable_weights} == {
+        "batch_norm": (columns,)
+    }
     assert sorted(_short_name(w) for w in layer.non_trainable_weights) == [
         "moving_mean",
-        "moving_mean",
         "moving_variance",
-        "moving_variance",
-    ]
-    assert sorted(w.name.split("/")[-2] for w in layer.non_trainable_weights) == [
-        "batch_norm_1",
-        "batch_norm_1",
-        "batch_norm_2",
-        "batch_norm_2",
     ]
 
 
@@ -241,7 +251,7 @@ def test_trainable_weight_names_and_shapes_per_configuration(storage, unify, exp
     layer.build((None,))
     assert len(layer.trainable_weights) == len(expected)
     assert {_short_name(w): tuple(w.shape) for w in layer.trainable_weights} == expected
-    assert len(layer.non_trainable_weights) == 4
+    assert len(layer.non_trainable_weights) == 2  # one BatchNorm's moving mean and variance
 
 
 @pytest.mark.parametrize(

@@ -428,12 +428,24 @@ def test_zip_train_validation_repeats_the_validation_set():
     assert pairs == [([0, 1], [0]), ([2, 3], [1]), ([4], [0])]
 
 
+def test_zip_train_validation_shares_each_validation_batch_among_arch_every_steps():
+    train = tf.data.Dataset.range(7).batch(1)
+    validation = tf.data.Dataset.from_tensor_slices(([10, 20], [1, 2])).batch(1)
+    pairs = list(zip_train_validation(train, validation, arch_every=3))
+    assert [int(t[0]) for t, _ in pairs] == list(range(7))
+    assert [(int(x[0]), int(y[0])) for _, (x, y) in pairs] == (
+        [(10, 1)] * 3 + [(20, 2)] * 3 + [(10, 1)]
+    )
+
+
 def test_zip_train_validation_rejects_bad_inputs():
     train = tf.data.Dataset.range(4).batch(2)
     with pytest.raises(ValueError, match="`validation` must be a tf.data.Dataset"):
         zip_train_validation(train, [1, 2])
     with pytest.raises(ValueError, match="`validation` must not be empty"):
         zip_train_validation(train, tf.data.Dataset.range(0).batch(1))
+    with pytest.raises(ValueError, match="`arch_every` must be an integer >= 1"):
+        zip_train_validation(train, train, arch_every=0)
 
 
 MIRRORED_SCRIPT = """
