@@ -240,11 +240,12 @@ class CandidateEmbedding(tf.keras.layers.Layer):
         # column, so it is N BatchNorms, one per candidate (Eq. 2-3), in one op.
         self.batch_norm_layer = None
         if self.batch_norm:
+            # Built for [batch, 1, 1, columns], so TensorFlow's fused kernel does it.
             self.batch_norm_layer = tf.keras.layers.BatchNormalization(
-                center=False, scale=False, dtype=self.dtype_policy, name="batch_norm"
+                center=False, scale=False, fused=True, dtype=self.dtype_policy, name="batch_norm"
             )
             with tf.name_scope(self.batch_norm_layer.name):
-                self.batch_norm_layer.build((None, self._normalized_width()))
+                self.batch_norm_layer.build((None, 1, 1, self._normalized_width()))
         super().build(input_shape)
 
     def call(self, ids: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
@@ -274,7 +275,9 @@ class CandidateEmbedding(tf.keras.layers.Layer):
     def _normalize(self, x: tf.Tensor, training) -> tf.Tensor:
         if self.batch_norm_layer is None:
             return x
-        return self.batch_norm_layer(x, training=training)
+        width = x.shape[-1]
+        normalized = self.batch_norm_layer(tf.reshape(x, [-1, 1, 1, width]), training=training)
+        return tf.reshape(normalized, [-1, width])
 
     def _linear(self, raw: list, training) -> tf.Tensor:
         """All candidates' maps W_n^T x^n + b_n as one matmul, then BatchNorm."""

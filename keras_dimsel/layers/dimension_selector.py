@@ -181,7 +181,10 @@ class DimensionGumbelSelector(tf.keras.layers.Layer):
 
         def noisy():
             weights = self._training_weights(tf.shape(candidates)[0])
-            return tf.einsum("bn,bnd->bd", tf.cast(weights, candidates.dtype), candidates)
+            # A broadcast product and a sum: the einsum "bn,bnd->bd" would be a batch of
+            # [1, N] x [N, d] matmuls, several times slower on CPU.
+            weights = tf.cast(weights, candidates.dtype)[:, :, None]
+            return tf.reduce_sum(weights * candidates, axis=1)
 
         def deterministic():
             weights = tf.cast(self.probabilities(), candidates.dtype)
