@@ -49,9 +49,8 @@ from keras_dimsel.search.alternating import zip_train_validation  # noqa: E402
 from keras_dimsel.search.plan import DimensionPlan  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import code_state, machine_description  # noqa: E402
+from machine import REPO_ROOT, code_state, machine_description  # noqa: E402
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CANDIDATES = (2, 8, 16, 24, 32)
 TRACE_STEPS = 5
 
