@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 DEMO_DIR ?= demo_output
 DEMO_ROWS ?= 100000
 
-.PHONY: install demo test lint format bench-preprocess clean
+.PHONY: install demo test lint format bench-preprocess bench-autodim clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ test: lint
 
 bench-preprocess: $(STAMP)
 	$(BIN)/python benchmarks/preprocess_speed.py --rows 1000000 --out benchmarks/results/preprocess_speed.json
+
+bench-autodim: $(STAMP)
+	$(BIN)/python benchmarks/autodim_speed.py --rows 200000 --repeats 5 --out benchmarks/results/autodim_speed.json
+	$(BIN)/python benchmarks/search_quality.py --rows 100000 --seeds 0 1 2 --out benchmarks/results/search_quality.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info .pytest_cache .ruff_cache
