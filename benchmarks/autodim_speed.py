@@ -32,7 +32,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
-import json  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -49,7 +48,7 @@ from keras_dimsel.search.alternating import zip_train_validation  # noqa: E402
 from keras_dimsel.search.plan import DimensionPlan  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import REPO_ROOT, code_state, machine_description  # noqa: E402
+from machine import REPO_ROOT, code_state, machine_description, write_results  # noqa: E402
 
 CANDIDATES = (2, 8, 16, 24, 32)
 TRACE_STEPS = 5
@@ -219,14 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"repeat {repeat + 1}: {variant.name:8s} {rate:10,.0f} examples/s", flush=True)
 
     summary = summarize(variants, plan, args, spec)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
-    report = markdown(summary)
-    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-        f.write(report)
-    print(report)
+    write_results(summary, markdown(summary), args.out)
     return 0
 
 

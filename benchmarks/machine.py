@@ -1,7 +1,8 @@
-"""What a benchmark ran on: the machine, the library versions and the code state."""
+"""What a benchmark ran on (machine, library versions, code state), and its result files."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -62,3 +63,14 @@ def code_state() -> dict:
             _command_output(["git", "status", "--porcelain", "--", "keras_dimsel"])
         ),
     }
+
+
+def write_results(summary: dict, report: str, out: str) -> None:
+    """Writes `summary` as JSON to `out`, `report` beside it as `.md`, and prints the report."""
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    with open(os.path.splitext(out)[0] + ".md", "w") as f:
+        f.write(report)
+    print(report)

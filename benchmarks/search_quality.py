@@ -39,7 +39,7 @@ from keras_dimsel import workflow  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from autodim_speed import prepare_data  # noqa: E402
-from machine import REPO_ROOT, code_state, machine_description  # noqa: E402
+from machine import REPO_ROOT, code_state, machine_description, write_results  # noqa: E402
 
 
 def judge(plan, roles: dict) -> dict:
@@ -121,14 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "fields": list(spec.field_names),
         "runs": runs,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
-    report = markdown(summary)
-    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-        f.write(report)
-    print(report)
+    write_results(summary, markdown(summary), args.out)
     return 0
 
 

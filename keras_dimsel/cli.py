@@ -281,6 +281,7 @@ def _add_model_arguments(parser, model_required: bool = True) -> None:
 
 def _add_search_arguments(parser) -> None:
     from keras_dimsel import workflow
+    from keras_dimsel.search import temperature
 
     group = parser.add_argument_group("search")
     group.add_argument(
@@ -339,14 +340,14 @@ def _add_search_arguments(parser) -> None:
     group.add_argument(
         "--temperature-floor",
         type=_positive_float,
-        default=0.01,
+        default=temperature.DEFAULT_FLOOR,
         metavar="TAU",
         help="lowest Gumbel-softmax temperature (default 0.01)",
     )
     group.add_argument(
         "--temperature-rate",
         type=_non_negative_float,
-        default=0.00005,
+        default=temperature.DEFAULT_RATE,
         metavar="R",
         help="temperature decrease per 2000 training examples (default 0.00005)",
     )

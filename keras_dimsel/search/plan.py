@@ -246,13 +246,12 @@ class DimensionPlan:
         if not np.isfinite(best[units]):
             # Only the rounding can lose the smallest plan, which fits (checked above).
             return self._with_dims({name: dims[0] for name in names})
-        choice, capacity = {}, units
+        chosen, capacity = {}, units
         for m in reversed(range(len(names))):
             n = int(picks[m, capacity])
-            choice[names[m]] = n
+            chosen[names[m]] = dims[n]
             capacity -= int(costs[m, n])
-        choice = {name: choice[name] for name in names}
-        return self._with_dims({name: dims[n] for name, n in choice.items()})
+        return self._with_dims({name: chosen[name] for name in names})
 
     def _with_dims(self, fields: Dict[str, int]) -> DimensionPlan:
         return DimensionPlan(

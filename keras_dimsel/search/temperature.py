@@ -13,6 +13,10 @@ from typing import Callable, List, Optional, Union
 
 import tensorflow as tf
 
+#: The paper's schedule, tau = max(0.01, 1 - 0.00005 * t) at batch size 2000.
+DEFAULT_FLOOR = 0.01
+DEFAULT_RATE = 0.00005
+
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -52,7 +56,10 @@ class TemperatureSchedule:
     """
 
     def __init__(
-        self, floor: float = 0.01, rate: float = 0.00005, reference_batch_size: int = 2000
+        self,
+        floor: float = DEFAULT_FLOOR,
+        rate: float = DEFAULT_RATE,
+        reference_batch_size: int = 2000,
     ):
         if not _is_number(floor) or not 0.0 < floor <= 1.0:
             raise ValueError(f"`floor` must be a number in (0, 1]. Received: floor={floor!r}")
