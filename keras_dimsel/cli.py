@@ -9,7 +9,7 @@ dimsel search     --data DIR --model {fm,wide_deep,deepfm} --output RUN
                   [--unify linear|zero_pad] [--arch-every 10] [--pretrain-steps N]
                   [--mode alternating|joint] [--arch-learning-rate LR] [--hard]
                   [--no-rank-scaling] [--temperature-floor 0.01] [--temperature-rate 5e-05]
-                  [--budget FRACTION]
+                  [--budget FRACTION] [--derive alpha|probe] [--tolerance 0.002]
 dimsel retrain    --data DIR --plan RUN/plan.json --model M --output RUN2 [--warm-start RUN]
 dimsel baseline   --data DIR --model M --dim 32 --output RUN3
 dimsel run        --dataset synthetic --output DIR   (preprocess, baseline, search, retrain)
@@ -281,7 +281,7 @@ def _add_model_arguments(parser, model_required: bool = True) -> None:
 
 def _add_search_arguments(parser) -> None:
     from keras_dimsel import workflow
-    from keras_dimsel.search import temperature
+    from keras_dimsel.search import plan, temperature
 
     group = parser.add_argument_group("search")
     group.add_argument(
@@ -336,6 +336,22 @@ def _add_search_arguments(parser) -> None:
         metavar="FRACTION",
         help="derive the most probable plan within this fraction of the full model's "
         "embedding parameters, e.g. 0.5 (default: argmax, no limit)",
+    )
+    group.add_argument(
+        "--derive",
+        choices=workflow.DERIVE_METHODS,
+        default="alpha",
+        help="alpha = argmax of the architecture weights (the paper); probe = per field, the "
+        "smallest candidate whose validation loss is within --tolerance of the best "
+        "(default alpha)",
+    )
+    group.add_argument(
+        "--tolerance",
+        type=_non_negative_float,
+        default=plan.DEFAULT_TOLERANCE,
+        metavar="LOSS",
+        help="validation logloss a larger dimension must save to be chosen with --derive probe "
+        f"(default {plan.DEFAULT_TOLERANCE})",
     )
     group.add_argument(
         "--temperature-floor",
@@ -442,6 +458,8 @@ def _search_options(args: argparse.Namespace) -> dict:
         "hard": args.hard,
         "rank_scaling": args.rank_scaling,
         "budget": args.budget,
+        "derive": args.derive,
+        "tolerance": args.tolerance,
         "temperature_schedule": TemperatureSchedule(
             floor=args.temperature_floor, rate=args.temperature_rate
         ),

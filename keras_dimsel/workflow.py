@@ -27,7 +27,8 @@ from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model
 from keras_dimsel.models import make_model
 from keras_dimsel.search.alternating import zip_train_validation
-from keras_dimsel.search.plan import DimensionPlan
+from keras_dimsel.search.plan import DEFAULT_TOLERANCE, DimensionPlan
+from keras_dimsel.search.probe import probe_losses
 from keras_dimsel.search.temperature import TemperatureSchedule
 
 DEFAULT_CANDIDATES = (2, 8, 16, 24, 32)
@@ -38,6 +39,8 @@ ARCH_TRAVEL = 3.0
 SEARCH_TABLES = "search_tables.npz"
 # The sub-directories of a `dimsel run`, in the order the steps run.
 RUN_STEPS = ("data", "baseline", "search", "autodim")
+# How a search derives its plan: argmax of alpha, or probing the searched model.
+DERIVE_METHODS = ("alpha", "probe")
 # At least this many steps per epoch: small data sets get smaller batches.
 _MIN_STEPS_PER_EPOCH = 100
 
@@ -182,6 +185,8 @@ def run_search(
     rank_scaling: bool = True,
     temperature_schedule: Optional[TemperatureSchedule] = None,
     budget: Optional[float] = None,
+    derive: str = "alpha",
+    tolerance: float = DEFAULT_TOLERANCE,
     settings: Optional[TrainSettings] = None,
 ) -> DimensionPlan:
     """Searches one dimension per field (AutoDim) and writes `plan.json`.
@@ -198,8 +203,19 @@ def run_search(
     paper's `TemperatureSchedule()`. `budget` (a fraction of the full
     model's embedding parameters) derives the most probable plan that fits it
     instead of the plain argmax (`DimensionPlan.within_budget`).
+
+    `derive="alpha"` takes the argmax of alpha (the paper's Eq. 13);
+    `derive="probe"` evaluates the searched model on the validation split with
+    each field forced to each candidate and keeps, per field, the smallest
+    candidate within `tolerance` of its best loss (`DimensionPlan.from_losses`).
+    A probe compares candidates the supernet has trained equally, so with
+    `derive="probe"` and `pretrain_steps=None` alpha stays at equal weights
+    for the whole run (a one-shot supernet); trained alpha starves the
+    candidates it turns away from, and their probe losses then say little.
     """
     settings = (settings or TrainSettings()).resolve(spec)
+    if derive not in DERIVE_METHODS:
+        raise ValueError(f"`derive` must be one of {DERIVE_METHODS}. Received: derive={derive!r}")
     if spec.splits.get("validation", 0) <= 0:
         raise ValueError(
             f"the validation split of {spec.directory} is empty: the search fits alpha on "
@@ -214,8 +230,10 @@ def run_search(
     _seed_everything(settings.seed)
     _io.makedirs(output)
     steps_per_epoch = -(-spec.splits["train"] // settings.batch_size)
+    total_steps = steps_per_epoch * settings.epochs
     if pretrain_steps is None:
-        pretrain_steps = steps_per_epoch // 2
+        # Probing needs every candidate trained: alpha stays at equal weights throughout.
+        pretrain_steps = total_steps if derive == "probe" else steps_per_epoch // 2
     model = make_model(
         model_name,
         spec,
@@ -228,7 +246,6 @@ def run_search(
         seed=settings.seed,
     )
     if arch_learning_rate is None:
-        total_steps = steps_per_epoch * settings.epochs
         updates = max(1, (total_steps - pretrain_steps) // (1 if mode == "joint" else arch_every))
         arch_learning_rate = max(DEFAULT_LEARNING_RATE, ARCH_TRAVEL / updates)
     model.compile(
@@ -254,9 +271,14 @@ def run_search(
     model.fit(pairs, epochs=settings.epochs, verbose=2, callbacks=[history])
     seconds = time.perf_counter() - start
     vocab_sizes = {name: spec.field(name).vocab_size for name in model.field_names}
-    plan = DimensionPlan.from_alpha(
-        model.field_embeddings.selection_probabilities(), tuple(candidates), vocab_sizes, budget
-    )
+    alpha = model.field_embeddings.selection_probabilities()
+    if derive == "probe":
+        losses = probe_losses(model, make_dataset(spec, "validation", settings.batch_size))
+        plan = DimensionPlan.from_losses(
+            losses, tuple(candidates), vocab_sizes, tolerance, budget, alpha=alpha
+        )
+    else:
+        plan = DimensionPlan.from_alpha(alpha, tuple(candidates), vocab_sizes, budget)
     plan.save(os.path.join(output, "plan.json"))
     save_search_tables(model.field_embeddings, os.path.join(output, SEARCH_TABLES))
     _write_json(
@@ -275,6 +297,8 @@ def run_search(
             "hard": hard,
             "rank_scaling": rank_scaling,
             "budget": budget,
+            "derive": derive,
+            "tolerance": tolerance if derive == "probe" else None,
             "temperature_schedule": model.temperature_schedule.get_config()
             if hasattr(model.temperature_schedule, "get_config")
             else repr(model.temperature_schedule),

@@ -71,6 +71,8 @@ def test_search_rejects_bad_candidates(artifact, tmp_path, capsys, candidates, m
         ("--budget=1.5", "argument --budget: expected a number in (0, 1], got '1.5'"),
         ("--temperature-rate=-1", "argument --temperature-rate: expected a non-negative number"),
         ("--temperature-floor=0", "argument --temperature-floor: expected a positive number"),
+        ("--tolerance=-0.1", "argument --tolerance: expected a non-negative number"),
+        ("--derive=best", "argument --derive: invalid choice: 'best'"),
     ],
 )
 def test_search_rejects_bad_search_settings(artifact, tmp_path, capsys, flag, message):

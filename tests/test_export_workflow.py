@@ -77,3 +77,28 @@ def test_baseline_search_retrain_write_their_results(spec, tmp_path):
         assert written == result
         assert (tmp_path / directory / "saved_model" / "saved_model.pb").exists()
     assert retrained["embedding_params"] == plan.embedding_params
+
+
+@pytest.mark.e2e
+def test_search_derived_by_probing_keeps_alpha_equal_and_records_the_losses(spec, tmp_path):
+    settings = workflow.TrainSettings(epochs=1, batch_size=256, seed=0)
+    output = tmp_path / "probe"
+    plan = workflow.run_search(
+        spec, "fm", str(output), candidates=(2, 8), derive="probe", tolerance=0.0,
+        settings=settings,
+    )  # fmt: skip
+    # One-shot supernet: alpha never leaves equal weights, every candidate trains.
+    for weights in plan.alpha.values():
+        assert weights == pytest.approx([0.5, 0.5])
+    assert set(plan.probe_loss) == set(spec.field_names)
+    # With no tolerance each field takes its lowest-loss candidate.
+    for name, losses in plan.probe_loss.items():
+        assert plan.fields[name] == (2, 8)[int(np.argmin(losses))]
+    assert DimensionPlan.load(str(output)).probe_loss == plan.probe_loss
+    metrics = json.loads((output / "search_metrics.json").read_text())
+    steps = -(-spec.splits["train"] // 256)
+    assert (metrics["derive"], metrics["tolerance"], metrics["pretrain_steps"]) == (
+        "probe", 0.0, steps
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"`derive` must be one of \('alpha', 'probe'\)"):
+        workflow.run_search(spec, "fm", str(tmp_path / "bad"), derive="best", settings=settings)

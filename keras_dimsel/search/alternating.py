@@ -431,8 +431,13 @@ class AlternatingSearch:
         self.last_arch_loss.assign(arch_loss)
 
         batch_size = tf.shape(tf.nest.flatten(train_batch)[0], out_type=tf.int64)[0]
-        self.search_step.assign_add(1)
-        self.examples_seen.assign_add(batch_size)
+        # The counters move only once the batch exists. At the end of a dataset of
+        # unknown length, Keras calls the step once more and the read of the batch
+        # fails; without this dependency the counter would still advance, ending
+        # pre-training (and shifting every alpha update) a step early.
+        with tf.control_dependencies([batch_size]):
+            self.search_step.assign_add(1)
+            self.examples_seen.assign_add(batch_size)
         # Assigned for the next step too: layers that create `temperature` in
         # `build` only have it after the first forward pass of the first trace.
         next_temperature = self.temperature_schedule(

@@ -27,8 +27,12 @@ PLAN_KEYS = (
     "embedding_params",
     "full_embedding_params",
     "alpha",
+    "probe_loss",
     "vocab_sizes",
 )
+# The validation-loss tolerance of `from_losses`: a larger candidate must lower the
+# field's probe loss by more than this to be chosen.
+DEFAULT_TOLERANCE = 0.002
 
 
 def _is_int(value: Any) -> bool:
@@ -62,6 +66,9 @@ class DimensionPlan:
         alpha: dict of str to list of float, the selection probabilities of
             each field over the candidates, for reporting. Either empty (a plan
             written by hand) or one entry per field of length N.
+        probe_loss: dict of str to list of float, the validation loss of each
+            field at each candidate when the plan was derived by probing
+            (`from_losses`); empty otherwise.
 
     Raises:
         ValueError: on invalid candidates, dimensions, vocabulary sizes or
@@ -89,6 +96,7 @@ class DimensionPlan:
     candidates: Tuple[int, ...]
     vocab_sizes: Dict[str, int]
     alpha: Dict[str, List[float]] = dataclasses.field(default_factory=dict)
+    probe_loss: Dict[str, List[float]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         candidates = _validate_candidates(self.candidates)
@@ -108,7 +116,12 @@ class DimensionPlan:
         object.__setattr__(self, "fields", fields)
         object.__setattr__(self, "candidates", candidates)
         object.__setattr__(self, "vocab_sizes", _validate_vocab_sizes(self.vocab_sizes, fields))
-        object.__setattr__(self, "alpha", _validate_alpha(self.alpha, fields, candidates))
+        object.__setattr__(self, "alpha", _validate_weights(self.alpha, fields, candidates))
+        object.__setattr__(
+            self,
+            "probe_loss",
+            _validate_weights(self.probe_loss, fields, candidates, "probe_loss"),
+        )
 
     @classmethod
     def from_alpha(
@@ -139,34 +152,94 @@ class DimensionPlan:
             The DimensionPlan, with `alpha` kept for reporting.
         """
         candidates = _validate_candidates(candidates)
-        weights = {}
+        weights = {name: _per_candidate(v, name, candidates, "alpha") for name, v in alpha.items()}
         fields = {}
-        for name, values in alpha.items():
-            values = [float(v) for v in _flatten(values, name)]
-            if len(values) != len(candidates):
-                raise ValueError(
-                    f"alpha of field {name!r} must have one weight per candidate "
-                    f"({len(candidates)} for candidates {candidates}). "
-                    f"Received {len(values)}: {values}"
-                )
-            if not all(math.isfinite(v) for v in values):
-                raise ValueError(f"alpha of field {name!r} is not finite. Received: {values}")
-            best = max(values)
+        for name, values in weights.items():
             # The first maximum is the smallest dimension, candidates being increasing.
-            fields[name] = candidates[values.index(best)]
-            weights[name] = values
-        for name in fields:
-            if name not in vocab_sizes:
-                raise ValueError(
-                    f"Field {name!r} has no vocabulary size. "
-                    f"Received vocab sizes for: {sorted(vocab_sizes)}"
-                )
-        vocab = {name: vocab_sizes[name] for name in fields}
+            fields[name] = candidates[values.index(max(values))]
+        vocab = _vocab_of(fields, vocab_sizes)
         plan = cls(fields=fields, candidates=candidates, vocab_sizes=vocab, alpha=weights)
         return plan if budget is None else plan.within_budget(budget)
 
+    @classmethod
+    def from_losses(
+        cls,
+        losses: Mapping[str, Sequence[float]],
+        candidates: Sequence[int],
+        vocab_sizes: Mapping[str, int],
+        tolerance: float = DEFAULT_TOLERANCE,
+        budget: Optional[float] = None,
+        alpha: Optional[Mapping[str, Sequence[float]]] = None,
+    ) -> DimensionPlan:
+        """Derives the plan from probe losses: the smallest dimension that is good enough.
+
+        `losses[m][n]` is the validation loss of the searched model with field
+        m forced to candidate d_n (`keras_dimsel.search.probe.probe_losses`).
+        The dimension of field m is the smallest candidate within `tolerance`
+        of the field's lowest loss:
+
+            d(m) = min { d_n : L_m(d_n) <= min_k L_m(d_k) + tolerance }
+
+        so a field whose loss barely moves with its dimension (a field that
+        carries little signal) gets the smallest candidate, and a field whose
+        loss keeps falling gets as much as it uses.
+
+        Args:
+            losses: dict of str to sequence of float, per field the loss at
+                each candidate, in candidate order.
+            candidates: sequence of int, d_1 < ... < d_N.
+            vocab_sizes: dict of str to int, ids per field (extra fields ignored).
+            tolerance: float >= 0, in the units of the loss (logloss for the
+                ready models); 0 takes each field's best candidate.
+            budget: float in (0, 1] or None; when the tolerance plan does not
+                fit that fraction of the full model's embedding parameters,
+                the plan with the lowest summed loss that fits is taken
+                (`within_budget`).
+            alpha: optional selection probabilities, kept for reporting.
+
+        Returns:
+            The DimensionPlan, with `probe_loss` (and `alpha`) kept.
+
+        Example:
+
+        ```python
+        plan = DimensionPlan.from_losses(
+            {"user": [0.62, 0.61, 0.605], "noise": [0.610, 0.6095, 0.611]},
+            candidates=(2, 4, 8),
+            vocab_sizes={"user": 1000, "noise": 50},
+            tolerance=0.002,
+        )
+        plan.fields   # {"user": 8, "noise": 2}
+        ```
+        """
+        candidates = _validate_candidates(candidates)
+        if (
+            not isinstance(tolerance, (int, float))
+            or isinstance(tolerance, bool)
+            or not math.isfinite(tolerance)
+            or tolerance < 0
+        ):
+            raise ValueError(
+                f"`tolerance` must be a finite number >= 0. Received: tolerance={tolerance!r}"
+            )
+        table = {
+            name: _per_candidate(v, name, candidates, "probe_loss") for name, v in losses.items()
+        }
+        fields = {}
+        for name, values in table.items():
+            limit = min(values) + tolerance
+            fields[name] = next(d for d, v in zip(candidates, values) if v <= limit)
+        plan = cls(
+            fields=fields,
+            candidates=candidates,
+            vocab_sizes=_vocab_of(fields, vocab_sizes),
+            alpha=alpha or {},
+            probe_loss=table,
+        )
+        return plan if budget is None else plan.within_budget(budget)
+
     def within_budget(self, budget: float) -> DimensionPlan:
-        """The most probable plan whose tables hold at most `budget` of the full model's numbers.
+        """The best plan whose tables hold at most `budget` of the full model's numbers.
 
         AutoDim's argmax has no notion of memory: it keeps whatever the
         validation loss preferred. With a budget b (a fraction of
@@ -174,6 +247,9 @@ class DimensionPlan:
         probability of the chosen dimensions under the memory constraint:
 
             max_d  sum_m log alpha_m(d_m)   s.t.  sum_m V_m * d_m <= b * sum_m V_m * d_N
+
+        A plan derived by probing (`from_losses`) minimises the summed probe
+        loss instead, sum_m L_m(d_m), under the same constraint.
 
         This is a multiple-choice knapsack over fields, solved by dynamic
         programming over the budget: exactly when the budget is at most
@@ -190,8 +266,9 @@ class DimensionPlan:
             A new DimensionPlan with the same alpha.
 
         Raises:
-            ValueError: if `budget` is not in (0, 1], the plan has no alpha, or
-                even the smallest candidate everywhere exceeds the budget.
+            ValueError: if `budget` is not in (0, 1], the plan has neither
+                alpha nor probe losses, or even the smallest candidate
+                everywhere exceeds the budget.
 
         Example:
 
@@ -211,8 +288,11 @@ class DimensionPlan:
             raise ValueError(f"`budget` must be a number in (0, 1]. Received: budget={budget!r}")
         if not 0.0 < budget <= 1.0:
             raise ValueError(f"`budget` must be in (0, 1]. Received: budget={budget!r}")
-        if not self.alpha:
-            raise ValueError("A plan without alpha (written by hand) cannot be fitted to a budget.")
+        if not self.alpha and not self.probe_loss:
+            raise ValueError(
+                "A plan without alpha or probe losses (written by hand) cannot be fitted "
+                "to a budget."
+            )
         limit = budget * self.full_embedding_params
         if self.embedding_params <= limit:
             return self
@@ -225,8 +305,13 @@ class DimensionPlan:
                 f"field already takes {smallest / self.full_embedding_params:.1%} of the full "
                 "model's embedding parameters."
             )
-        # Probabilities of exactly 0 would make log -inf; such candidates are last resorts.
-        scores = np.log(np.maximum(np.array([self.alpha[name] for name in names]), 1e-300))
+        if self.probe_loss:
+            scores = -np.array([self.probe_loss[name] for name in names], dtype=np.float64)
+            # A loss that is not finite (a diverged probe) makes its candidate a last resort.
+            scores[~np.isfinite(scores)] = -1e300
+        else:
+            # Probabilities of exactly 0 would make log -inf; such candidates are last resorts.
+            scores = np.log(np.maximum(np.array([self.alpha[name] for name in names]), 1e-300))
         # Multiple-choice knapsack by dynamic programming over the budget, in at most
         # `_BUDGET_UNITS` units. Costs are rounded up, so the plan always fits; below
         # that many parameters the units are single parameters and the answer is exact.
@@ -259,6 +344,7 @@ class DimensionPlan:
             candidates=self.candidates,
             vocab_sizes=self.vocab_sizes,
             alpha=self.alpha,
+            probe_loss=self.probe_loss,
         )
 
     @property
@@ -319,6 +405,7 @@ class DimensionPlan:
             "embedding_params": self.embedding_params,
             "full_embedding_params": self.full_embedding_params,
             "alpha": {name: list(values) for name, values in self.alpha.items()},
+            "probe_loss": {name: list(values) for name, values in self.probe_loss.items()},
             "vocab_sizes": dict(self.vocab_sizes),
         }
 
@@ -340,6 +427,7 @@ class DimensionPlan:
             candidates=record["candidates"],
             vocab_sizes=record["vocab_sizes"],
             alpha=record.get("alpha") or {},
+            probe_loss=record.get("probe_loss") or {},
         )
 
     def save(self, path: str) -> str:
@@ -471,6 +559,17 @@ def _validate_candidates(candidates: Any) -> Tuple[int, ...]:
     return tuple(int(c) for c in values)
 
 
+def _vocab_of(fields: Mapping[str, int], vocab_sizes: Mapping[str, int]) -> Dict[str, int]:
+    """The vocabulary sizes of `fields`, from a mapping that may hold more fields."""
+    for name in fields:
+        if name not in vocab_sizes:
+            raise ValueError(
+                f"Field {name!r} has no vocabulary size. "
+                f"Received vocab sizes for: {sorted(vocab_sizes)}"
+            )
+    return {name: vocab_sizes[name] for name in fields}
+
+
 def _validate_vocab_sizes(vocab_sizes: Any, fields: Mapping[str, int]) -> Dict[str, int]:
     if not isinstance(vocab_sizes, Mapping):
         raise ValueError(
@@ -495,41 +594,50 @@ def _validate_vocab_sizes(vocab_sizes: Any, fields: Mapping[str, int]) -> Dict[s
     return {name: int(vocab_sizes[name]) for name in fields}
 
 
-def _validate_alpha(
-    alpha: Any, fields: Mapping[str, int], candidates: Tuple[int, ...]
+def _validate_weights(
+    weights: Any, fields: Mapping[str, int], candidates: Tuple[int, ...], key: str = "alpha"
 ) -> Dict[str, List[float]]:
-    if not alpha:
+    """Checks a per-field, per-candidate record (`alpha` or `probe_loss`)."""
+    if not weights:
         return {}
-    if not isinstance(alpha, Mapping):
-        raise ValueError(f"`alpha` must be a dict of field name to weights. Received: {alpha!r}")
-    unknown = [name for name in alpha if name not in fields]
-    missing = [name for name in fields if name not in alpha]
+    if not isinstance(weights, Mapping):
+        raise ValueError(f"`{key}` must be a dict of field name to values. Received: {weights!r}")
+    unknown = [name for name in weights if name not in fields]
+    missing = [name for name in fields if name not in weights]
     if unknown or missing:
         raise ValueError(
-            "`alpha` must be empty or cover exactly the plan fields. "
-            f"Not in the plan: {unknown}; without alpha: {missing}"
+            f"`{key}` must be empty or cover exactly the plan fields. "
+            f"Not in the plan: {unknown}; without {key}: {missing}"
         )
-    weights = {}
-    for name in fields:
-        values = [float(v) for v in _flatten(alpha[name], name)]
-        if len(values) != len(candidates):
-            raise ValueError(
-                f"alpha of field {name!r} must have one weight per candidate "
-                f"({len(candidates)} for candidates {candidates}). "
-                f"Received {len(values)}: {values}"
-            )
-        weights[name] = values
-    return weights
+    return {
+        name: _per_candidate(weights[name], name, candidates, key, check_finite=False)
+        for name in fields
+    }
 
 
-def _flatten(values: Any, name: str) -> List[Any]:
+def _per_candidate(
+    values: Any, name: str, candidates: Tuple[int, ...], key: str, check_finite: bool = True
+) -> List[float]:
+    values = [float(v) for v in _flatten(values, name, key)]
+    if len(values) != len(candidates):
+        raise ValueError(
+            f"{key} of field {name!r} must have one value per candidate "
+            f"({len(candidates)} for candidates {candidates}). "
+            f"Received {len(values)}: {values}"
+        )
+    if check_finite and not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{key} of field {name!r} is not finite. Received: {values}")
+    return values
+
+
+def _flatten(values: Any, name: str, key: str = "alpha") -> List[Any]:
     # Eager tensors and NumPy arrays both offer `tolist()`.
     if hasattr(values, "numpy"):
         values = values.numpy()
     if hasattr(values, "tolist"):
         values = values.tolist()
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(f"alpha of field {name!r} must be a sequence of numbers. Got: {values!r}")
+        raise ValueError(f"{key} of field {name!r} must be a sequence of numbers. Got: {values!r}")
     if any(isinstance(v, (list, tuple)) for v in values):
-        raise ValueError(f"alpha of field {name!r} must be one-dimensional. Got: {values!r}")
+        raise ValueError(f"{key} of field {name!r} must be one-dimensional. Got: {values!r}")
     return list(values)

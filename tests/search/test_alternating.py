@@ -177,6 +177,20 @@ def test_alpha_stays_frozen_during_pretraining_while_network_trains():
     assert any(not np.array_equal(a, b) for a, b in zip(start, network_values(model)))
 
 
+def test_fit_on_data_of_unknown_length_counts_each_batch_once():
+    # A filter hides the length: Keras then finds the end of the first epoch by a
+    # step whose batch read fails, and that step must not advance the counters.
+    model = compiled_keras_model(arch_every=1, pretrain_steps=3 * 5)
+    train, val = datasets(steps=5)
+    train = train.filter(lambda x, y: True)
+    assert int(train.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    model.fit(zip_train_validation(train, val), epochs=3, verbose=0)
+    assert int(model.search_step.numpy()) == 15
+    assert int(model.examples_seen.numpy()) == 15 * 4
+    # Every step was a pre-training step: alpha never moved.
+    np.testing.assert_array_equal(alpha(model), np.zeros(2, np.float32))
+
+
 def test_network_weights_do_not_change_on_the_alpha_step():
     # With a zero network learning rate, any change to W would come from the
     # architecture step.

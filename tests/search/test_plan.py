@@ -130,10 +130,77 @@ def test_within_budget_fits_large_tables_in_rounded_units():
         assert fitted.embedding_params >= 0.8 * budget * plan.full_embedding_params
 
 
-def test_within_budget_needs_alpha():
+def test_within_budget_needs_alpha_or_probe_losses():
     plan = DimensionPlan(fields={"a": 8}, candidates=(2, 8), vocab_sizes={"a": 10})
-    with pytest.raises(ValueError, match="without alpha"):
+    with pytest.raises(ValueError, match="without alpha or probe losses"):
         plan.within_budget(0.5)
+
+
+LOSSES = {
+    # The loss keeps falling: the largest candidate is worth its size.
+    "user": [0.630, 0.620, 0.610],
+    # Flat within 0.002 of the best: the smallest candidate is enough.
+    "genre": [0.6105, 0.6110, 0.6100],
+    # 4 is within the tolerance of 8's loss; 2 is not.
+    "age": [0.6150, 0.6115, 0.6100],
+}
+
+
+@pytest.mark.parametrize(
+    "tolerance, fields",
+    [
+        (0.002, {"user": 8, "genre": 2, "age": 4}),
+        (0.0, {"user": 8, "genre": 8, "age": 8}),
+        (0.01, {"user": 4, "genre": 2, "age": 2}),
+        (1.0, {"user": 2, "genre": 2, "age": 2}),
+    ],
+)
+def test_from_losses_keeps_the_smallest_candidate_within_the_tolerance(tolerance, fields):
+    plan = DimensionPlan.from_losses(LOSSES, CANDIDATES, VOCAB, tolerance=tolerance, alpha=ALPHA)
+    assert plan.fields == fields
+    assert plan.probe_loss == LOSSES
+    assert plan.alpha == ALPHA
+
+
+def test_from_losses_with_a_budget_minimises_the_summed_loss_that_fits():
+    import itertools
+
+    vocab = {"user": 1000, "genre": 900, "age": 800}
+    plan = DimensionPlan.from_losses(LOSSES, CANDIDATES, vocab, tolerance=0.0)
+    for budget in (0.3, 0.5, 0.7):
+        limit = budget * plan.full_embedding_params
+        best = min(
+            sum(LOSSES[name][n] for name, n in zip(vocab, choice))
+            for choice in itertools.product(range(3), repeat=3)
+            if sum(vocab[name] * CANDIDATES[n] for name, n in zip(vocab, choice)) <= limit
+        )
+        fitted = DimensionPlan.from_losses(LOSSES, CANDIDATES, vocab, 0.0, budget=budget)
+        total = sum(LOSSES[n][CANDIDATES.index(d)] for n, d in fitted.fields.items())
+        assert fitted.embedding_params <= limit
+        assert total == pytest.approx(best)
+        assert fitted.probe_loss == LOSSES
+
+
+def test_probe_losses_survive_save_and_load(tmp_path):
+    plan = DimensionPlan.from_losses(LOSSES, CANDIDATES, VOCAB)
+    loaded = DimensionPlan.load(plan.save(str(tmp_path / "plan.json")))
+    assert loaded == plan
+    assert loaded.probe_loss == LOSSES
+
+
+@pytest.mark.parametrize(
+    "losses, tolerance, message",
+    [
+        ({"user": [0.6, 0.5]}, 0.002, "probe_loss of field 'user' must have one value per"),
+        ({"user": [0.6, float("nan"), 0.5]}, 0.002, "probe_loss of field 'user' is not finite"),
+        ({"user": [0.6, 0.5, 0.4]}, -0.1, "`tolerance` must be a finite number >= 0"),
+        ({"user": [0.6, 0.5, 0.4]}, float("inf"), "`tolerance` must be a finite number >= 0"),
+        ({"nobody": [0.6, 0.5, 0.4]}, 0.002, "Field 'nobody' has no vocabulary size"),
+    ],
+)
+def test_from_losses_rejects_bad_input(losses, tolerance, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        DimensionPlan.from_losses(losses, CANDIDATES, VOCAB, tolerance=tolerance)
 
 
 def test_parameter_counts_match_hand_computed_values(plan):
@@ -162,6 +229,7 @@ def test_json_has_exactly_the_plan_json_keys(plan, tmp_path):
         "embedding_params",
         "full_embedding_params",
         "alpha",
+        "probe_loss",
         "vocab_sizes",
     }
     assert record == {
@@ -170,6 +238,7 @@ def test_json_has_exactly_the_plan_json_keys(plan, tmp_path):
         "embedding_params": 4054,
         "full_embedding_params": 8216,
         "alpha": ALPHA,
+        "probe_loss": {},
         "vocab_sizes": {"user": 1000, "genre": 20, "age": 7},
     }
     assert list(record["fields"]) == ["user", "genre", "age"]
@@ -229,9 +298,9 @@ def test_invalid_candidates_are_rejected(candidates):
 
 
 def test_alpha_of_the_wrong_length_is_rejected():
-    with pytest.raises(ValueError, match=r"alpha of field 'genre' must have one weight per cand"):
+    with pytest.raises(ValueError, match=r"alpha of field 'genre' must have one value per cand"):
         DimensionPlan.from_alpha({"genre": [0.5, 0.5]}, CANDIDATES, VOCAB)
-    with pytest.raises(ValueError, match=r"alpha of field 'x' must have one weight per candidate"):
+    with pytest.raises(ValueError, match=r"alpha of field 'x' must have one value per candidate"):
         DimensionPlan(fields={"x": 2}, candidates=(2, 4), vocab_sizes={"x": 3}, alpha={"x": [1]})
 
 
