@@ -94,6 +94,7 @@ class CTRModel(tfrs.models.Model):
     ):
         super().__init__(**kwargs)
         self.spec = spec
+        self.stage = stage
         self.field_names = list(fields) if fields is not None else spec.field_names
         self.lookup = FeatureLookup(spec, self.field_names)
         vocab_sizes = {name: spec.field(name).vocab_size for name in self.field_names}
@@ -139,6 +140,32 @@ class CTRModel(tfrs.models.Model):
         features, labels = inputs[0], inputs[1]
         predictions = self(features, training=training)
         return self.task(labels=tf.reshape(labels, [-1]), predictions=predictions)
+
+    def get_config(self) -> dict:
+        """The constructor arguments; the spec is named by its artifact directory."""
+        embeddings = self.field_embeddings
+        return {
+            "name": self.name,
+            "spec": self.spec.directory,
+            "stage": self.stage,
+            "fields": list(self.field_names),
+            "candidates": list(embeddings.candidates),
+            "storage": embeddings.storage,
+            "unify": embeddings.unify,
+            "plan_dims": dict(embeddings.plan_dims) or None,
+            "dim": embeddings.dim,
+            "hidden_units": list(self.hidden_units),
+            "dropout": self.dropout,
+            "rank_scaling": embeddings.rank_scaling,
+            "hard": embeddings.hard,
+            "seed": embeddings.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None) -> CTRModel:
+        """Rebuilds the model from `get_config()`, reading the spec from its directory."""
+        config = dict(config)
+        return cls(FeatureSpec.load(config.pop("spec")), **config)
 
     @property
     def embedding_params(self) -> int:
