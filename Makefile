@@ -26,7 +26,8 @@ $(STAMP): constraints.txt setup.py
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/dimsel run --dataset synthetic --rows $(DEMO_ROWS) --seed 0 --output $(DEMO_DIR)
+	$(BIN)/dimsel run --dataset synthetic --rows $(DEMO_ROWS) --seed 0 --derive probe \
+		--output $(DEMO_DIR)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,17 +3,18 @@
 The synthetic generator (`keras_dimsel/data/synthetic.py`) plants the answer:
 `user` and `item` interact through rank-8 latent vectors, `category`,
 `device` and `price` have scalar effects, and `noise_high`, `noise_mid` and
-`noise_low` have none. For each seed the script runs the default search
-(`dimsel search --model deepfm`, all defaults but the seed) on one
+`noise_low` have none. For each derivation (`--derive alpha`, the paper's
+argmax, and `--derive probe`) and each seed, the script runs the search
+(`dimsel search --model deepfm`, all other settings at their defaults) on one
 preprocessed data set and records:
 
-- the plan and the selection weights alpha of every field;
+- the plan, the selection weights alpha and (probe) the probe losses;
 - `interaction_larger`: both interaction fields get a larger dim than every
   noise field;
 - `informative_larger_on_average`: the mean dim of the informative fields
   (interaction and scalar) is larger than that of the noise fields;
-- `noise_weighs_smallest_more`: every noise field puts more weight on the
-  smallest candidate than both interaction fields.
+- `noise_weighs_smallest_more` (alpha only): every noise field puts more
+  weight on the smallest candidate than both interaction fields.
 
 Usage (from the repository root):
 
@@ -47,21 +48,29 @@ def judge(plan, roles: dict) -> dict:
     interaction = [name for name, role in roles.items() if role == "interaction"]
     informative = [name for name, role in roles.items() if role != "noise"]
     dims = plan.fields
-    return {
+    result = {
         "plan": dims,
         "alpha": {name: [round(p, 4) for p in values] for name, values in plan.alpha.items()},
+        "probe_loss": {
+            name: [round(v, 5) for v in values] for name, values in plan.probe_loss.items()
+        },
         "embedding_params_fraction": plan.embedding_params / plan.full_embedding_params,
         "interaction_larger": min(dims[n] for n in interaction) > max(dims[n] for n in noise),
         "informative_larger_on_average": statistics.mean(dims[n] for n in informative)
         > statistics.mean(dims[n] for n in noise),
-        "noise_weighs_smallest_more": min(plan.alpha[n][0] for n in noise)
-        > max(plan.alpha[n][0] for n in interaction),
     }
+    if not plan.probe_loss:
+        # With probing alpha stays at equal weights, so this says nothing there.
+        result["noise_weighs_smallest_more"] = min(plan.alpha[n][0] for n in noise) > max(
+            plan.alpha[n][0] for n in interaction
+        )
+    return result
 
 
 def markdown(summary: dict) -> str:
     machine, settings = summary["machine"], summary["settings"]
     checks = ("interaction_larger", "informative_larger_on_average", "noise_weighs_smallest_more")
+    fields = summary["fields"]
     lines = [
         "# AutoDim search quality on the synthetic data",
         "",
@@ -70,19 +79,26 @@ def markdown(summary: dict) -> str:
         f"{summary['date']}.",
         "",
         f"{settings['rows']:,} synthetic rows (data seed {settings['data_seed']}), DeepFM, "
-        "every search setting at its default; one search per training seed.",
+        "every other search setting at its default; one search per derivation and "
+        "training seed. Dimensions chosen per field:",
         "",
-        "| seed | " + " | ".join(summary["fields"]) + " | " + " | ".join(checks) + " |",
-        "|---" * (1 + len(summary["fields"]) + len(checks)) + "|",
-    ]
+        "| derive | seed | " + " | ".join(fields) + " | embedding params | "
+        + " | ".join(checks) + " |",
+        "|---" * (3 + len(fields) + len(checks)) + "|",
+    ]  # fmt: skip
     for run in summary["runs"]:
-        dims = " | ".join(str(run["plan"][name]) for name in summary["fields"])
-        marks = " | ".join("yes" if run[check] else "no" for check in checks)
-        lines.append(f"| {run['seed']} | {dims} | {marks} |")
-    lines += ["", "Rate over seeds:", ""]
-    for check in checks:
-        hits = sum(run[check] for run in summary["runs"])
-        lines.append(f"- `{check}`: {hits} of {len(summary['runs'])}")
+        dims = " | ".join(str(run["plan"][name]) for name in fields)
+        marks = " | ".join(
+            ("yes" if run[check] else "no") if check in run else "n/a" for check in checks
+        )
+        share = f"{run['embedding_params_fraction']:.1%}"
+        lines.append(f"| {run['derive']} | {run['seed']} | {dims} | {share} | {marks} |")
+    for derive in summary["settings"]["derive"]:
+        runs = [run for run in summary["runs"] if run["derive"] == derive]
+        lines += ["", f"Rate over seeds, `--derive {derive}`:", ""]
+        for check in checks:
+            if check in runs[0]:
+                lines.append(f"- `{check}`: {sum(run[check] for run in runs)} of {len(runs)}")
     lines.append("")
     return "\n".join(lines)
 
@@ -92,6 +108,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--derive",
+        nargs="+",
+        choices=workflow.DERIVE_METHODS,
+        default=list(workflow.DERIVE_METHODS),
+    )
     parser.add_argument(
         "--out", default=os.path.join(REPO_ROOT, "benchmarks/results/search_quality.json")
     )
@@ -105,19 +127,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         roles = {name: field["role"] for name, field in json.load(f)["fields"].items()}
     roles["price"] = "scalar"
     runs = []
-    for seed in args.seeds:
-        output = os.path.join(args.work_dir, f"search_seed{seed}")
-        plan = workflow.run_search(
-            spec, "deepfm", output, settings=workflow.TrainSettings(seed=seed)
-        )
-        runs.append({"seed": seed, **judge(plan, roles)})
-        print(f"seed {seed}: {plan.fields}", flush=True)
+    for derive in args.derive:
+        for seed in args.seeds:
+            output = os.path.join(args.work_dir, f"search_{derive}_seed{seed}")
+            plan = workflow.run_search(
+                spec, "deepfm", output, derive=derive, settings=workflow.TrainSettings(seed=seed)
+            )
+            runs.append({"derive": derive, "seed": seed, **judge(plan, roles)})
+            print(f"derive {derive}, seed {seed}: {plan.fields}", flush=True)
     summary = {
         "benchmark": "search_quality",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "code": code_state(),
         "machine": machine_description(),
-        "settings": {"rows": args.rows, "data_seed": args.data_seed, "model": "deepfm"},
+        "settings": {
+            "rows": args.rows,
+            "data_seed": args.data_seed,
+            "model": "deepfm",
+            "derive": args.derive,
+        },
         "fields": list(spec.field_names),
         "runs": runs,
     }

@@ -1,0 +1,29 @@
+"""The search on the synthetic data, whose answer is planted: informative fields
+need larger dimensions than noise fields."""
+
+import json
+
+import pytest
+
+from keras_dimsel import workflow
+from keras_dimsel.data.datasets import make_reader
+from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+
+ROWS = 60_000
+
+
+@pytest.mark.e2e
+def test_probing_gives_the_planted_interaction_larger_dims_than_noise(tmp_path):
+    output = str(tmp_path / "data")
+    reader = make_reader("synthetic", [], output_dir=output, rows=ROWS, seed=0)
+    spec = run(reader, PreprocessConfig(output_dir=output))
+    with open(f"{output}/raw/ground_truth.json") as f:
+        roles = {name: field["role"] for name, field in json.load(f)["fields"].items()}
+    plan = workflow.run_search(
+        spec, "deepfm", str(tmp_path / "search"), derive="probe",
+        settings=workflow.TrainSettings(seed=0),
+    )  # fmt: skip
+    noise = [plan.fields[name] for name, role in roles.items() if role == "noise"]
+    interaction = [plan.fields[name] for name, role in roles.items() if role == "interaction"]
+    assert min(interaction) > max(noise), plan.fields
+    assert plan.embedding_params < 0.5 * plan.full_embedding_params
