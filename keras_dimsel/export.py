@@ -64,4 +64,4 @@ def saved_embedding_params(directory: str) -> int:
 
 
 def _is_embedding_table(name: str) -> bool:
-    return "embedding_table" in name or "candidate_table" in name
+    return any(key in name for key in ("embedding_table", "candidate_table", "embedding_values"))

@@ -5,6 +5,7 @@ machine-readable results into a run directory:
 
 - `metrics.json`: test AUC, logloss, embedding parameters, examples/second;
 - `saved_model/`: the compact export (raw features in, probability out);
+- `weights/`: the trained weights (`CTRModel.network_weights`, a checkpoint);
 - search only: `plan.json`, `alpha_history.csv`, TensorBoard scalars in
   `logs/`, and the plot `search.png`.
 """
@@ -37,6 +38,9 @@ DEFAULT_LEARNING_RATE = 1e-3
 ARCH_TRAVEL = 3.0
 # The search tables a retrain can warm start from, in the search run directory.
 SEARCH_TABLES = "search_tables.npz"
+# The trained weights of a baseline or retrain run (`CTRModel.network_weights`),
+# what an AMTL warm start reads.
+WEIGHTS = os.path.join("weights", "model")
 # The sub-directories of a `dimsel run`, in the order the steps run.
 RUN_STEPS = ("data", "baseline", "search", "autodim")
 # How a search derives its plan: argmax of alpha, or probing the searched model.
@@ -103,6 +107,7 @@ def _fit_and_export(model, spec, settings: TrainSettings, output: str, extra: di
     metrics = evaluate(model, spec, settings.batch_size)
     metrics["train_examples_per_second"] = spec.splits["train"] * settings.epochs / train_seconds
     metrics.update(extra)
+    model.network_weights().write(os.path.join(output, WEIGHTS))
     export_saved_model(model, os.path.join(output, "saved_model"))
     _write_json(os.path.join(output, "metrics.json"), metrics)
     return metrics

@@ -9,7 +9,7 @@ reporting AUC and logloss.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -52,6 +52,24 @@ def pairwise_interaction(vectors: Sequence[tf.Tensor]) -> tf.Tensor:
     return 0.5 * tf.reduce_sum(square_of_sum - sum_of_squares, axis=1)
 
 
+class LogitBias(tf.keras.layers.Layer):
+    """Adds one learned scalar to the logits (a layer, so it can be frozen like the rest)."""
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(name="bias", shape=(), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, logits: tf.Tensor) -> tf.Tensor:
+        return logits + self.bias
+
+
+def value_counts(spec: FeatureSpec, name: str) -> list:
+    """The train count of every id of a field: 0 for the OOV id 0 (unseen values
+    get zero-count features), then the vocabulary counts in id order."""
+    _, counts = spec.vocabulary(name)
+    return [0] + [int(c) for c in counts]
+
+
 class CTRModel(tfrs.models.Model):
     """Base of the click-through rankers; subclasses implement `logit`.
 
@@ -70,6 +88,11 @@ class CTRModel(tfrs.models.Model):
             (search; see `CandidateEmbedding`).
         hard: bool, straight-through selection during search.
         seed: int or None, the Gumbel noise seed.
+        amtl_fields: list of str, the fields masked value by value (amtl);
+            their train counts come from the artifact's vocabulary files.
+        amtl_options: dict, `AdaptiveMaskTwinsLayer` arguments (amtl).
+        value_lengths: dict of str to list of int, the kept length of every
+            id of each masked field (compact).
     """
 
     #: whether the interaction needs every field at the same dimension
@@ -90,6 +113,9 @@ class CTRModel(tfrs.models.Model):
         rank_scaling: bool = True,
         hard: bool = False,
         seed: Optional[int] = None,
+        amtl_fields: Optional[Sequence[str]] = None,
+        amtl_options: Optional[dict] = None,
+        value_lengths: Optional[dict] = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -98,6 +124,10 @@ class CTRModel(tfrs.models.Model):
         self.field_names = list(fields) if fields is not None else spec.field_names
         self.lookup = FeatureLookup(spec, self.field_names)
         vocab_sizes = {name: spec.field(name).vocab_size for name in self.field_names}
+        self.amtl_fields = list(amtl_fields or [])
+        unknown = [name for name in self.amtl_fields if name not in self.field_names]
+        if unknown:
+            raise ValueError(f"amtl field(s) {unknown} are not among the fields {self.field_names}")
         self.field_embeddings = FieldEmbeddings(
             vocab_sizes,
             stage=stage,
@@ -110,6 +140,9 @@ class CTRModel(tfrs.models.Model):
             rank_scaling=rank_scaling,
             hard=hard,
             seed=seed,
+            value_counts={name: value_counts(spec, name) for name in self.amtl_fields},
+            amtl_options=amtl_options,
+            value_lengths=value_lengths,
         )
         self.first_order = {
             name: tf.keras.layers.Embedding(
@@ -120,6 +153,34 @@ class CTRModel(tfrs.models.Model):
         self.hidden_units = tuple(hidden_units)
         self.dropout = dropout
         self.task = ranking_task()
+
+    def network_weights(self) -> tf.train.Checkpoint:
+        """The model's weights as a checkpoint object, without optimizer or metrics.
+
+        Its keys are the model's attribute paths (`field_embeddings/...`,
+        `first_order/<field>`, `bias`, `deep`, ...), the same in every stage,
+        so weights written from one stage load into another: a full model's
+        into an AMTL model (warm start), an AMTL model's into its compact form.
+        """
+        parts = {}
+        for attribute, value in vars(self).items():
+            if attribute.startswith("_") or attribute in ("task", "lookup"):
+                continue
+            if isinstance(value, tf.keras.layers.Layer) or (
+                isinstance(value, Mapping)
+                and value
+                and all(isinstance(v, tf.keras.layers.Layer) for v in value.values())
+            ):
+                parts[attribute] = value
+        return tf.train.Checkpoint(**parts)
+
+    def freeze_all_but_masks(self) -> None:
+        """Leaves only the AMTL mask networks trainable (tables and network frozen)."""
+        for layer in self._flatten_layers(include_self=False, recursive=False):
+            if layer is not self.field_embeddings:
+                layer.trainable = False
+        for layer in self.field_embeddings.embeddings.values():
+            layer.trainable = False
 
     def linear_logit(self, ids: dict) -> tf.Tensor:
         """The first-order (wide) term: one learned weight per field value, summed."""
@@ -159,6 +220,9 @@ class CTRModel(tfrs.models.Model):
             "rank_scaling": embeddings.rank_scaling,
             "hard": embeddings.hard,
             "seed": embeddings.seed,
+            "amtl_fields": list(self.amtl_fields) or None,
+            "amtl_options": dict(embeddings.amtl_options) or None,
+            "value_lengths": dict(embeddings.value_lengths) or None,
         }
 
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_dimsel.models.base import CTRModel, mlp, pairwise_interaction
+from keras_dimsel.models.base import CTRModel, LogitBias, mlp, pairwise_interaction
 
 
 class DeepFM(CTRModel):
@@ -25,9 +25,9 @@ class DeepFM(CTRModel):
 
     def __init__(self, spec, **kwargs):
         super().__init__(spec, **kwargs)
-        self.bias = self.add_weight(name="bias", shape=(), initializer="zeros")
+        self.bias = LogitBias(name="bias")
         self.deep = mlp(self.hidden_units, self.dropout, name="deep")
 
     def logit(self, ids, vectors, training=None):
         deep = tf.reshape(self.deep(tf.concat(vectors, axis=1), training=training), [-1])
-        return self.bias + self.linear_logit(ids) + pairwise_interaction(vectors) + deep
+        return self.bias(self.linear_logit(ids) + pairwise_interaction(vectors) + deep)

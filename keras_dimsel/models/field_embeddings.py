@@ -9,19 +9,28 @@ The same models serve three stages; only the embedding of each field changes:
   dimension a `DimensionPlan` chose (a physically smaller table), unified to
   d_N only when the model needs equal dimensions (FM and DeepFM interactions).
 - `"full"`: the full-dimension baseline, every field at one dimension.
+- `"amtl"`: value-level dimensions, every field at one dimension D, and the
+  chosen fields masked by an `AdaptiveMaskTwinsLayer` fed with the
+  `FrequencyFeatures` of each id.
+- `"compact"`: the serving form of an AMTL model: the masked fields keep only
+  each row's chosen length (`CompactMaskedEmbedding`), with no mask network.
 """
 
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
+from keras_dimsel.layers.adaptive_mask import AdaptiveMaskTwinsLayer
 from keras_dimsel.layers.candidate_embedding import CandidateEmbedding
+from keras_dimsel.layers.compact_embedding import CompactMaskedEmbedding
 from keras_dimsel.layers.dimension_selector import DimensionGumbelSelector
+from keras_dimsel.layers.frequency_features import FrequencyFeatures
 from keras_dimsel.layers.planned_embedding import PlannedEmbedding
 
-SUPPORTED_STAGES = ("search", "plan", "full")
+SUPPORTED_STAGES = ("search", "plan", "full", "amtl", "compact")
 
 
 class FieldEmbeddings(tf.keras.layers.Layer):
@@ -43,6 +52,12 @@ class FieldEmbeddings(tf.keras.layers.Layer):
             after BatchNorm (search; see `CandidateEmbedding`).
         hard: bool, straight-through one-hot selection during search.
         seed: int or None, the Gumbel noise seed.
+        value_counts: dict of str to list of int, the train count of every id
+            of each masked field (amtl); its keys are the masked fields.
+        amtl_options: dict, `AdaptiveMaskTwinsLayer` arguments (hidden_units,
+            temperature, straight_through, twins) for every masked field (amtl).
+        value_lengths: dict of str to list of int, the kept length of every
+            id of each masked field (compact).
 
     Input shape:
         A dict `{field: int ids of shape [batch]}`.
@@ -64,6 +79,9 @@ class FieldEmbeddings(tf.keras.layers.Layer):
         rank_scaling: bool = True,
         hard: bool = False,
         seed: Optional[int] = None,
+        value_counts: Optional[dict] = None,
+        amtl_options: Optional[dict] = None,
+        value_lengths: Optional[dict] = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -73,6 +91,23 @@ class FieldEmbeddings(tf.keras.layers.Layer):
             )
         if stage == "plan" and not plan_dims:
             raise ValueError("`plan_dims` is required when stage='plan'.")
+        masked = {"amtl": value_counts, "compact": value_lengths}.get(stage)
+        if stage in ("amtl", "compact"):
+            argument = "value_counts" if stage == "amtl" else "value_lengths"
+            if not masked:
+                raise ValueError(f"`{argument}` is required when stage={stage!r}.")
+            unknown = [name for name in masked if name not in vocab_sizes]
+            if unknown:
+                raise ValueError(
+                    f"`{argument}` names field(s) {unknown} that are not among the fields "
+                    f"{list(vocab_sizes)}."
+                )
+            for name, values in masked.items():
+                if len(values) != vocab_sizes[name]:
+                    raise ValueError(
+                        f"`{argument}` of field {name!r} has {len(values)} entries for "
+                        f"{vocab_sizes[name]} ids."
+                    )
         self.vocab_sizes = dict(vocab_sizes)
         self.stage = stage
         self.candidates = tuple(int(c) for c in candidates)
@@ -84,8 +119,13 @@ class FieldEmbeddings(tf.keras.layers.Layer):
         self.rank_scaling = rank_scaling
         self.hard = hard
         self.seed = seed
+        self.value_counts = {k: [int(c) for c in v] for k, v in (value_counts or {}).items()}
+        self.amtl_options = dict(amtl_options or {})
+        self.value_lengths = {k: [int(n) for n in v] for k, v in (value_lengths or {}).items()}
         self.embeddings = {}
         self.selectors = {}
+        self.frequencies = {}
+        self.masks = {}
         for index, (name, vocab_size) in enumerate(self.vocab_sizes.items()):
             if stage == "search":
                 self.embeddings[name] = CandidateEmbedding(
@@ -108,10 +148,35 @@ class FieldEmbeddings(tf.keras.layers.Layer):
                     unify=unify,
                     name=f"embedding_{name}",
                 )
+            elif stage == "compact" and name in self.value_lengths:
+                self.embeddings[name] = CompactMaskedEmbedding(
+                    self.value_lengths[name], self.dim, name=f"compact_{name}"
+                )
             else:
                 self.embeddings[name] = PlannedEmbedding(
                     vocab_size, self.dim, name=f"embedding_{name}"
                 )
+                if stage == "amtl" and name in self.value_counts:
+                    self.frequencies[name] = FrequencyFeatures(
+                        self.value_counts[name], name=f"frequency_{name}"
+                    )
+                    self.masks[name] = AdaptiveMaskTwinsLayer(
+                        self.dim, name=f"amtl_{name}", **self.amtl_options
+                    )
+
+    @property
+    def masked_fields(self) -> list:
+        """The fields with value-level lengths (amtl and compact stages)."""
+        return list(self.value_counts or self.value_lengths)
+
+    def value_lengths_now(self) -> dict:
+        """Per masked field, the length each id gets now: `[V]` int arrays (amtl stage)."""
+        lengths = {}
+        for name, mask in self.masks.items():
+            frequencies = self.frequencies[name]
+            ids = tf.range(frequencies.vocab_size)
+            lengths[name] = mask.lengths(frequencies(ids)).numpy().astype(np.int64)
+        return lengths
 
     @property
     def output_dims(self) -> dict:
@@ -137,6 +202,9 @@ class FieldEmbeddings(tf.keras.layers.Layer):
             embedded = self.embeddings[name](ids[name], training=training)
             if self.stage == "search":
                 embedded = self.selectors[name](embedded, training=training)
+            elif name in self.masks:
+                features = self.frequencies[name](ids[name])
+                embedded = self.masks[name]([embedded, features], training=training)
             outputs.append(embedded)
         return outputs
 
@@ -155,6 +223,9 @@ class FieldEmbeddings(tf.keras.layers.Layer):
                 "rank_scaling": self.rank_scaling,
                 "hard": self.hard,
                 "seed": self.seed,
+                "value_counts": self.value_counts or None,
+                "amtl_options": self.amtl_options or None,
+                "value_lengths": self.value_lengths or None,
             }
         )
         return config

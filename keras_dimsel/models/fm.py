@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keras_dimsel.models.base import CTRModel, pairwise_interaction
+from keras_dimsel.models.base import CTRModel, LogitBias, pairwise_interaction
 
 
 class FM(CTRModel):
@@ -24,7 +24,7 @@ class FM(CTRModel):
 
     def __init__(self, spec, **kwargs):
         super().__init__(spec, **kwargs)
-        self.bias = self.add_weight(name="bias", shape=(), initializer="zeros")
+        self.bias = LogitBias(name="bias")
 
     def logit(self, ids, vectors, training=None):
-        return self.bias + self.linear_logit(ids) + pairwise_interaction(vectors)
+        return self.bias(self.linear_logit(ids) + pairwise_interaction(vectors))

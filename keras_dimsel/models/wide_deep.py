@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_dimsel.models.base import CTRModel, mlp
+from keras_dimsel.models.base import CTRModel, LogitBias, mlp
 
 
 class WideDeep(CTRModel):
@@ -29,9 +29,9 @@ class WideDeep(CTRModel):
 
     def __init__(self, spec, **kwargs):
         super().__init__(spec, **kwargs)
-        self.bias = self.add_weight(name="bias", shape=(), initializer="zeros")
+        self.bias = LogitBias(name="bias")
         self.deep = mlp(self.hidden_units, self.dropout, name="deep")
 
     def logit(self, ids, vectors, training=None):
         deep = tf.reshape(self.deep(tf.concat(vectors, axis=1), training=training), [-1])
-        return self.bias + self.linear_logit(ids) + deep
+        return self.bias(self.linear_logit(ids) + deep)

@@ -1,0 +1,297 @@
+"""AMTL end to end: warm start, training, the compact model and its report.
+
+`run_amtl` is `dimsel amtl`: it builds a ranker whose chosen fields are masked
+value by value (`AdaptiveMaskTwinsLayer`), optionally starts it from a trained
+full-dimension model, trains it, then computes every value's length once and
+exports the compact model, whose masked tables hold only those lengths.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from keras_dimsel import _io
+from keras_dimsel.data.feature_spec import FeatureSpec
+from keras_dimsel.data.input_fn import make_dataset
+from keras_dimsel.export import export_saved_model
+from keras_dimsel.models import MODELS, make_model
+from keras_dimsel.models.base import value_counts
+
+#: Values are split into this many equal-size groups by frequency for the report.
+FREQUENCY_GROUPS = 7
+DEFAULT_MAX_DIM = 32
+DEFAULT_HIDDEN_UNITS = (64,)
+DEFAULT_TEMPERATURE = 1.0
+_TABLE_SUFFIX = "/embedding_table/.ATTRIBUTES/VARIABLE_VALUE"
+_TABLE_PREFIX = "field_embeddings/embeddings/"
+
+
+def default_fields(spec: FeatureSpec, max_dim: int) -> List[str]:
+    """The fields worth masking by default: those with more ids than `max_dim`."""
+    return [f.name for f in spec.fields if f.vocab_size > max_dim]
+
+
+def checkpoint_tables(path: str) -> Dict[str, tuple]:
+    """The embedding table shapes `{field: (vocab_size, dim)}` saved in a checkpoint."""
+    tables = {}
+    for name, shape in tf.train.list_variables(path):
+        if name.startswith(_TABLE_PREFIX) and name.endswith(_TABLE_SUFFIX):
+            tables[name[len(_TABLE_PREFIX) : -len(_TABLE_SUFFIX)]] = tuple(shape)
+    return tables
+
+
+def check_warm_start(model, tables: Dict[str, tuple], source: str) -> None:
+    """Checks a trained model's tables fit `model`: same fields, vocab sizes and dim.
+
+    Raises:
+        ValueError: naming the mismatch and `source`.
+    """
+    embeddings = model.field_embeddings
+    if not tables:
+        raise ValueError(f"{source} holds no embedding tables to warm start from")
+    missing = [name for name in model.field_names if name not in tables]
+    extra = [name for name in tables if name not in model.field_names]
+    if missing or extra:
+        raise ValueError(
+            f"the fields of {source} do not match the data: missing {missing}, "
+            f"not in the data {extra}"
+        )
+    for name in model.field_names:
+        vocab_size, dim = tables[name]
+        if vocab_size != embeddings.vocab_sizes[name]:
+            raise ValueError(
+                f"field {name!r} has {vocab_size} ids in {source} and "
+                f"{embeddings.vocab_sizes[name]} in the data: it was trained on other data"
+            )
+        if dim != embeddings.dim:
+            raise ValueError(
+                f"the tables of {source} have dim {dim}, but the masked model uses "
+                f"max dim {embeddings.dim} (give --max-dim {dim} or leave it out)"
+            )
+
+
+def warm_start_from_checkpoint(model, path: str, source: Optional[str] = None) -> None:
+    """Loads a trained full-dimension model's weights into an AMTL model.
+
+    Tables, first-order weights, bias and network are read from `path`, a
+    `CTRModel.network_weights()` checkpoint (`RUN/weights/model` of a
+    `dimsel baseline` run); the mask networks keep their initial weights.
+    The model must be built.
+
+    Raises:
+        ValueError: when the fields, vocabulary sizes or dim do not match.
+    """
+    source = source or path
+    check_warm_start(model, checkpoint_tables(path), source)
+    # The mask networks have no entry in the checkpoint: a partial read by design.
+    model.network_weights().read(path).expect_partial()
+    for name, layer in model.field_embeddings.embeddings.items():
+        saved = tf.train.load_variable(path, _TABLE_PREFIX + name + _TABLE_SUFFIX)
+        if not np.array_equal(layer.embedding_table.numpy(), saved):
+            raise ValueError(f"the table of field {name!r} could not be loaded from {source}")
+
+
+def warm_start_from_model(model, trained) -> None:
+    """Warm start from a trained full-dimension model in memory (a built `CTRModel`)."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = trained.network_weights().write(os.path.join(directory, "trained"))
+        warm_start_from_checkpoint(model, path, source=f"model {trained.name!r}")
+
+
+def compact_model(model, spec: FeatureSpec, model_name: str):
+    """The serving model of a trained AMTL model: each masked row keeps its length.
+
+    Returns:
+        `(compact, lengths)`: the compact model, with every weight copied, and
+        the length of every id of each masked field.
+    """
+    embeddings = model.field_embeddings
+    lengths = embeddings.value_lengths_now()
+    compact = make_model(
+        model_name,
+        spec,
+        stage="compact",
+        fields=model.field_names,
+        dim=embeddings.dim,
+        value_lengths={name: values.tolist() for name, values in lengths.items()},
+    )
+    features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
+    compact(features)
+    with tempfile.TemporaryDirectory() as directory:
+        path = model.network_weights().write(os.path.join(directory, "amtl"))
+        # The masked tables and mask networks have no place in the compact model.
+        compact.network_weights().read(path).expect_partial()
+    for name, values in lengths.items():
+        table = embeddings.embeddings[name].embedding_table.numpy()
+        keep = np.arange(table.shape[1])[None, :] < values[:, None]
+        compact.field_embeddings.embeddings[name].embedding_values.assign(table[keep])
+    return compact, lengths
+
+
+def dims_by_frequency_group(
+    lengths: Sequence[int], counts: Sequence[int], groups: int = FREQUENCY_GROUPS
+) -> List[float]:
+    """Average length in `groups` equal-size groups of values, rarest first.
+
+    Values are ordered by train count (ties by id) and split into groups of
+    (nearly) equal size, as the paper's G0..G6.
+    """
+    order = np.argsort(np.asarray(counts), kind="stable")
+    lengths = np.asarray(lengths, dtype=np.float64)[order]
+    return [float(part.mean()) for part in np.array_split(lengths, groups) if part.size]
+
+
+def plot_amtl_dims(report: Dict[str, List[float]], max_dim: int, path: str) -> None:
+    """Average dim against frequency group, one line per masked field."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 3.5))
+    for name, dims in report.items():
+        axis.plot(range(len(dims)), dims, marker="o", label=name)
+    axis.set_xticks(range(FREQUENCY_GROUPS))
+    axis.set_xticklabels([f"G{i}" for i in range(FREQUENCY_GROUPS)])
+    axis.set_xlabel("frequency group (rarest first, equal numbers of values)")
+    axis.set_ylabel("average dim")
+    axis.set_ylim(0, max_dim + 1)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    with _io.open_file(path, "wb") as f:
+        figure.savefig(f, format="png", dpi=110)
+    plt.close(figure)
+
+
+def run_amtl(
+    spec: FeatureSpec,
+    model_name: str,
+    output: str,
+    fields: Optional[Sequence[str]] = None,
+    max_dim: Optional[int] = None,
+    warm_start: Optional[str] = None,
+    hidden_units: Sequence[int] = DEFAULT_HIDDEN_UNITS,
+    temperature: float = DEFAULT_TEMPERATURE,
+    straight_through: bool = True,
+    twins: bool = True,
+    train_network: bool = True,
+    settings=None,
+) -> dict:
+    """Trains value-level dimensions (AMTL), exports the compact model, writes metrics.
+
+    Args:
+        spec: the artifact.
+        model_name: str, `fm`, `wide_deep` or `deepfm`.
+        output: str, the run directory.
+        fields: the fields to mask; None masks every field with more ids
+            than the max dim (`default_fields`).
+        max_dim: int, D; None takes the warm-start model's dim, or 32.
+        warm_start: str or None, a `dimsel baseline` run to start from.
+        hidden_units, temperature, straight_through, twins: the
+            `AdaptiveMaskTwinsLayer` options (AMTL, AMTL-nSTE, AML).
+        train_network: bool, also fine-tune tables and network (else only the
+            mask networks learn).
+        settings: `TrainSettings`.
+
+    Returns:
+        The metrics written to `RUN/metrics.json`.
+    """
+    from keras_dimsel.workflow import (
+        DEFAULT_LEARNING_RATE,
+        WEIGHTS,
+        TrainSettings,
+        _seed_everything,
+        _write_json,
+        evaluate,
+    )
+
+    settings = (settings or TrainSettings()).resolve(spec)
+    if model_name not in MODELS:
+        raise ValueError(f"`model` must be one of {tuple(MODELS)}. Received: model={model_name!r}")
+    source_dim = None
+    if warm_start:
+        variables = os.path.join(warm_start, WEIGHTS)
+        if not _io.exists(variables + ".index"):
+            raise FileNotFoundError(
+                f"{warm_start} holds no trained weights ({variables}.index not found): "
+                "--warm-start takes a `dimsel baseline` run"
+            )
+        source = _read_metrics(warm_start)
+        if source.get("model") != model_name:
+            raise ValueError(
+                f"the warm-start run {warm_start} trained model {source.get('model')!r}, "
+                f"not {model_name!r}"
+            )
+        source_dim = source.get("dim")
+    max_dim = max_dim or source_dim or DEFAULT_MAX_DIM
+    if fields is None:
+        fields = default_fields(spec, max_dim)
+        if not fields:
+            raise ValueError(f"no field of {spec.directory} has more than {max_dim} ids to mask")
+    unknown = [name for name in fields if name not in spec.field_names]
+    if unknown:
+        raise ValueError(f"field(s) {unknown} are not in the data; its fields: {spec.field_names}")
+    _seed_everything(settings.seed)
+    _io.makedirs(output)
+    options = {
+        "hidden_units": list(hidden_units),
+        "temperature": temperature,
+        "straight_through": straight_through,
+        "twins": twins,
+    }
+    model = make_model(
+        model_name, spec, stage="amtl", dim=max_dim, amtl_fields=list(fields), amtl_options=options
+    )
+    train = make_dataset(spec, "train", settings.batch_size, shuffle=True, seed=settings.seed)
+    model(next(iter(train))[0])
+    if warm_start:
+        warm_start_from_checkpoint(model, variables, source=warm_start)
+    if not train_network:
+        model.freeze_all_but_masks()
+    model.compile(optimizer=tf.keras.optimizers.Adam(DEFAULT_LEARNING_RATE))
+    validation = make_dataset(spec, "validation", settings.batch_size)
+    start = time.perf_counter()
+    model.fit(train, validation_data=validation, epochs=settings.epochs, verbose=2)
+    train_seconds = time.perf_counter() - start
+
+    compact, lengths = compact_model(model, spec, model_name)
+    compact.compile()
+    metrics = evaluate(compact, spec, settings.batch_size)
+    full_params = sum(spec.field(name).vocab_size * max_dim for name in model.field_names)
+    groups = {}
+    for name, values in lengths.items():
+        groups[name] = dims_by_frequency_group(values, value_counts(spec, name))
+    metrics.update(
+        {
+            "model": model_name,
+            "full_embedding_params": full_params,
+            "max_dim": max_dim,
+            "fields": list(fields),
+            "average_dim": {name: float(values.mean()) for name, values in lengths.items()},
+            "dim_by_frequency_group": groups,
+            "train_examples_per_second": spec.splits["train"] * settings.epochs / train_seconds,
+            "warm_start": warm_start,
+            "train_network": train_network,
+            **options,
+        }
+    )
+    export_saved_model(compact, os.path.join(output, "saved_model"))
+    plot_amtl_dims(groups, max_dim, os.path.join(output, "amtl_dims.png"))
+    _write_json(os.path.join(output, "metrics.json"), metrics)
+    return metrics
+
+
+def _read_metrics(run_dir: str) -> dict:
+    import json
+
+    path = os.path.join(run_dir, "metrics.json")
+    if not _io.exists(path):
+        raise FileNotFoundError(f"{path} not found: --warm-start takes a `dimsel baseline` run")
+    with _io.open_file(path) as f:
+        return json.load(f)

@@ -1,0 +1,119 @@
+"""`CompactMaskedEmbedding`: a table whose rows have their own lengths, re-padded at lookup."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+
+@tf.keras.utils.register_keras_serializable(package="keras_dimsel")
+class CompactMaskedEmbedding(tf.keras.layers.Layer):
+    """The serving form of a masked embedding: row f keeps its first k_f + 1 numbers.
+
+    After AMTL training every value f has a fixed length n_f = k_f + 1, and
+    its masked embedding is the first n_f entries of its row followed by zeros.
+    This layer stores exactly those numbers, concatenated row after row in
+    one flat variable `embedding_values` of size sum_f n_f, with the row
+    boundaries in `row_splits` (int64, V + 1 entries). A lookup gathers the
+    ragged rows and pads them with zeros to `max_dim`, so the downstream
+    layers see the same `[batch, max_dim]` vectors as in training, without a
+    mask network.
+
+    Args:
+        lengths: sequence of int in [1, max_dim], the length n_f of every row.
+        max_dim: int, D, the padded dimension.
+
+    Input shape:
+        int ids of shape `[batch]`.
+
+    Output shape:
+        `[batch, max_dim]`.
+
+    Example:
+
+    ```python
+    table = np.arange(6.0).reshape(2, 3)
+    layer = CompactMaskedEmbedding.from_table(table, lengths=[1, 3])
+    layer(tf.constant([1, 0]))   # [[3, 4, 5], [0, 0, 0]]
+    layer.embedding_params       # 4
+    ```
+    """
+
+    def __init__(self, lengths: Sequence[int], max_dim: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        lengths = np.asarray(lengths)
+        if lengths.ndim != 1 or lengths.size == 0:
+            raise ValueError("`lengths` must be a non-empty sequence of row lengths.")
+        if not np.issubdtype(lengths.dtype, np.integer):
+            raise ValueError(f"`lengths` must be integers. Received dtype {lengths.dtype}")
+        bad = np.flatnonzero((lengths < 1) | (lengths > max_dim))
+        if bad.size:
+            raise ValueError(
+                f"Every length must be in [1, {max_dim}]; row {int(bad[0])} has "
+                f"{int(lengths[bad[0]])}."
+            )
+        self.lengths = [int(n) for n in lengths]
+        self.max_dim = int(max_dim)
+        self._splits = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+    @classmethod
+    def from_table(
+        cls, table: Any, lengths: Sequence[int], **kwargs: Any
+    ) -> CompactMaskedEmbedding:
+        """The compact layer holding the first `lengths[f]` entries of each row of `table`."""
+        table = np.asarray(table, dtype=np.float32)
+        if table.ndim != 2 or table.shape[0] != len(lengths):
+            raise ValueError(
+                f"`table` must have one row per length ({len(lengths)}). "
+                f"Received shape {table.shape}"
+            )
+        layer = cls(lengths, max_dim=table.shape[1], **kwargs)
+        layer.build(None)
+        keep = np.arange(table.shape[1])[None, :] < np.asarray(lengths)[:, None]
+        layer.embedding_values.assign(table[keep])  # row-major: row after row
+        return layer
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def embedding_params(self) -> int:
+        """Numbers stored: the sum of the row lengths."""
+        return int(self._splits[-1])
+
+    def build(self, input_shape):
+        if self.built:
+            return
+        self.embedding_values = self.add_weight(
+            name="embedding_values",
+            shape=(self.embedding_params,),
+            initializer="zeros",
+            trainable=True,
+        )
+        self.row_splits = self.add_weight(
+            name="row_splits",
+            shape=self._splits.shape,
+            dtype="int64",
+            initializer=tf.keras.initializers.Constant(self._splits),
+            trainable=False,
+        )
+        super().build(input_shape)
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        ids = tf.reshape(tf.cast(ids, tf.int64), [-1])
+        rows = tf.RaggedTensor.from_row_splits(
+            tf.cast(self.embedding_values, self.compute_dtype), self.row_splits, validate=False
+        )
+        picked = tf.gather(rows, ids)
+        return picked.to_tensor(default_value=0.0, shape=[None, self.max_dim])
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape)[:1].concatenate([self.max_dim])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({"lengths": self.lengths, "max_dim": self.max_dim})
+        return config
