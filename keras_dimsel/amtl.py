@@ -287,6 +287,27 @@ def run_amtl(
     return metrics
 
 
+def summary_table(metrics: dict) -> str:
+    """Per masked field: average dim, and average dim by frequency group (rarest first)."""
+    groups = metrics["dim_by_frequency_group"]
+    width = max(len("field"), *(len(name) for name in groups))
+    header = (
+        "field".ljust(width)
+        + "  avg dim  "
+        + "  ".join(f"G{i}".rjust(5) for i in range(FREQUENCY_GROUPS))
+    )
+    lines = [header, "-" * len(header)]
+    for name, dims in groups.items():
+        cells = "  ".join(f"{d:5.1f}" for d in dims)
+        lines.append(f"{name.ljust(width)}  {metrics['average_dim'][name]:7.2f}  {cells}")
+    lines.append(
+        f"max dim {metrics['max_dim']}; embedding parameters {metrics['embedding_params']:,} of "
+        f"{metrics['full_embedding_params']:,} "
+        f"({metrics['embedding_params'] / metrics['full_embedding_params']:.1%})"
+    )
+    return "\n".join(lines)
+
+
 def _read_metrics(run_dir: str) -> dict:
     import json
 

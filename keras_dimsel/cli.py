@@ -12,6 +12,9 @@ dimsel search     --data DIR --model {fm,wide_deep,deepfm} --output RUN
                   [--budget FRACTION] [--derive alpha|probe] [--tolerance 0.002]
 dimsel retrain    --data DIR --plan RUN/plan.json --model M --output RUN2 [--warm-start RUN]
 dimsel baseline   --data DIR --model M --dim 32 --output RUN3
+dimsel amtl       --data DIR --model M --output RUN4 [--fields a,b] [--max-dim D]
+                  [--warm-start RUN3] [--hidden-units 64] [--temperature 1.0]
+                  [--no-straight-through] [--single-branch] [--masks-only]
 dimsel run        --dataset synthetic --output DIR   (preprocess, baseline, search, retrain)
 ```
 
@@ -412,6 +415,88 @@ def _add_baseline(subparsers) -> None:
     parser.set_defaults(run=_run_baseline)
 
 
+def _field_names(text: str) -> list:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated field names, got {text!r}")
+    return names
+
+
+def _positive_ints(text: str) -> tuple:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = (0,)
+    if not all(value > 0 for value in values):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers, got {text!r}"
+        )
+    return values
+
+
+def _add_amtl(subparsers) -> None:
+    from keras_dimsel import amtl
+
+    parser = subparsers.add_parser(
+        "amtl",
+        help="AMTL: a learnt embedding length for every feature value",
+        description=(
+            "Masks the chosen fields value by value with an adaptively-masked twins layer, "
+            "optionally starting from a `dimsel baseline` run, and exports the compact model: "
+            "RUN/saved_model, metrics.json (average dim per field, dims by frequency group) "
+            "and amtl_dims.png."
+        ),
+    )
+    _add_model_arguments(parser)
+    group = parser.add_argument_group("amtl")
+    group.add_argument(
+        "--fields",
+        type=_field_names,
+        metavar="A,B",
+        help="the fields to mask (default: every field with more ids than the max dim)",
+    )
+    group.add_argument(
+        "--max-dim",
+        type=_positive_int,
+        metavar="D",
+        help=f"the full dimension (default: the warm-start run's, or {amtl.DEFAULT_MAX_DIM})",
+    )
+    group.add_argument("--warm-start", metavar="RUN", help="a `dimsel baseline` run to start from")
+    group.add_argument(
+        "--hidden-units",
+        type=_positive_ints,
+        default=amtl.DEFAULT_HIDDEN_UNITS,
+        metavar="H1,H2",
+        help="hidden layers of each mask branch (default 64)",
+    )
+    group.add_argument(
+        "--temperature",
+        type=_positive_float,
+        default=amtl.DEFAULT_TEMPERATURE,
+        help=f"temperature of the relaxed selection (default {amtl.DEFAULT_TEMPERATURE})",
+    )
+    group.add_argument(
+        "--no-straight-through",
+        dest="straight_through",
+        action="store_false",
+        help="train with the soft mask (AMTL-nSTE)",
+    )
+    group.add_argument(
+        "--single-branch",
+        dest="twins",
+        action="store_false",
+        help="one mask branch instead of the frequency-mixed twins (AML)",
+    )
+    group.add_argument(
+        "--masks-only",
+        dest="train_network",
+        action="store_false",
+        help="train only the mask networks; tables and network stay as loaded",
+    )
+    _add_fit_arguments(parser)
+    parser.set_defaults(run=_run_amtl)
+
+
 def _add_run(subparsers) -> None:
     from keras_dimsel.models import MODELS
 
@@ -514,6 +599,31 @@ def _run_retrain(args: argparse.Namespace, extra: Sequence[str]) -> int:
         settings=_settings(args),
     )
     print(f"{args.model} with the plan: {_describe(metrics)} ({plan.saving:.1%} saved)")
+    print(f"run: {args.output}")
+    return 0
+
+
+def _run_amtl(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from keras_dimsel import amtl
+
+    _no_extra(extra)
+    spec = _load_spec(args.data)
+    metrics = amtl.run_amtl(
+        spec,
+        args.model,
+        args.output,
+        fields=args.fields,
+        max_dim=args.max_dim,
+        warm_start=args.warm_start,
+        hidden_units=args.hidden_units,
+        temperature=args.temperature,
+        straight_through=args.straight_through,
+        twins=args.twins,
+        train_network=args.train_network,
+        settings=_settings(args),
+    )
+    print(amtl.summary_table(metrics))
+    print(f"{args.model} with value-level dims: {_describe(metrics)}")
     print(f"run: {args.output}")
     return 0
 
@@ -625,6 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search(subparsers)
     _add_retrain(subparsers)
     _add_baseline(subparsers)
+    _add_amtl(subparsers)
     _add_run(subparsers)
     return parser
 
