@@ -44,8 +44,9 @@ bench-preprocess: $(STAMP)
 	$(BIN)/python benchmarks/preprocess_speed.py --rows 1000000 --out benchmarks/results/preprocess_speed.json
 
 bench-autodim: $(STAMP)
-	$(BIN)/python benchmarks/autodim_speed.py --rows 200000 --repeats 5 --out benchmarks/results/autodim_speed.json
-	$(BIN)/python benchmarks/search_quality.py --rows 100000 --seeds 0 1 2 --out benchmarks/results/search_quality.json
+	$(BIN)/python benchmarks/autodim_speed.py --rows 200000 --repeats 7 --out benchmarks/results/autodim_speed.json
+	$(BIN)/python benchmarks/search_quality.py --rows 100000 --seeds 0 1 2 --derive alpha probe \
+		--out benchmarks/results/search_quality.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info .pytest_cache .ruff_cache

@@ -28,6 +28,7 @@ FREQUENCY_GROUPS = 7
 DEFAULT_MAX_DIM = 32
 DEFAULT_HIDDEN_UNITS = (64,)
 DEFAULT_TEMPERATURE = 1.0
+DEFAULT_LENGTH_PENALTY = 0.0
 _TABLE_SUFFIX = "/embedding_table/.ATTRIBUTES/VARIABLE_VALUE"
 _TABLE_PREFIX = "field_embeddings/embeddings/"
 
@@ -181,6 +182,7 @@ def run_amtl(
     straight_through: bool = True,
     twins: bool = True,
     train_network: bool = True,
+    length_penalty: float = DEFAULT_LENGTH_PENALTY,
     settings=None,
 ) -> dict:
     """Trains value-level dimensions (AMTL), exports the compact model, writes metrics.
@@ -197,6 +199,9 @@ def run_amtl(
             `AdaptiveMaskTwinsLayer` options (AMTL, AMTL-nSTE, AML).
         train_network: bool, also fine-tune tables and network (else only the
             mask networks learn).
+        length_penalty: float >= 0, the weight of the memory term (the
+            average length over each masked field's values, divided by D);
+            0 is the paper's objective.
         settings: `TrainSettings`.
 
     Returns:
@@ -246,7 +251,13 @@ def run_amtl(
         "twins": twins,
     }
     model = make_model(
-        model_name, spec, stage="amtl", dim=max_dim, amtl_fields=list(fields), amtl_options=options
+        model_name,
+        spec,
+        stage="amtl",
+        dim=max_dim,
+        amtl_fields=list(fields),
+        amtl_options=options,
+        length_penalty=length_penalty,
     )
     train = make_dataset(spec, "train", settings.batch_size, shuffle=True, seed=settings.seed)
     model(next(iter(train))[0])
@@ -278,6 +289,7 @@ def run_amtl(
             "train_examples_per_second": spec.splits["train"] * settings.epochs / train_seconds,
             "warm_start": warm_start,
             "train_network": train_network,
+            "length_penalty": length_penalty,
             **options,
         }
     )

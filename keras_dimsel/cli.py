@@ -15,6 +15,7 @@ dimsel baseline   --data DIR --model M --dim 32 --output RUN3
 dimsel amtl       --data DIR --model M --output RUN4 [--fields a,b] [--max-dim D]
                   [--warm-start RUN3] [--hidden-units 64] [--temperature 1.0]
                   [--no-straight-through] [--single-branch] [--masks-only]
+                  [--length-penalty LAMBDA]
 dimsel run        --dataset synthetic --output DIR   (preprocess, baseline, search, retrain)
 ```
 
@@ -488,6 +489,14 @@ def _add_amtl(subparsers) -> None:
         help="one mask branch instead of the frequency-mixed twins (AML)",
     )
     group.add_argument(
+        "--length-penalty",
+        type=_non_negative_float,
+        default=amtl.DEFAULT_LENGTH_PENALTY,
+        metavar="LAMBDA",
+        help="weight of the memory term: the average length over each masked field's values "
+        f"divided by the max dim (default {amtl.DEFAULT_LENGTH_PENALTY}; 0 is the paper's loss)",
+    )
+    group.add_argument(
         "--masks-only",
         dest="train_network",
         action="store_false",
@@ -620,6 +629,7 @@ def _run_amtl(args: argparse.Namespace, extra: Sequence[str]) -> int:
         straight_through=args.straight_through,
         twins=args.twins,
         train_network=args.train_network,
+        length_penalty=args.length_penalty,
         settings=_settings(args),
     )
     print(amtl.summary_table(metrics))

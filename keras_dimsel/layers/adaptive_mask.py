@@ -200,6 +200,15 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
             return relaxed() if training else hard
         return tf.cond(tf.cast(training, tf.bool), relaxed, lambda: hard)
 
+    def soft_lengths(self, frequency_features: tf.Tensor) -> tf.Tensor:
+        """The training-time length sum_j m_f[j] of each value, `[batch]` float.
+
+        With the straight-through estimator its value is the hard length
+        k_f + 1 and its gradient that of the relaxed mask, so a penalty on it
+        shortens the masks (see `FieldEmbeddings`' `length_penalty`).
+        """
+        return tf.reduce_sum(prefix_mask(self.selection(frequency_features, training=True)), -1)
+
     def lengths(self, frequency_features: tf.Tensor) -> tf.Tensor:
         """k_f + 1, the number of entries kept for each value (int32, `[batch]`)."""
         logits = self.length_logits(frequency_features)

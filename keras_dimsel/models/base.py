@@ -93,6 +93,8 @@ class CTRModel(tfrs.models.Model):
         amtl_options: dict, `AdaptiveMaskTwinsLayer` arguments (amtl).
         value_lengths: dict of str to list of int, the kept length of every
             id of each masked field (compact).
+        length_penalty: float, the memory term of the masks (amtl; see
+            `FieldEmbeddings`).
     """
 
     #: whether the interaction needs every field at the same dimension
@@ -116,6 +118,7 @@ class CTRModel(tfrs.models.Model):
         amtl_fields: Optional[Sequence[str]] = None,
         amtl_options: Optional[dict] = None,
         value_lengths: Optional[dict] = None,
+        length_penalty: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -143,6 +146,7 @@ class CTRModel(tfrs.models.Model):
             value_counts={name: value_counts(spec, name) for name in self.amtl_fields},
             amtl_options=amtl_options,
             value_lengths=value_lengths,
+            length_penalty=length_penalty,
         )
         self.first_order = {
             name: tf.keras.layers.Embedding(
@@ -223,6 +227,7 @@ class CTRModel(tfrs.models.Model):
             "amtl_fields": list(self.amtl_fields) or None,
             "amtl_options": dict(embeddings.amtl_options) or None,
             "value_lengths": dict(embeddings.value_lengths) or None,
+            "length_penalty": embeddings.length_penalty,
         }
 
     @classmethod

@@ -58,6 +58,15 @@ class FieldEmbeddings(tf.keras.layers.Layer):
             temperature, straight_through, twins) for every masked field (amtl).
         value_lengths: dict of str to list of int, the kept length of every
             id of each masked field (compact).
+        length_penalty: float >= 0, lambda of the memory term (amtl). In
+            training it adds, per masked field,
+
+                lambda * mean_f (k_f + 1) / D,   f drawn uniformly among the field's ids
+
+            to the loss: the average length over the field's values, each
+            value counted once whatever its frequency, which is what the
+            compact table stores. 0 is the paper's objective (no memory term).
+        penalty_sample: int, the ids drawn per step for that average.
 
     Input shape:
         A dict `{field: int ids of shape [batch]}`.
@@ -82,6 +91,8 @@ class FieldEmbeddings(tf.keras.layers.Layer):
         value_counts: Optional[dict] = None,
         amtl_options: Optional[dict] = None,
         value_lengths: Optional[dict] = None,
+        length_penalty: float = 0.0,
+        penalty_sample: int = 1024,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -122,6 +133,13 @@ class FieldEmbeddings(tf.keras.layers.Layer):
         self.value_counts = {k: [int(c) for c in v] for k, v in (value_counts or {}).items()}
         self.amtl_options = dict(amtl_options or {})
         self.value_lengths = {k: [int(n) for n in v] for k, v in (value_lengths or {}).items()}
+        if not (isinstance(length_penalty, (int, float)) and 0 <= length_penalty < float("inf")):
+            raise ValueError(
+                "`length_penalty` must be a number >= 0. "
+                f"Received: length_penalty={length_penalty!r}"
+            )
+        self.length_penalty = float(length_penalty)
+        self.penalty_sample = int(penalty_sample)
         self.embeddings = {}
         self.selectors = {}
         self.frequencies = {}
@@ -205,8 +223,18 @@ class FieldEmbeddings(tf.keras.layers.Layer):
             elif name in self.masks:
                 features = self.frequencies[name](ids[name])
                 embedded = self.masks[name]([embedded, features], training=training)
+                if self.length_penalty > 0 and isinstance(training, bool) and training:
+                    self.add_loss(self._length_cost(name))
             outputs.append(embedded)
         return outputs
+
+    def _length_cost(self, name: str) -> tf.Tensor:
+        """lambda * the average length / D of uniformly drawn ids of a masked field."""
+        frequencies = self.frequencies[name]
+        size = min(self.penalty_sample, frequencies.vocab_size)
+        ids = tf.random.uniform([size], 0, frequencies.vocab_size, dtype=tf.int64)
+        lengths = self.masks[name].soft_lengths(frequencies(ids))
+        return self.length_penalty * tf.reduce_mean(lengths) / self.dim
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -226,6 +254,8 @@ class FieldEmbeddings(tf.keras.layers.Layer):
                 "value_counts": self.value_counts or None,
                 "amtl_options": self.amtl_options or None,
                 "value_lengths": self.value_lengths or None,
+                "length_penalty": self.length_penalty,
+                "penalty_sample": self.penalty_sample,
             }
         )
         return config
