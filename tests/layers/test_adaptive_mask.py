@@ -242,3 +242,29 @@ def test_frequency_features_look_up_rows_and_serve_unseen_ids_as_zero_counts():
     assert layer(tf.constant([0]))[0, 0].numpy() == 0.0
     assert layer.trainable_variables == []
     assert FrequencyFeatures.from_config(layer.get_config()).counts == counts
+
+
+def test_length_penalty_adds_the_average_length_in_training_only():
+    from keras_dimsel.models.field_embeddings import FieldEmbeddings
+
+    layer = FieldEmbeddings(
+        {"user": 50, "genre": 5}, stage="amtl", dim=D, value_counts={"user": list(range(50))},
+        amtl_options={"hidden_units": ()}, length_penalty=0.3,
+    )  # fmt: skip
+    ids = {"user": tf.constant([1, 2, 3]), "genre": tf.constant([0, 1, 2])}
+    layer(ids)
+    logits = layer.masks["user"].high.layers[-1]
+    logits.kernel.assign(tf.zeros_like(logits.kernel))
+    logits.bias.assign([0.0, 0.0, 1.0, 0.0])  # every value: k = 2, length 3
+    low = layer.masks["user"].low.layers[-1]
+    low.kernel.assign(tf.zeros_like(low.kernel))
+    low.bias.assign([0.0, 0.0, 1.0, 0.0])
+    layer(ids, training=False)
+    assert layer.losses == []
+    with tf.GradientTape() as tape:
+        layer(ids, training=True)
+        (penalty,) = layer.losses
+    np.testing.assert_allclose(penalty.numpy(), 0.3 * 3 / D, rtol=1e-6)
+    # Through the relaxed mask the penalty pulls the logits toward shorter lengths.
+    gradient = tape.gradient(penalty, logits.bias).numpy()
+    assert gradient[3] > gradient[0]
