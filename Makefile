@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 DEMO_DIR ?= demo_output
 DEMO_ROWS ?= 100000
 
-.PHONY: install demo test lint format bench-preprocess bench-autodim clean
+.PHONY: install demo test lint format bench-preprocess bench-autodim bench-amtl clean
 
 install: $(STAMP)
 
@@ -47,6 +47,9 @@ bench-autodim: $(STAMP)
 	$(BIN)/python benchmarks/autodim_speed.py --rows 200000 --repeats 7 --out benchmarks/results/autodim_speed.json
 	$(BIN)/python benchmarks/search_quality.py --rows 100000 --seeds 0 1 2 --derive alpha probe \
 		--out benchmarks/results/search_quality.json
+
+bench-amtl: $(STAMP)
+	$(BIN)/python benchmarks/amtl_speed.py --rows 200000 --repeats 7 --out benchmarks/results/amtl_speed.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info .pytest_cache .ruff_cache
