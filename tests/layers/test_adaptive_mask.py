@@ -268,3 +268,22 @@ def test_length_penalty_adds_the_average_length_in_training_only():
     # Through the relaxed mask the penalty pulls the logits toward shorter lengths.
     gradient = tape.gradient(penalty, logits.bias).numpy()
     assert gradient[3] > gradient[0]
+
+
+def test_compact_embedding_stores_each_row_prefix_and_pads_at_lookup():
+    from keras_dimsel.layers import CompactMaskedEmbedding
+
+    table = np.arange(12, dtype=np.float32).reshape(3, 4)
+    layer = CompactMaskedEmbedding.from_table(table, lengths=[1, 4, 2])
+    np.testing.assert_array_equal(layer.embedding_values.numpy(), [0, 4, 5, 6, 7, 8, 9])
+    assert layer.embedding_params == 7
+    np.testing.assert_array_equal(
+        layer(tf.constant([2, 0, 1])).numpy(),
+        [[8, 9, 0, 0], [0, 0, 0, 0], [4, 5, 6, 7]],
+    )
+    with pytest.raises(ValueError, match=r"in \[1, 4\]; row 1 has 5"):
+        CompactMaskedEmbedding([1, 5], max_dim=4)
+    with pytest.raises(ValueError, match="one row per length"):
+        CompactMaskedEmbedding.from_table(table, lengths=[1, 2])
+    restored = CompactMaskedEmbedding.from_config(layer.get_config())
+    assert restored.lengths == [1, 4, 2] and restored.max_dim == 4
