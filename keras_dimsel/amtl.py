@@ -8,6 +8,7 @@ exports the compact model, whose masked tables hold only those lengths.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -321,8 +322,6 @@ def summary_table(metrics: dict) -> str:
 
 
 def _read_metrics(run_dir: str) -> dict:
-    import json
-
     path = os.path.join(run_dir, "metrics.json")
     if not _io.exists(path):
         raise FileNotFoundError(f"{path} not found: --warm-start takes a `dimsel baseline` run")
