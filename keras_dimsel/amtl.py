@@ -129,10 +129,9 @@ def compact_model(model, spec: FeatureSpec, model_name: str):
         path = model.network_weights().write(os.path.join(directory, "amtl"))
         # The masked tables and mask networks have no place in the compact model.
         compact.network_weights().read(path).expect_partial()
-    for name, values in lengths.items():
+    for name in lengths:
         table = embeddings.embeddings[name].embedding_table.numpy()
-        keep = np.arange(table.shape[1])[None, :] < values[:, None]
-        compact.field_embeddings.embeddings[name].embedding_values.assign(table[keep])
+        compact.field_embeddings.embeddings[name].assign_table(table)
     return compact, lengths
 
 

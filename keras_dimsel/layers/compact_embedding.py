@@ -70,10 +70,20 @@ class CompactMaskedEmbedding(tf.keras.layers.Layer):
                 f"Received shape {table.shape}"
             )
         layer = cls(lengths, max_dim=table.shape[1], **kwargs)
-        layer.build(None)
-        keep = np.arange(table.shape[1])[None, :] < np.asarray(lengths)[:, None]
-        layer.embedding_values.assign(table[keep])  # row-major: row after row
+        layer.assign_table(table)
         return layer
+
+    def assign_table(self, table: Any) -> None:
+        """Stores the first `lengths[f]` entries of each row f of a `[V, max_dim]` table."""
+        table = np.asarray(table, dtype=np.float32)
+        if table.shape != (self.vocab_size, self.max_dim):
+            raise ValueError(
+                f"`table` must have shape {(self.vocab_size, self.max_dim)}. "
+                f"Received shape {table.shape}"
+            )
+        self.build(None)
+        keep = np.arange(self.max_dim)[None, :] < np.asarray(self.lengths)[:, None]
+        self.embedding_values.assign(table[keep])  # row-major: row after row
 
     @property
     def vocab_size(self) -> int:
