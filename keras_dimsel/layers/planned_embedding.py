@@ -140,7 +140,13 @@ class PlannedEmbedding(tf.keras.layers.Layer):
             )
         super().build(input_shape)
 
-    def call(self, ids: tf.Tensor) -> tf.Tensor:
+    def call(self, ids: tf.Tensor, return_rows: bool = False):
+        """Looks up and unifies the rows of `ids`.
+
+        With `return_rows=True` returns `(unified, rows)`: the rows also as
+        looked up, at the planned dimension, for layers that take mixed
+        dimensions (an MLP over the concatenation).
+        """
         ids = tf.convert_to_tensor(ids)
         if ids.shape.rank is None:
             # Unknown rank (e.g. a loosely typed signature): one id per example.
@@ -155,6 +161,12 @@ class PlannedEmbedding(tf.keras.layers.Layer):
         if not ids.dtype.is_integer:
             ids = tf.cast(ids, tf.int64)
         rows = tf.nn.embedding_lookup(self.embedding_table, ids)
+        if return_rows:
+            return self.unify_rows(rows), rows
+        return self.unify_rows(rows)
+
+    def unify_rows(self, rows: tf.Tensor) -> tf.Tensor:
+        """Maps looked-up [batch, dim] rows to [batch, output_dim] (as is when None)."""
         if self.output_dim is None:
             return rows
         if self.unify == "linear":

@@ -191,15 +191,26 @@ class CTRModel(tfrs.models.Model):
         terms = [tf.reshape(self.first_order[n](ids[n]), [-1]) for n in self.field_names]
         return tf.add_n(terms)
 
-    def logit(self, ids: dict, vectors: list, training=None) -> tf.Tensor:
+    def logit(self, ids: dict, vectors: list, rows: list, training=None) -> tf.Tensor:
+        """The click logit, shape [batch].
+
+        Args:
+            ids: dict of field to [batch] ids (for the first-order term).
+            vectors: list of [batch, d] field vectors at the common dimension
+                where the model needs equal dimensions (interactions).
+            rows: list of field vectors at each field's own dimension, for
+                layers over the concatenation (an MLP). The same as `vectors`
+                except in the plan stage.
+            training: bool or None.
+        """
         raise NotImplementedError
 
     def call(self, features: dict, training=None) -> tf.Tensor:
         """Raw features to click probabilities, shape [batch]."""
         ids = self.lookup({name: features[name] for name in self.field_names})
         ids = {name: tf.reshape(value, [-1]) for name, value in ids.items()}
-        vectors = self.field_embeddings(ids, training=training)
-        return tf.sigmoid(self.logit(ids, vectors, training=training))
+        vectors, rows = self.field_embeddings(ids, training=training, return_rows=True)
+        return tf.sigmoid(self.logit(ids, vectors, rows, training=training))
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels = inputs[0], inputs[1]

@@ -10,7 +10,14 @@ from keras_dimsel.models.base import CTRModel, LogitBias, mlp, pairwise_interact
 class DeepFM(CTRModel):
     """DeepFM: the FM terms plus an MLP, both reading the same field embeddings.
 
-    logit = b + sum_i w[x_i] + sum_{i<j} <v_i, v_j> + MLP([v_1, ..., v_M])
+    logit = b + sum_i w[x_i] + sum_{i<j} <v_i, v_j> + MLP([e_1, ..., e_M])
+
+    v_i is field i at the common dimension the inner products need and e_i
+    the field's own row. They are the same vector except after a search: a
+    retrained (plan stage) model unifies each planned row e_i to v_i only for
+    the FM term, and its MLP reads the concatenation of the planned rows, so
+    its first layer is as small as the plan (unifying first would only put a
+    linear map, or zero columns, before that layer).
 
     Example:
 
@@ -28,6 +35,8 @@ class DeepFM(CTRModel):
         self.bias = LogitBias(name="bias")
         self.deep = mlp(self.hidden_units, self.dropout, name="deep")
 
-    def logit(self, ids, vectors, training=None):
-        deep = tf.reshape(self.deep(tf.concat(vectors, axis=1), training=training), [-1])
+    def logit(self, ids, vectors, rows, training=None):
+        # The interactions need equal dimensions; the MLP reads each field at
+        # its own (after a search, planned) dimension.
+        deep = tf.reshape(self.deep(tf.concat(rows, axis=1), training=training), [-1])
         return self.bias(self.linear_logit(ids) + pairwise_interaction(vectors) + deep)

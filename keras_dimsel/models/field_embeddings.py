@@ -72,7 +72,8 @@ class FieldEmbeddings(tf.keras.layers.Layer):
         A dict `{field: int ids of shape [batch]}`.
 
     Output shape:
-        A list of `[batch, d_field]` tensors in field order.
+        A list of `[batch, d_field]` tensors in field order; with
+        `return_rows=True` a pair of such lists (see `call`).
     """
 
     def __init__(
@@ -214,9 +215,25 @@ class FieldEmbeddings(tf.keras.layers.Layer):
         """Per field, softmax(alpha) over the candidates (search stage only)."""
         return {name: s.probabilities().numpy().tolist() for name, s in self.selectors.items()}
 
-    def call(self, ids: dict, training=None) -> list:
+    def call(self, ids: dict, training=None, return_rows: bool = False):
+        """Embeds every field.
+
+        Returns the list of field vectors, at the common dimension where the
+        model needs equal dimensions. With `return_rows=True` returns
+        `(vectors, rows)`, where `rows` are the same fields before unifying: in
+        the plan stage each at its planned dimension (what an MLP over the
+        concatenation reads: the linear unify would add only a linear map
+        before its first layer, and the zero padding only zeros), in the
+        other stages the vectors themselves.
+        """
         outputs = []
+        rows = []
         for name in self.vocab_sizes:
+            if self.stage == "plan":
+                embedded, row = self.embeddings[name](ids[name], return_rows=True)
+                outputs.append(embedded)
+                rows.append(row)
+                continue
             embedded = self.embeddings[name](ids[name], training=training)
             if self.stage == "search":
                 embedded = self.selectors[name](embedded, training=training)
@@ -226,7 +243,8 @@ class FieldEmbeddings(tf.keras.layers.Layer):
                 if self.length_penalty > 0 and isinstance(training, bool) and training:
                     self.add_loss(self._length_cost(name))
             outputs.append(embedded)
-        return outputs
+            rows.append(embedded)
+        return (outputs, rows) if return_rows else outputs
 
     def _length_cost(self, name: str) -> tf.Tensor:
         """lambda * the average length / D of uniformly drawn ids of a masked field."""

@@ -26,5 +26,5 @@ class FM(CTRModel):
         super().__init__(spec, **kwargs)
         self.bias = LogitBias(name="bias")
 
-    def logit(self, ids, vectors, training=None):
+    def logit(self, ids, vectors, rows, training=None):
         return self.bias(self.linear_logit(ids) + pairwise_interaction(vectors))

@@ -32,6 +32,6 @@ class WideDeep(CTRModel):
         self.bias = LogitBias(name="bias")
         self.deep = mlp(self.hidden_units, self.dropout, name="deep")
 
-    def logit(self, ids, vectors, training=None):
-        deep = tf.reshape(self.deep(tf.concat(vectors, axis=1), training=training), [-1])
+    def logit(self, ids, vectors, rows, training=None):
+        deep = tf.reshape(self.deep(tf.concat(rows, axis=1), training=training), [-1])
         return self.bias(self.linear_logit(ids) + deep)

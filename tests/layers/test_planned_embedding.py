@@ -51,6 +51,12 @@ def test_linear_unify_applies_one_kernel_and_bias():
     np.testing.assert_allclose(layer(tf.constant([[2], [0]])), [[5.5, 5.5, 11.0], [1.5, 1.5, 3.0]])
 
 
+def test_return_rows_gives_the_unified_and_the_looked_up_rows():
+    unified, rows = make_linear_layer()(tf.constant([2, 0]), return_rows=True)
+    np.testing.assert_allclose(unified, [[5.5, 5.5, 11.0], [1.5, 1.5, 3.0]])
+    np.testing.assert_allclose(rows, [[5.0, 6.0], [1.0, 2.0]])
+
+
 def test_zero_pad_unify_appends_zeros():
     layer = make_layer(output_dim=4, unify="zero_pad")
     np.testing.assert_allclose(

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from keras_dimsel.data.datasets import make_reader
 from keras_dimsel.data.input_fn import make_dataset
+from keras_dimsel.models.base import pairwise_interaction
 from keras_dimsel.models.deepfm import DeepFM
 from keras_dimsel.models.fm import FM
 from keras_dimsel.models.wide_deep import WideDeep
@@ -56,6 +57,26 @@ def test_planned_model_holds_exactly_the_planned_tables(spec, model_class):
     unify = [w for w in model.weights if "unify_kernel" in w.name]
     # Interaction models unify every field to 16; Wide&Deep concatenates mixed dims.
     assert len(unify) == (0 if model_class is WideDeep else len(PLAN))
+    if model_class is not FM:
+        # The MLP reads the planned rows, not the unified vectors.
+        first_kernel = model.deep.layers[0].kernel
+        assert first_kernel.shape == (sum(PLAN.values()), 128)
+
+
+@pytest.mark.parametrize("unify", ["linear", "zero_pad"])
+def test_planned_deepfm_interacts_unified_vectors_and_feeds_rows_to_the_mlp(spec, unify):
+    model = DeepFM(spec, stage="plan", plan_dims=PLAN, candidates=(2, 8, 16), unify=unify)
+    features, _ = next(iter(_train(spec, 4)))
+    ids = model.lookup({name: features[name] for name in model.field_names})
+    ids = {name: tf.reshape(value, [-1]) for name, value in ids.items()}
+    vectors, rows = model.field_embeddings(ids, return_rows=True)
+    assert [v.shape[-1] for v in vectors] == [16] * len(PLAN)
+    assert [r.shape[-1] for r in rows] == list(PLAN.values())
+    deep = tf.reshape(model.deep(tf.concat(rows, axis=1)), [-1])
+    expected = tf.sigmoid(
+        model.bias(model.linear_logit(ids) + pairwise_interaction(vectors) + deep)
+    )
+    np.testing.assert_allclose(model(features), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("model_class", MODELS)
