@@ -3,9 +3,9 @@
 One process, one synthetic data set, one batch size:
 
 - training: examples/s of one `fit` epoch of the full-dimension model and of
-  the AMTL model (the fields with more ids than the max dim masked, the
-  default of `dimsel amtl`), round-robin over the repeats, input pipeline
-  included; target AMTL ≥ 0.5× full.
+  the AMTL model (the default fields of `dimsel amtl` masked: the largest
+  tables), round-robin over the repeats; `--input` as in `autodim_speed.py`
+  (default: the parsed batches held in memory); target AMTL ≥ 0.5× full.
 - serving: both models exported as `dimsel` exports them (the AMTL model in
   its compact form, after one untimed training epoch so the lengths are
   learnt ones), reloaded with `tf.saved_model.load`, and `serving_default`
@@ -41,7 +41,7 @@ from keras_dimsel.export import export_saved_model  # noqa: E402
 from keras_dimsel.models import make_model  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from autodim_speed import Variant, prepare_data  # noqa: E402
+from autodim_speed import INPUTS, Variant, prepare_data, training_data  # noqa: E402
 from machine import REPO_ROOT, code_state, machine_description, write_results  # noqa: E402
 
 
@@ -80,11 +80,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         "--work-dir", default=os.path.join(REPO_ROOT, "benchmarks/work/autodim_speed")
     )
+    parser.add_argument(
+        "--input", choices=INPUTS, default="memory",
+        help="what each training epoch reads (see benchmarks/autodim_speed.py)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     spec = prepare_data(args.rows, args.seed, args.work_dir)
     fields = amtl.default_fields(spec, args.max_dim)
-    train = make_dataset(spec, "train", args.batch_size, shuffle=True, seed=0)
+    train, _ = training_data(spec, args.batch_size, args.input)
     tf.keras.utils.set_random_seed(0)
     full = make_model(args.model, spec, stage="full", dim=args.max_dim)
     masked = make_model(
@@ -132,6 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "batch_size": args.batch_size,
             "length_penalty": args.length_penalty,
             "repeats": args.repeats,
+            "input": args.input,
             "calls": args.calls,
         },
         "training_examples_per_second": training,
@@ -170,7 +175,8 @@ def markdown(summary: dict) -> str:
         f"{settings['model']} on {settings['train_examples']:,} synthetic training examples, "
         f"max dim {settings['max_dim']}, masked fields {settings['fields']}, batch size "
         f"{settings['batch_size']}, length penalty {settings['length_penalty']}; "
-        f"{settings['repeats']} repeats, round-robin.",
+        f"{settings['repeats']} repeats, round-robin; training input read from "
+        f"{settings.get('input', 'files')}.",
         "",
         "| training | median examples/s | mean ± std | ratio to full | target |",
         "|---|---|---|---|---|",

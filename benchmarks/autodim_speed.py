@@ -16,8 +16,15 @@ One process, one synthetic data set, one batch size for every variant:
 Each variant is built, compiled and traced on a few batches first (outside
 the timing). Then every repeat times one `fit` epoch of each variant in turn
 (round-robin, so the drifts of a shared machine hit all variants alike), and
-the throughput is training examples per second of wall time, input pipeline
-included (the same `make_dataset` for all). The ratios compare medians.
+the throughput is training examples per second of wall time. The ratios
+compare medians.
+
+`--input` says what an epoch reads. `memory` (the default) parses the
+TFRecord splits once into memory (`Dataset.cache`, filled before the timing),
+so the epochs time the training steps: lookup of the raw values, embeddings,
+network and optimizer. `files` re-reads and parses the files every epoch, as
+`dimsel` runs do; on two cores the parsing then caps every model at the same
+rate (about 62,000 examples/s here), so a faster model cannot show it.
 
 Usage (from the repository root):
 
@@ -72,6 +79,23 @@ def prepare_data(rows: int, seed: int, work_dir: str) -> FeatureSpec:
     return FeatureSpec.load(data_dir)
 
 
+INPUTS = ("memory", "files")
+
+
+def training_data(spec: FeatureSpec, batch_size: int, source: str, seed: int = 0):
+    """The (train, validation) batches every variant reads, from `memory` or `files`."""
+    if source not in INPUTS:
+        raise ValueError(f"`input` must be one of {INPUTS}. Received: {source!r}")
+    train = make_dataset(spec, "train", batch_size, shuffle=True, seed=seed)
+    validation = make_dataset(spec, "validation", batch_size, shuffle=True, seed=seed + 1)
+    if source == "memory":
+        train, validation = train.cache(), validation.cache()
+        for dataset in (train, validation):
+            for _ in dataset:  # fills the cache outside the timing
+                pass
+    return train, validation
+
+
 class Variant:
     """A compiled model and the dataset one timed epoch of it runs over."""
 
@@ -92,10 +116,9 @@ class Variant:
         return rate
 
 
-def build_variants(spec: FeatureSpec, model_name: str, batch_size: int, arch_every: int):
+def build_variants(spec: FeatureSpec, model_name: str, batch_size: int, arch_every: int, source):
     seed = 0
-    train = make_dataset(spec, "train", batch_size, shuffle=True, seed=seed)
-    validation = make_dataset(spec, "validation", batch_size, shuffle=True, seed=seed + 1)
+    train, validation = training_data(spec, batch_size, source, seed)
     tf.keras.utils.set_random_seed(seed)
 
     full = make_model(model_name, spec, stage="full", dim=max(CANDIDATES))
@@ -153,6 +176,7 @@ def summarize(variants, plan, args, spec: FeatureSpec) -> dict:
             "batch_size": args.batch_size,
             "arch_every": args.arch_every,
             "repeats": args.repeats,
+            "input": args.input,
             "candidates": list(CANDIDATES),
         },
         "plan": plan.fields,
@@ -183,7 +207,8 @@ def markdown(summary: dict) -> str:
         f"{settings['model']} on {settings['train_examples']:,} synthetic training examples, "
         f"batch size {settings['batch_size']}, candidates {settings['candidates']}, "
         f"alpha step every {settings['arch_every']} network steps; "
-        f"{settings['repeats']} timed epochs per variant, round-robin.",
+        f"{settings['repeats']} timed epochs per variant, round-robin; "
+        f"input read from {settings.get('input', 'files')}.",
         "",
         "| variant | median examples/s | mean ± std | ratio to full | target | embedding params |",
         "|---|---|---|---|---|---|",
@@ -214,6 +239,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="data seed")
     parser.add_argument(
+        "--input", choices=INPUTS, default="memory", help="what each epoch reads (see above)"
+    )
+    parser.add_argument(
         "--out", default=os.path.join(REPO_ROOT, "benchmarks/results/autodim_speed.json")
     )
     parser.add_argument(
@@ -222,7 +250,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     spec = prepare_data(args.rows, args.seed, args.work_dir)
-    variants, plan = build_variants(spec, args.model, args.batch_size, args.arch_every)
+    variants, plan = build_variants(spec, args.model, args.batch_size, args.arch_every, args.input)
     for variant in variants:
         variant.trace()
     for repeat in range(args.repeats):

@@ -27,6 +27,8 @@ from keras_dimsel.models.base import value_counts
 #: Values are split into this many equal-size groups by frequency for the report.
 FREQUENCY_GROUPS = 7
 DEFAULT_MAX_DIM = 32
+#: the share of the embedding numbers the default masked fields hold
+DEFAULT_TABLE_SHARE = 0.95
 DEFAULT_HIDDEN_UNITS = (64,)
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_LENGTH_PENALTY = 0.02
@@ -34,9 +36,31 @@ _TABLE_SUFFIX = "/embedding_table/.ATTRIBUTES/VARIABLE_VALUE"
 _TABLE_PREFIX = "field_embeddings/embeddings/"
 
 
-def default_fields(spec: FeatureSpec, max_dim: int) -> List[str]:
-    """The fields worth masking by default: those with more ids than `max_dim`."""
-    return [f.name for f in spec.fields if f.vocab_size > max_dim]
+def default_fields(
+    spec: FeatureSpec, max_dim: int, share: float = DEFAULT_TABLE_SHARE
+) -> List[str]:
+    """The fields worth masking by default: the largest tables.
+
+    Fields are taken largest first until they hold `share` of the embedding
+    numbers; a field with no more ids than `max_dim` is never taken (its
+    table is no larger than the mask network's output). The small tables
+    left out hold little memory, and masking them costs accuracy for almost
+    no saving (on the Criteo sample: 13 of 39 fields hold 95% of the numbers).
+
+    Returns:
+        The field names in the spec's order.
+    """
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"`share` must be in (0, 1]. Received: share={share!r}")
+    sizes = {f.name: f.vocab_size for f in spec.fields if f.vocab_size > max_dim}
+    total = sum(f.vocab_size for f in spec.fields)
+    chosen, held = set(), 0
+    for name in sorted(sizes, key=lambda n: -sizes[n]):
+        if held >= share * total:
+            break
+        chosen.add(name)
+        held += sizes[name]
+    return [f.name for f in spec.fields if f.name in chosen]
 
 
 def checkpoint_tables(path: str) -> Dict[str, tuple]:
@@ -191,8 +215,8 @@ def run_amtl(
         spec: the artifact.
         model_name: str, `fm`, `wide_deep` or `deepfm`.
         output: str, the run directory.
-        fields: the fields to mask; None masks every field with more ids
-            than the max dim (`default_fields`).
+        fields: the fields to mask; None masks the largest tables, those
+            holding 95% of the embedding numbers (`default_fields`).
         max_dim: int, D; None takes the warm-start model's dim, or 32.
         warm_start: str or None, a `dimsel baseline` run to start from.
         hidden_units, temperature, straight_through, twins: the

@@ -109,6 +109,23 @@ def test_masks_only_training_leaves_only_the_mask_networks_trainable(spec):
     assert {id(v) for v in model.trainable_variables} == mask_variables
 
 
+def test_default_fields_are_the_largest_tables_up_to_the_share(spec):
+    sizes = {f.name: f.vocab_size for f in spec.fields}
+    total = sum(sizes.values())
+    largest = sorted(sizes, key=lambda name: -sizes[name])
+    fields = amtl.default_fields(spec, max_dim=D, share=0.95)
+    assert set(fields) == set(largest[: len(fields)])
+    held = sum(sizes[name] for name in fields)
+    assert held >= 0.95 * total and held - min(sizes[n] for n in fields) < 0.95 * total
+    # Spec order, and never a field whose table is no larger than D.
+    assert fields == [name for name in spec.field_names if name in fields]
+    everything = amtl.default_fields(spec, max_dim=D, share=1.0)
+    assert everything == [name for name in spec.field_names if sizes[name] > D]
+    assert amtl.default_fields(spec, max_dim=D, share=1e-9) == [largest[0]]
+    with pytest.raises(ValueError, match=r"`share` must be in \(0, 1\]"):
+        amtl.default_fields(spec, max_dim=D, share=0.0)
+
+
 def test_dims_by_frequency_group_orders_values_rarest_first():
     counts = [0, 50, 3, 9, 100, 1, 7]
     lengths = [1, 6, 2, 3, 7, 1, 4]
