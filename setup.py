@@ -8,7 +8,9 @@ README = pathlib.Path(__file__).with_name("README.md")
 
 EXTRAS = {
     "beam": ["apache-beam[gcp]>=2.59,<2.75", "tfx-bsl>=1.16,<1.17", "dill"],
-    "tfx": ["tfx>=1.16,<1.17", "dill"],
+    # kfp-pipeline-spec: what KubeflowV2DagRunner needs to compile a pipeline
+    # JSON (tfx[kfp] would pull kfp 2, which conflicts with the Beam GCP pins).
+    "tfx": ["tfx>=1.16,<1.17", "dill", "kfp-pipeline-spec>=0.2.2,<0.3"],
     "tune": ["keras-tuner>=1.4.7,<1.5"],
     "docs": ["mkdocs>=1.6", "mkdocs-material>=9", "mkdocstrings[python]>=0.26"],
     "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.6"],

@@ -317,7 +317,7 @@ def run_amtl(
             **options,
         }
     )
-    export_saved_model(compact, os.path.join(output, "saved_model"))
+    export_saved_model(compact, os.path.join(output, "saved_model"), settings.serve_examples)
     plot_amtl_dims(groups, max_dim, os.path.join(output, "amtl_dims.png"))
     _write_json(os.path.join(output, "metrics.json"), metrics)
     return metrics

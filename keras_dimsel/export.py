@@ -13,8 +13,11 @@ import os
 import tensorflow as tf
 
 from keras_dimsel.data.feature_spec import FeatureSpec
+from keras_dimsel.data.input_fn import as_model_inputs, feature_description
 
 SERVING_OUTPUT = "probability"
+#: the input of the serialized-example signature (the TFX convention)
+EXAMPLES_INPUT = "examples"
 
 
 def serving_signature(spec: FeatureSpec, fields) -> dict:
@@ -27,8 +30,28 @@ def serving_signature(spec: FeatureSpec, fields) -> dict:
     }
 
 
-def export_saved_model(model, directory: str) -> str:
-    """Saves `model` with a `serving_default` signature over raw feature values.
+def examples_signature(model):
+    """A `tf.function` from serialized `tf.train.Example`s to the click probability.
+
+    The examples are parsed as the training data stores them (see
+    `FeatureSpec.value_types`); the label may be absent.
+    """
+    spec = model.spec
+    description = feature_description(spec)
+    description.pop(spec.label)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def serve_examples(examples):
+        parsed = tf.io.parse_example(examples, description)
+        parsed[spec.label] = tf.zeros_like(examples, dtype=tf.float32)
+        features, _ = as_model_inputs(spec, parsed)
+        return {SERVING_OUTPUT: model(features, training=False)}
+
+    return serve_examples
+
+
+def export_saved_model(model, directory: str, serve_examples: bool = False) -> str:
+    """Saves `model` with a serving signature over raw feature values.
 
     The directory is written under a temporary name and renamed, so a killed
     export never leaves a directory that looks complete.
@@ -36,6 +59,11 @@ def export_saved_model(model, directory: str) -> str:
     Args:
         model: a `CTRModel` (any stage).
         directory: str, where the SavedModel goes.
+        serve_examples: bool, the TFX convention: `serving_default` takes
+            serialized `tf.train.Example`s (input `examples`), `serving_raw`
+            the raw feature values, and the vocabulary files travel with the
+            model as assets (`assets/`). Otherwise `serving_default` takes the
+            raw values.
 
     Returns:
         The directory.
@@ -46,10 +74,18 @@ def export_saved_model(model, directory: str) -> str:
     def serve(features):
         return {SERVING_OUTPUT: model(features, training=False)}
 
+    signatures = {"serving_default": serve}
+    if serve_examples:
+        signatures = {"serving_default": examples_signature(model), "serving_raw": serve}
+        spec = model.spec
+        model.vocabulary_assets = {
+            name: tf.saved_model.Asset(os.path.join(spec.directory, spec.field(name).vocab_file))
+            for name in model.field_names
+        }
     tmp = f"{directory}.tmp-{os.getpid()}"
     if tf.io.gfile.exists(tmp):
         tf.io.gfile.rmtree(tmp)
-    tf.saved_model.save(model, tmp, signatures={"serving_default": serve})
+    tf.saved_model.save(model, tmp, signatures=signatures)
     if tf.io.gfile.exists(directory):
         tf.io.gfile.rmtree(directory)
     tf.io.gfile.rename(tmp, directory)

@@ -54,12 +54,14 @@ class TrainSettings:
     """Epochs, batch size and seed, with defaults fitted to the data at hand.
 
     `batch_size=None` picks 2000 (the papers' setting) or less, so that an
-    epoch has at least 100 steps; `epochs=None` picks 3.
+    epoch has at least 100 steps; `epochs=None` picks 3. `serve_examples`
+    exports in the TFX convention (see `export_saved_model`).
     """
 
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
     seed: int = 0
+    serve_examples: bool = False
 
     def resolve(self, spec: FeatureSpec) -> TrainSettings:
         train_rows = spec.splits.get("train", 0)
@@ -71,7 +73,7 @@ class TrainSettings:
         for name, value in (("epochs", self.epochs), ("batch_size", batch)):
             if value is not None and value <= 0:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {value}")
-        return TrainSettings(self.epochs or 3, batch, self.seed)
+        return TrainSettings(self.epochs or 3, batch, self.seed, self.serve_examples)
 
 
 def _seed_everything(seed: int) -> None:
@@ -108,7 +110,7 @@ def _fit_and_export(model, spec, settings: TrainSettings, output: str, extra: di
     metrics["train_examples_per_second"] = spec.splits["train"] * settings.epochs / train_seconds
     metrics.update(extra)
     model.network_weights().write(os.path.join(output, WEIGHTS))
-    export_saved_model(model, os.path.join(output, "saved_model"))
+    export_saved_model(model, os.path.join(output, "saved_model"), settings.serve_examples)
     _write_json(os.path.join(output, "metrics.json"), metrics)
     return metrics
 

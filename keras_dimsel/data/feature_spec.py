@@ -32,6 +32,8 @@ from keras_dimsel import _io
 
 FEATURE_SPEC_FILE = "feature_spec.json"
 SPLITS = ("train", "validation", "test")
+#: how values may be stored in the examples (`FeatureSpec.value_types`)
+VALUE_TYPES = ("bytes", "int", "float")
 KINDS = ("categorical", "numeric")
 NUMERIC_TRANSFORMS = ("log_square", "quantiles")
 OOV_INDEX = 0
@@ -104,6 +106,13 @@ class FeatureSpec:
         directory: str, the artifact directory the spec was loaded from.
         dataset: str, the reader that produced the artifact.
         min_count: int, values seen fewer times in train go to the OOV id.
+        split_patterns: dict of split to a file pattern, for examples kept
+            outside the artifact directory (a TFX ExampleGen's splits); by
+            default each split is `DIR/<split>/*.tfrecord.gz`.
+        value_types: dict of field (or label) to the type its values are
+            stored as in the examples, `"bytes"`, `"int"` or `"float"`, where
+            it differs from the default (bytes for categorical fields, float
+            for numeric fields and the label).
 
     Example:
 
@@ -121,6 +130,8 @@ class FeatureSpec:
     directory: str = ""
     dataset: str = ""
     min_count: int = 1
+    split_patterns: dict[str, str] = dataclasses.field(default_factory=dict)
+    value_types: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def field_names(self) -> list[str]:
@@ -143,6 +154,8 @@ class FeatureSpec:
     def split_files(self, split: str) -> list[str]:
         if split not in SPLITS:
             raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
+        if split in self.split_patterns:
+            return _io.glob(self.split_patterns[split])
         return _io.glob(os.path.join(self.directory, split, "*.tfrecord.gz"))
 
     def to_json(self) -> dict[str, Any]:
@@ -153,6 +166,8 @@ class FeatureSpec:
             "rejected_rows": self.rejected_rows,
             "dataset": self.dataset,
             "min_count": self.min_count,
+            **({"split_patterns": dict(self.split_patterns)} if self.split_patterns else {}),
+            **({"value_types": dict(self.value_types)} if self.value_types else {}),
         }
 
     def save(self, directory: Optional[str] = None) -> str:
@@ -180,6 +195,8 @@ class FeatureSpec:
             directory=directory,
             dataset=record.get("dataset", ""),
             min_count=int(record.get("min_count", 1)),
+            split_patterns=dict(record.get("split_patterns", {})),
+            value_types=dict(record.get("value_types", {})),
         )
 
 

@@ -9,21 +9,43 @@ import tensorflow as tf
 from keras_dimsel.data.feature_spec import FeatureSpec
 
 
-def feature_description(spec: FeatureSpec) -> dict:
-    """`tf.io.parse_example` features: label, strings and float32 numbers.
+_STORED = {"bytes": (tf.string, ""), "int": (tf.int64, 0), "float": (tf.float32, float("nan"))}
 
-    Absent features parse to the missing value (`""` or NaN), the same as an
-    empty cell in the raw data.
+
+def feature_description(spec: FeatureSpec) -> dict:
+    """`tf.io.parse_example` features, each in the type its values are stored as.
+
+    By default the label and numeric fields are floats and categorical fields
+    strings; `spec.value_types` names the exceptions (e.g. integer columns of
+    a CSV read by a TFX ExampleGen). Absent features parse to the missing
+    value (`""` or NaN), the same as an empty cell in the raw data.
     """
-    description = {spec.label: tf.io.FixedLenFeature([], tf.float32)}
-    for field in spec.fields:
-        if field.kind == "categorical":
-            description[field.name] = tf.io.FixedLenFeature([], tf.string, default_value="")
-        else:
-            description[field.name] = tf.io.FixedLenFeature(
-                [], tf.float32, default_value=float("nan")
-            )
+    description = {}
+    for name, default in [(spec.label, "float")] + [
+        (f.name, "bytes" if f.kind == "categorical" else "float") for f in spec.fields
+    ]:
+        dtype, missing = _STORED[spec.value_types.get(name, default)]
+        # The label is required; a field may be absent (a missing value).
+        default_value = None if name == spec.label else missing
+        description[name] = tf.io.FixedLenFeature([], dtype, default_value=default_value)
     return description
+
+
+def as_model_inputs(spec: FeatureSpec, parsed: dict) -> tuple[dict, tf.Tensor]:
+    """Parsed examples to `({field: raw values}, label)` in the model's types.
+
+    Categorical fields become strings (an integer id `17` becomes `"17"`, the
+    token the vocabulary holds), numeric fields and the label float32.
+    """
+    features = {}
+    for field in spec.fields:
+        value = parsed[field.name]
+        if field.kind == "categorical" and value.dtype != tf.string:
+            value = tf.strings.as_string(value)
+        elif field.kind != "categorical" and value.dtype != tf.float32:
+            value = tf.cast(value, tf.float32)
+        features[field.name] = value
+    return features, tf.cast(parsed[spec.label], tf.float32)
 
 
 def make_dataset(
@@ -74,9 +96,7 @@ def make_dataset(
     description = feature_description(spec)
 
     def parse(serialized):
-        features = tf.io.parse_example(serialized, description)
-        label = features.pop(spec.label)
-        return features, label
+        return as_model_inputs(spec, tf.io.parse_example(serialized, description))
 
     dataset = dataset.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

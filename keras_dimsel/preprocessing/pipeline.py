@@ -72,13 +72,34 @@ class PreprocessConfig:
             raise DataError(f"--num-buckets must be at least 2. Received: {self.num_buckets}")
 
 
-def _write_feature_spec(
-    _, reader: Reader, config: PreprocessConfig, vocab, boundaries, splits, rejected
-):
-    fields = []
-    for field in reader.fields:
+def make_feature_spec(
+    label: str,
+    fields,
+    dataset: str,
+    config: PreprocessConfig,
+    vocab: dict,
+    boundaries: dict,
+    splits: dict,
+    rejected: int = 0,
+    **extra,
+) -> FeatureSpec:
+    """The artifact's `FeatureSpec` from the job's outputs.
+
+    Args:
+        label: str, the label column.
+        fields: the `FieldDef`s, in model input order.
+        dataset: str, the reader's name.
+        config: the run's `PreprocessConfig`.
+        vocab: dict of field to its `ComputeVocabulary` summary.
+        boundaries: dict of field to its quantile boundaries.
+        splits: dict of split to its number of rows.
+        rejected: int, rows rejected as malformed.
+        **extra: further `FeatureSpec` arguments (`split_patterns`, `value_types`).
+    """
+    specs = []
+    for field in fields:
         summary = vocab.get(field.name, {"vocab_size": 1, "oov_count": 0})
-        fields.append(
+        specs.append(
             FieldSpec(
                 name=field.name,
                 kind=field.kind,
@@ -93,17 +114,31 @@ def _write_feature_spec(
                 oov_count=summary["oov_count"],
             )
         )
-    spec = FeatureSpec(
-        label=reader.label,
-        fields=tuple(fields),
+    return FeatureSpec(
+        label=label,
+        fields=tuple(specs),
         splits={name: int(splits.get(name, 0)) for name in SPLITS},
         rejected_rows=int(rejected),
-        dataset=reader.name,
+        dataset=dataset,
         min_count=config.min_count,
+        **extra,
     )
-    path = FileSystems.join(config.output_dir, FEATURE_SPEC_FILE)
+
+
+def write_feature_spec(spec: FeatureSpec, output_dir: str) -> str:
+    """Writes `feature_spec.json` into `output_dir` atomically; returns its path."""
+    path = FileSystems.join(output_dir, FEATURE_SPEC_FILE)
     write_bytes_atomically(path, (json.dumps(spec.to_json(), indent=2) + "\n").encode())
     return path
+
+
+def _write_feature_spec(
+    _, reader: Reader, config: PreprocessConfig, vocab, boundaries, splits, rejected
+):
+    spec = make_feature_spec(
+        reader.label, reader.fields, reader.name, config, vocab, boundaries, splits, rejected
+    )
+    return write_feature_spec(spec, config.output_dir)
 
 
 class ComputeFeatureStatistics(beam.PTransform):
