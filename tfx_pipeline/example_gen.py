@@ -16,6 +16,7 @@ from typing import Sequence
 import apache_beam as beam
 from tfx import v1 as tfx
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from keras_dimsel.data.datasets import make_reader
@@ -51,7 +52,7 @@ class Executor(BaseExampleGenExecutor):
 
 def RawExampleGen(
     dataset: str, input_base: str, input_pattern: str, inputs: Sequence[str], output_config
-) -> tfx.components.FileBasedExampleGen:
+) -> FileBasedExampleGen:
     """An ExampleGen reading `inputs` (files or folders under `input_base`) as `dataset`.
 
     Args:
@@ -61,7 +62,7 @@ def RawExampleGen(
         inputs: list of str, what the reader reads.
         output_config: `example_gen_pb2.Output`, the splits.
     """
-    return tfx.components.FileBasedExampleGen(
+    return FileBasedExampleGen(
         input_base=input_base,
         input_config=tfx.proto.Input(
             splits=[tfx.proto.Input.Split(name="all", pattern=input_pattern)]

@@ -41,7 +41,7 @@ _BATCH_SIZE = 8192
 class FeatureStatistics(artifact.Artifact):
     """A feature statistics artifact: `feature_spec.json` and `vocab/`."""
 
-    TYPE_NAME = "KerasDimselFeatureStatistics"
+    TYPE_NAME = "keras_dimsel.FeatureStatistics"
 
 
 def anomaly_messages(uri: str, split_names: str) -> list:

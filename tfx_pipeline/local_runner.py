@@ -134,7 +134,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     from tfx import v1 as tfx
 
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except DataError as error:  # bad data, named by the component that found it
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
