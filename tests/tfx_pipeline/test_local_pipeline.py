@@ -30,7 +30,8 @@ def _executions_by_component(output: str) -> dict:
     states = {}
     for context in store.get_contexts_by_type("node"):
         name = context.name.split(".")[-1]
-        states[name] = [e.last_known_state for e in store.get_executions_by_context(context.id)]
+        executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+        states[name] = [e.last_known_state for e in executions]
     return states
 
 
