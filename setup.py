@@ -25,7 +25,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9,<3.11",
-    packages=find_packages(include=["keras_dimsel", "keras_dimsel.*", "tfx_pipeline", "tfx_pipeline.*"]),
+    packages=find_packages(
+        include=["keras_dimsel", "keras_dimsel.*", "tfx_pipeline", "tfx_pipeline.*"]
+    ),
     install_requires=[
         "tensorflow>=2.16,<2.17",
         "tf-keras>=2.16,<2.17",
