@@ -454,7 +454,7 @@ def _add_amtl(subparsers) -> None:
         "--fields",
         type=_field_names,
         metavar="A,B",
-        help="the fields to mask (default: the largest tables, holding 95%% of the embedding numbers)",
+        help="the fields to mask (default: the largest tables, 95%% of the embedding numbers)",
     )
     group.add_argument(
         "--max-dim",

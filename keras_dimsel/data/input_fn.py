@@ -8,7 +8,6 @@ import tensorflow as tf
 
 from keras_dimsel.data.feature_spec import FeatureSpec
 
-
 _STORED = {"bytes": (tf.string, ""), "int": (tf.int64, 0), "float": (tf.float32, float("nan"))}
 
 
