@@ -23,8 +23,11 @@ compare medians.
 TFRecord splits once into memory (`Dataset.cache`, filled before the timing),
 so the epochs time the training steps: lookup of the raw values, embeddings,
 network and optimizer. `files` re-reads and parses the files every epoch, as
-`dimsel` runs do; on two cores the parsing then caps every model at the same
-rate (about 62,000 examples/s here), so a faster model cannot show it.
+`dimsel` runs do; on two cores the parsing competes with the training steps
+for the same cores and narrows the differences between models. Throughput
+on the development machines also switches between two levels (about 62,000
+and 100,000+ examples/s for the full model) in either mode: read the
+per-epoch rates in the JSON, not only the medians.
 
 Usage (from the repository root):
 

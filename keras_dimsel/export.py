@@ -13,7 +13,7 @@ import os
 import tensorflow as tf
 
 from keras_dimsel.data.feature_spec import FeatureSpec
-from keras_dimsel.data.input_fn import as_model_inputs, feature_description
+from keras_dimsel.data.input_fn import feature_description, model_features
 
 SERVING_OUTPUT = "probability"
 #: the input of the serialized-example signature (the TFX convention)
@@ -42,9 +42,7 @@ def examples_signature(model):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_examples(examples):
-        parsed = tf.io.parse_example(examples, description)
-        parsed[spec.label] = tf.zeros_like(examples, dtype=tf.float32)
-        features, _ = as_model_inputs(spec, parsed)
+        features = model_features(spec, tf.io.parse_example(examples, description))
         return {SERVING_OUTPUT: model(features, training=False)}
 
     return serve_examples

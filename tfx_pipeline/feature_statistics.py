@@ -63,12 +63,12 @@ def _first_values(column: pa.Array) -> pa.Array:
     """A list column to its first value per row (null for an empty or null list)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
+    if len(column.values) == 0:
+        return pa.nulls(len(column), column.type.value_type)
     lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False)
     starts = column.offsets.to_numpy()[:-1]
     present = lengths > 0
     taken = column.values.take(pa.array(np.where(present, starts, 0)))
-    if len(column.values) == 0:
-        return pa.nulls(len(column), column.type.value_type)
     return pc.if_else(pa.array(present), taken, pa.scalar(None, taken.type))
 
 

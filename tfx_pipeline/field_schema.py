@@ -22,6 +22,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 from tfx import v1 as tfx
 from tfx.utils import io_utils
 
+from keras_dimsel.data.reader import FieldDef
+
 SCHEMA_FILE = "schema.pbtxt"
 _STATS_FILE = "FeatureStats.pb"
 _STATS_TYPES = {
@@ -32,6 +34,18 @@ _STATS_TYPES = {
 }
 #: schema type to `FeatureSpec.value_types`
 VALUE_TYPES = {schema_pb2.INT: "int", schema_pb2.FLOAT: "float", schema_pb2.BYTES: "bytes"}
+
+
+def csv_fields(categorical, numeric) -> list:
+    """The `FieldDef`s of a CSV's declared columns (numeric ones bucketed by quantiles)."""
+    return [FieldDef(name, "categorical") for name in categorical] + [
+        FieldDef(name, "numeric", "quantiles") for name in numeric
+    ]
+
+
+def field_dicts(fields) -> list:
+    """`FieldDef`s as the `{"name", "kind", "transform"}` dicts the components take."""
+    return [{"name": f.name, "kind": f.kind, "transform": f.transform} for f in fields]
 
 
 def observed_types(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> dict:

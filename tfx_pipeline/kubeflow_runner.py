@@ -24,6 +24,7 @@ from typing import Optional, Sequence  # noqa: E402
 
 from keras_dimsel.data.reader import FieldDef  # noqa: E402
 from tfx_pipeline import configs  # noqa: E402
+from tfx_pipeline.field_schema import csv_fields, field_dicts  # noqa: E402
 
 DEFAULT_IMAGE = "gcr.io/tfx-oss-public/tfx:1.16.0"
 COMPILABLE_DATASETS = ("csv", "criteo", "avazu", "movielens-100k", "movielens-1m")
@@ -73,8 +74,7 @@ def declared_fields(dataset: str, label: str, categorical, numeric) -> tuple:
     from keras_dimsel.data import avazu, criteo, movielens
 
     if dataset == "csv":
-        fields = [FieldDef(n, "categorical") for n in categorical]
-        fields += [FieldDef(n, "numeric", "quantiles") for n in numeric]
+        fields = csv_fields(categorical, numeric)
     elif dataset == "criteo":
         label = criteo.CriteoReader.label
         fields = [FieldDef(n, "numeric", "log_square") for n in criteo.INTEGER_FEATURES]
@@ -83,7 +83,7 @@ def declared_fields(dataset: str, label: str, categorical, numeric) -> tuple:
         label, fields = avazu.AvazuReader.label, list(avazu.AvazuReader.fields)
     else:
         label, fields = movielens.MovieLensReader.label, list(movielens.MovieLensReader.fields)
-    return label, [{"name": f.name, "kind": f.kind, "transform": f.transform} for f in fields]
+    return label, field_dicts(fields)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -27,9 +27,10 @@ from typing import Optional, Sequence  # noqa: E402
 
 from keras_dimsel import _io  # noqa: E402
 from keras_dimsel.data.datasets import DATASETS, make_reader  # noqa: E402
-from keras_dimsel.data.reader import DataError, FieldDef  # noqa: E402
+from keras_dimsel.data.reader import DataError  # noqa: E402
 from keras_dimsel.data.synthetic import SyntheticReader  # noqa: E402
 from tfx_pipeline import configs  # noqa: E402
+from tfx_pipeline.field_schema import csv_fields, field_dicts  # noqa: E402
 
 
 def _names(text: str) -> list:
@@ -83,9 +84,7 @@ def build(args, beam_args: Sequence[str]):
         if not args.label or not inputs:
             raise DataError("csv needs --input and --label (the 0/1 label column)")
         label = args.label
-        field_defs = [FieldDef(name, "categorical") for name in args.categorical] + [
-            FieldDef(name, "numeric", "quantiles") for name in args.numeric
-        ]
+        field_defs = csv_fields(args.categorical, args.numeric)
         if not field_defs:
             raise DataError("csv needs --categorical and/or --numeric columns")
     else:
@@ -96,7 +95,7 @@ def build(args, beam_args: Sequence[str]):
         input_base, pattern = path, "*"
     else:
         input_base, pattern = os.path.dirname(path), os.path.basename(path)
-    fields = [{"name": f.name, "kind": f.kind, "transform": f.transform} for f in field_defs]
+    fields = field_dicts(field_defs)
     train_config = {
         "model": args.model,
         "dim": args.dim,

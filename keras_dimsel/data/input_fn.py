@@ -30,11 +30,11 @@ def feature_description(spec: FeatureSpec) -> dict:
     return description
 
 
-def as_model_inputs(spec: FeatureSpec, parsed: dict) -> tuple[dict, tf.Tensor]:
-    """Parsed examples to `({field: raw values}, label)` in the model's types.
+def model_features(spec: FeatureSpec, parsed: dict) -> dict:
+    """Parsed examples to `{field: raw values}` in the model's types.
 
     Categorical fields become strings (an integer id `17` becomes `"17"`, the
-    token the vocabulary holds), numeric fields and the label float32.
+    token the vocabulary holds), numeric fields float32.
     """
     features = {}
     for field in spec.fields:
@@ -44,7 +44,12 @@ def as_model_inputs(spec: FeatureSpec, parsed: dict) -> tuple[dict, tf.Tensor]:
         elif field.kind != "categorical" and value.dtype != tf.float32:
             value = tf.cast(value, tf.float32)
         features[field.name] = value
-    return features, tf.cast(parsed[spec.label], tf.float32)
+    return features
+
+
+def as_model_inputs(spec: FeatureSpec, parsed: dict) -> tuple[dict, tf.Tensor]:
+    """Parsed examples to `({field: raw values}, float32 label)` (see `model_features`)."""
+    return model_features(spec, parsed), tf.cast(parsed[spec.label], tf.float32)
 
 
 def make_dataset(
