@@ -4,6 +4,8 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import tensorflow as tf
 
+from keras_dimsel import _autograph  # noqa: F401  (Keras 2 is not rewritten by AutoGraph)
+
 SUPPORTED_MODES = ("alternating", "joint")
 
 TemperatureScheduleFn = Callable[[tf.Tensor], tf.Tensor]
@@ -72,45 +74,47 @@ class AlternatingSearch:
 
     Example:
 
-    ```python
-    class Select(tf.keras.layers.Layer):
-        # softmax(alpha / temperature) over two candidate branches
-        def build(self, input_shape):
-            self.a = tf.keras.layers.Dense(2)
-            self.b = tf.keras.layers.Dense(2)
-            self.alpha_logits = self.add_weight(name="alpha_logits", shape=(2,),
-                                                initializer="zeros")
+    Two branches mixed by softmax(alpha) before a logistic output:
 
-        @property
-        def architecture_variables(self):
-            return [self.alpha_logits]
-
-        def call(self, x):
-            p = tf.nn.softmax(self.alpha_logits)
-            return p[0] * self.a(x) + p[1] * self.b(x)
-
-    class Searched(AlternatingSearch, tf.keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.select = Select()
-            self.out = tf.keras.layers.Dense(1, activation="sigmoid")
-
-        def call(self, x, training=False):
-            return self.out(self.select(x))
-
-    x = tf.random.normal((64, 3), seed=1)
-    y = tf.cast(x[:, :1] > 0, tf.float32)
-    train = tf.data.Dataset.from_tensor_slices((x[:48], y[:48])).batch(8)
-    val = tf.data.Dataset.from_tensor_slices((x[48:], y[48:])).batch(8)
-    model = Searched()
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
-                  arch_optimizer=tf.keras.optimizers.Adam(1e-3),
-                  arch_every=2, pretrain_steps=2,
-                  temperature_schedule=lambda n: tf.constant(1.0),
-                  loss="binary_crossentropy")
-    history = model.fit(zip_train_validation(train, val), epochs=1, verbose=0)
-    sorted(history.history)  # ['arch_loss', 'loss', 'temperature']
-    ```
+    >>> class Select(tf.keras.layers.Layer):
+    ...     def build(self, input_shape):
+    ...         self.a = tf.keras.layers.Dense(2)
+    ...         self.b = tf.keras.layers.Dense(2)
+    ...         self.alpha_logits = self.add_weight(
+    ...             name="alpha_logits", shape=(2,), initializer="zeros"
+    ...         )
+    ...     @property
+    ...     def architecture_variables(self):
+    ...         return [self.alpha_logits]
+    ...     def call(self, x):
+    ...         p = tf.nn.softmax(self.alpha_logits)
+    ...         return p[0] * self.a(x) + p[1] * self.b(x)
+    >>> class Searched(AlternatingSearch, tf.keras.Model):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.select = Select()
+    ...         self.out = tf.keras.layers.Dense(1, activation="sigmoid")
+    ...     def call(self, x, training=False):
+    ...         return self.out(self.select(x))
+    >>> x = tf.reshape(tf.linspace(-1.0, 1.0, 192), (64, 3))
+    >>> y = tf.cast(x[:, :1] > 0, tf.float32)
+    >>> train = tf.data.Dataset.from_tensor_slices((x[:48], y[:48])).batch(8)
+    >>> validation = tf.data.Dataset.from_tensor_slices((x[48:], y[48:])).batch(8)
+    >>> model = Searched()
+    >>> model.compile(
+    ...     optimizer=tf.keras.optimizers.Adam(1e-3),
+    ...     arch_optimizer=tf.keras.optimizers.Adam(1e-3),
+    ...     arch_every=2,
+    ...     pretrain_steps=2,
+    ...     temperature_schedule=lambda examples_seen: tf.constant(1.0),
+    ...     loss="binary_crossentropy",
+    ... )
+    >>> pairs = zip_train_validation(train, validation, arch_every=2)
+    >>> history = model.fit(pairs, epochs=1, verbose=0)
+    >>> sorted(history.history)
+    ['arch_loss', 'loss', 'temperature']
+    >>> int(model.search_step.numpy()), len(model.architecture_variables)  # 48 / 8 steps
+    (6, 1)
 
     References:
         - Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
