@@ -37,7 +37,13 @@ def write_text_atomically(path: str, text: str) -> None:
 
 
 def write_bytes_atomically(path: str, data: bytes) -> None:
-    """Writes a file under a temporary name, then renames it into place."""
+    """Writes a file under a temporary name, then renames it into place.
+
+    The parent directory is created when it does not exist yet.
+    """
+    parent = os.path.dirname(path)
+    if parent:
+        makedirs(parent)
     tmp = f"{path}.tmp-{os.getpid()}"
     with open_file(tmp, "wb") as f:
         f.write(data)

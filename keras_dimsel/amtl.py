@@ -47,8 +47,30 @@ def default_fields(
     left out hold little memory, and masking them costs accuracy for almost
     no saving (on the Criteo sample: 13 of 39 fields hold 95% of the numbers).
 
+    Args:
+        spec: FeatureSpec, the artifact (its vocabulary sizes).
+        max_dim: int, D, the embedding dimension of the masked model.
+        share: float in (0, 1], the share of the embedding numbers to cover.
+
     Returns:
         The field names in the spec's order.
+
+    Raises:
+        ValueError: when `share` is not in (0, 1].
+
+    Example:
+
+    >>> from keras_dimsel.data import FieldSpec
+    >>> sizes = {"user": 900, "site": 80, "device": 9, "hour": 25}
+    >>> fields = [
+    ...     FieldSpec(name, "categorical", size, f"vocab/{name}.txt")
+    ...     for name, size in sizes.items()
+    ... ]
+    >>> spec = FeatureSpec(label="label", fields=tuple(fields), splits={"train": 1000})
+    >>> default_fields(spec, max_dim=8)  # 980 of the 1,014 ids
+    ['user', 'site']
+    >>> default_fields(spec, max_dim=16, share=1.0)  # device has no more ids than D
+    ['user', 'site', 'hour']
     """
     if not 0.0 < share <= 1.0:
         raise ValueError(f"`share` must be in (0, 1]. Received: share={share!r}")
@@ -64,7 +86,29 @@ def default_fields(
 
 
 def checkpoint_tables(path: str) -> Dict[str, tuple]:
-    """The embedding table shapes `{field: (vocab_size, dim)}` saved in a checkpoint."""
+    """The embedding table shapes `{field: (vocab_size, dim)}` saved in a checkpoint.
+
+    Args:
+        path: str, a `CTRModel.network_weights()` checkpoint prefix.
+
+    Returns:
+        dict of field name to `(vocab_size, dim)`, in name order.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
+    >>> features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
+    >>> _ = model(features)
+    >>> path = model.network_weights().write(os.path.join(directory, "weights", "model"))
+    >>> checkpoint_tables(path)
+    {'device': (9, 4), 'user': (79, 4)}
+    """
     tables = {}
     for name, shape in tf.train.list_variables(path):
         if name.startswith(_TABLE_PREFIX) and name.endswith(_TABLE_SUFFIX):
@@ -75,8 +119,30 @@ def checkpoint_tables(path: str) -> Dict[str, tuple]:
 def check_warm_start(model, tables: Dict[str, tuple], source: str) -> None:
     """Checks a trained model's tables fit `model`: same fields, vocab sizes and dim.
 
+    Args:
+        model: the `CTRModel` to warm start (amtl stage).
+        tables: dict of field to `(vocab_size, dim)` (`checkpoint_tables`).
+        source: str, names the trained model in the messages.
+
     Raises:
         ValueError: naming the mismatch and `source`.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> model = make_model(
+    ...     "fm", spec, stage="amtl", dim=8, fields=["user", "device"], amtl_fields=["user"]
+    ... )
+    >>> check_warm_start(model, {"user": (79, 8), "device": (9, 8)}, "the baseline run")
+    >>> check_warm_start(model, {"user": (79, 4), "device": (9, 4)}, "the baseline run")
+    Traceback (most recent call last):
+    ...
+    ValueError: the tables of the baseline run have dim 4, but the masked model uses max dim 8 ...
     """
     embeddings = model.field_embeddings
     if not tables:
@@ -110,8 +176,34 @@ def warm_start_from_checkpoint(model, path: str, source: Optional[str] = None) -
     `dimsel baseline` run); the mask networks keep their initial weights.
     The model must be built.
 
+    Args:
+        model: a built `CTRModel` of the amtl stage.
+        path: str, the checkpoint prefix.
+        source: str or None, names the trained model in the messages (default: `path`).
+
     Raises:
         ValueError: when the fields, vocabulary sizes or dim do not match.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> fields = ["user", "device"]
+    >>> features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
+    >>> full = make_model("fm", spec, stage="full", dim=4, fields=fields)
+    >>> _ = full(features)
+    >>> path = full.network_weights().write(os.path.join(directory, "weights", "model"))
+    >>> model = make_model("fm", spec, stage="amtl", dim=4, fields=fields, amtl_fields=["user"])
+    >>> _ = model(features)
+    >>> warm_start_from_checkpoint(model, path)
+    >>> def user_table(m):
+    ...     return m.field_embeddings.embeddings["user"].embedding_table.numpy()
+    >>> bool((user_table(model) == user_table(full)).all())
+    True
     """
     source = source or path
     check_warm_start(model, checkpoint_tables(path), source)
@@ -124,7 +216,35 @@ def warm_start_from_checkpoint(model, path: str, source: Optional[str] = None) -
 
 
 def warm_start_from_model(model, trained) -> None:
-    """Warm start from a trained full-dimension model in memory (a built `CTRModel`)."""
+    """Warm start from a trained full-dimension model in memory (a built `CTRModel`).
+
+    Args:
+        model: a built `CTRModel` of the amtl stage.
+        trained: a built `CTRModel` of the full stage with the same fields and dim.
+
+    Raises:
+        ValueError: when the fields, vocabulary sizes or dim do not match.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> fields = ["user", "device"]
+    >>> features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
+    >>> full = make_model("fm", spec, stage="full", dim=4, fields=fields)
+    >>> _ = full(features)
+    >>> model = make_model("fm", spec, stage="amtl", dim=4, fields=fields, amtl_fields=["user"])
+    >>> _ = model(features)
+    >>> warm_start_from_model(model, full)
+    >>> def user_table(m):
+    ...     return m.field_embeddings.embeddings["user"].embedding_table.numpy()
+    >>> bool((user_table(model) == user_table(full)).all())
+    True
+    """
     with tempfile.TemporaryDirectory() as directory:
         path = trained.network_weights().write(os.path.join(directory, "trained"))
         warm_start_from_checkpoint(model, path, source=f"model {trained.name!r}")
@@ -133,9 +253,35 @@ def warm_start_from_model(model, trained) -> None:
 def compact_model(model, spec: FeatureSpec, model_name: str):
     """The serving model of a trained AMTL model: each masked row keeps its length.
 
+    Args:
+        model: a built `CTRModel` of the amtl stage.
+        spec: FeatureSpec, the artifact (a test batch builds the compact model).
+        model_name: str, `fm`, `wide_deep` or `deepfm`: the class of `model`.
+
     Returns:
         `(compact, lengths)`: the compact model, with every weight copied, and
         the length of every id of each masked field.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> model = make_model(
+    ...     "fm", spec, stage="amtl", dim=8, fields=["user", "device"], amtl_fields=["user"]
+    ... )
+    >>> features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
+    >>> _ = model(features)
+    >>> compact, lengths = compact_model(model, spec, "fm")
+    >>> lengths["user"].shape  # one length in [1, 8] per id of `user`
+    (79,)
+    >>> compact.embedding_params == int(lengths["user"].sum()) + 9 * 8
+    True
+    >>> np.allclose(compact(features), model(features))
+    True
     """
     embeddings = model.field_embeddings
     lengths = embeddings.value_lengths_now()
@@ -166,6 +312,23 @@ def dims_by_frequency_group(
 
     Values are ordered by train count (ties by id) and split into groups of
     (nearly) equal size, as the paper's G0..G6.
+
+    Args:
+        lengths: sequence of int, the length of every id of a field.
+        counts: sequence of int, the train count of every id (`value_counts`).
+        groups: int, the number of groups.
+
+    Returns:
+        list of float, the average length of each group, rarest first.
+
+    Example:
+
+    >>> counts = [0, 50, 3, 9, 100, 1, 7]
+    >>> lengths = [1, 6, 2, 3, 7, 1, 4]
+    >>> dims_by_frequency_group(lengths, counts)  # by count: 0, 1, 3, 7, 9, 50, 100
+    [1.0, 1.0, 2.0, 4.0, 3.0, 6.0, 7.0]
+    >>> [round(d, 2) for d in dims_by_frequency_group(lengths, counts, groups=2)]
+    [2.0, 5.33]
     """
     order = np.argsort(np.asarray(counts), kind="stable")
     lengths = np.asarray(lengths, dtype=np.float64)[order]
@@ -173,7 +336,22 @@ def dims_by_frequency_group(
 
 
 def plot_amtl_dims(report: Dict[str, List[float]], max_dim: int, path: str) -> None:
-    """Average dim against frequency group, one line per masked field."""
+    """Average dim against frequency group, one line per masked field.
+
+    Args:
+        report: dict of field to its average dims by group (`dims_by_frequency_group`).
+        max_dim: int, D (the top of the y axis).
+        path: str, the PNG file to write.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> report = {"user": [1.0, 1.0, 2.0, 4.0, 3.0, 6.0, 7.0]}
+    >>> path = os.path.join(tempfile.mkdtemp(), "amtl_dims.png")
+    >>> plot_amtl_dims(report, max_dim=8, path=path)
+    >>> os.path.getsize(path) > 1000
+    True
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -230,6 +408,30 @@ def run_amtl(
 
     Returns:
         The metrics written to `RUN/metrics.json`.
+
+    Raises:
+        FileNotFoundError: when `warm_start` holds no trained weights.
+        ValueError: on an unknown model, a warm start of another model, or
+            unknown fields.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> from keras_dimsel.workflow import TrainSettings, run_baseline
+    >>> settings = TrainSettings(epochs=1, batch_size=64)
+    >>> baseline = os.path.join(directory, "baseline")
+    >>> _ = run_baseline(spec, "fm", baseline, dim=8, settings=settings)  # doctest: +SKIP
+    >>> metrics = run_amtl(  # doctest: +SKIP
+    ...     spec, "fm", os.path.join(directory, "amtl"), fields=["user", "item"],
+    ...     warm_start=baseline, settings=settings,
+    ... )
+    >>> sorted(metrics["average_dim"])  # doctest: +SKIP
+    ['item', 'user']
     """
     from keras_dimsel.workflow import (
         DEFAULT_LEARNING_RATE,
@@ -324,7 +526,29 @@ def run_amtl(
 
 
 def summary_table(metrics: dict) -> str:
-    """Per masked field: average dim, and average dim by frequency group (rarest first)."""
+    """Per masked field: average dim, and average dim by frequency group (rarest first).
+
+    Args:
+        metrics: dict, the metrics of `run_amtl`.
+
+    Returns:
+        str, one line per masked field, then the embedding parameters.
+
+    Example:
+
+    >>> metrics = {
+    ...     "dim_by_frequency_group": {"user": [1.0, 1.0, 2.0, 4.0, 3.0, 6.0, 7.0]},
+    ...     "average_dim": {"user": 3.43},
+    ...     "max_dim": 8,
+    ...     "embedding_params": 24,
+    ...     "full_embedding_params": 56,
+    ... }
+    >>> print(summary_table(metrics))
+    field  avg dim     G0     G1     G2     G3     G4     G5     G6
+    ---------------------------------------------------------------
+    user      3.43    1.0    1.0    2.0    4.0    3.0    6.0    7.0
+    max dim 8; embedding parameters 24 of 56 (42.9%)
+    """
     groups = metrics["dim_by_frequency_group"]
     width = max(len("field"), *(len(name) for name in groups))
     header = (

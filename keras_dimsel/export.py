@@ -21,7 +21,33 @@ EXAMPLES_INPUT = "examples"
 
 
 def serving_signature(spec: FeatureSpec, fields) -> dict:
-    """One `[batch]` input per field: strings for categorical, float32 for numeric."""
+    """One `[batch]` input per field: strings for categorical, float32 for numeric.
+
+    Args:
+        spec: FeatureSpec, the artifact (the kind of each field).
+        fields: sequence of str, the model's fields.
+
+    Returns:
+        dict of field name to `tf.TensorSpec`: the input of the raw-value
+        signature (`serving_default`, or `serving_raw` with `serve_examples`).
+
+    Example:
+
+    >>> from keras_dimsel.data import FieldSpec
+    >>> spec = FeatureSpec(
+    ...     label="label",
+    ...     fields=(
+    ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
+    ...         FieldSpec("price", "numeric", 5, "vocab/price.txt", transform="log_square"),
+    ...     ),
+    ...     splits={"train": 100},
+    ... )
+    >>> signature = serving_signature(spec, ["site", "price"])
+    >>> signature["site"]
+    TensorSpec(shape=(None,), dtype=tf.string, name='site')
+    >>> signature["price"].dtype.name
+    'float32'
+    """
     return {
         name: tf.TensorSpec(
             [None], tf.string if spec.field(name).kind == "categorical" else tf.float32, name
@@ -35,6 +61,29 @@ def examples_signature(model):
 
     The examples are parsed as the training data stores them (see
     `FeatureSpec.value_types`); the label may be absent.
+
+    Args:
+        model: a `CTRModel`.
+
+    Returns:
+        A `tf.function` taking a `[batch]` string tensor `examples` and
+        returning `{"probability": [batch] float32}`.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.models import make_model
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
+    >>> serve = examples_signature(model)
+    >>> test = tf.data.TFRecordDataset(spec.split_files("test"), compression_type="GZIP")
+    >>> serialized = next(iter(test.batch(3)))  # tf.train.Example protos, label included
+    >>> print(serve(serialized)["probability"].shape)
+    (3,)
     """
     spec = model.spec
     description = feature_description(spec)
@@ -65,6 +114,24 @@ def export_saved_model(model, directory: str, serve_examples: bool = False) -> s
 
     Returns:
         The directory.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.models import make_model
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
+    >>> path = export_saved_model(model, os.path.join(directory, "saved_model"))
+    >>> serve = tf.saved_model.load(path).signatures["serving_default"]
+    >>> outputs = serve(user=tf.constant(["u1", "never-seen"]), device=tf.constant(["d2", ""]))
+    >>> print(outputs["probability"].shape)
+    (2,)
+    >>> saved_embedding_params(path)  # (79 + 9) ids * 4
+    352
     """
     signature = serving_signature(model.spec, model.field_names)
 
@@ -91,7 +158,30 @@ def export_saved_model(model, directory: str, serve_examples: bool = False) -> s
 
 
 def saved_embedding_params(directory: str) -> int:
-    """Numbers held by the embedding tables of an exported model, as reloaded."""
+    """Numbers held by the embedding tables of an exported model, as reloaded.
+
+    Counts the variables named like the library's embedding tables
+    (`embedding_table`, `candidate_table`, `embedding_values`); unify maps,
+    first-order weights and networks are not counted.
+
+    Args:
+        directory: str, a SavedModel directory (`export_saved_model`).
+
+    Returns:
+        int, the number of embedding numbers.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_dimsel.layers import PlannedEmbedding
+    >>> model = tf.keras.Sequential([PlannedEmbedding(vocab_size=10, dim=4, output_dim=8)])
+    >>> print(model(tf.constant([1, 2])).shape)
+    (2, 8)
+    >>> directory = tempfile.mkdtemp()
+    >>> tf.saved_model.save(model, directory)
+    >>> saved_embedding_params(directory)  # the [10, 4] table; the unify map is not counted
+    40
+    """
     loaded = tf.saved_model.load(directory)
     tables = [v for v in loaded.variables if _is_embedding_table(v.name)]
     return int(sum(v.shape.num_elements() for v in tables))

@@ -56,6 +56,22 @@ class TrainSettings:
     `batch_size=None` picks 2000 (the papers' setting) or less, so that an
     epoch has at least 100 steps; `epochs=None` picks 3. `serve_examples`
     exports in the TFX convention (see `export_saved_model`).
+
+    Args:
+        epochs: int or None, passes over the train split.
+        batch_size: int or None, examples per batch.
+        seed: int, the seed of the weights, the shuffling and the Gumbel noise.
+        serve_examples: bool, export with a serialized-example signature.
+
+    Example:
+
+    >>> spec = FeatureSpec(
+    ...     label="label", fields=(), splits={"train": 50_000, "validation": 5000, "test": 5000}
+    ... )
+    >>> TrainSettings().resolve(spec)  # 50,000 / 100 steps per epoch
+    TrainSettings(epochs=3, batch_size=500, seed=0, serve_examples=False)
+    >>> TrainSettings(epochs=1, batch_size=2000).resolve(spec).batch_size
+    2000
     """
 
     epochs: Optional[int] = None
@@ -64,6 +80,17 @@ class TrainSettings:
     serve_examples: bool = False
 
     def resolve(self, spec: FeatureSpec) -> TrainSettings:
+        """The settings with every default filled in for the data of `spec`.
+
+        Args:
+            spec: FeatureSpec, the artifact (its split sizes).
+
+        Returns:
+            A new TrainSettings with `epochs` and `batch_size` set.
+
+        Raises:
+            ValueError: when the train or test split is empty, or a setting is not positive.
+        """
         train_rows = spec.splits.get("train", 0)
         if train_rows <= 0:
             raise ValueError(f"the train split of {spec.directory} is empty")
@@ -81,7 +108,32 @@ def _seed_everything(seed: int) -> None:
 
 
 def evaluate(model, spec: FeatureSpec, batch_size: int) -> dict:
-    """Test AUC, logloss and serving throughput (examples/second) of a model."""
+    """Test AUC, logloss and serving throughput (examples/second) of a model.
+
+    Args:
+        model: a compiled `CTRModel`.
+        spec: FeatureSpec, the artifact whose test split is read.
+        batch_size: int, examples per batch.
+
+    Returns:
+        dict with `auc`, `logloss`, `embedding_params` and `examples_per_second`.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
+    >>> model.compile()
+    >>> metrics = evaluate(model, spec, batch_size=64)
+    >>> sorted(metrics)
+    ['auc', 'embedding_params', 'examples_per_second', 'logloss']
+    >>> metrics["embedding_params"]  # (79 + 9) ids * 4
+    352
+    """
     test = make_dataset(spec, "test", batch_size=batch_size)
     model.evaluate(test.take(1), verbose=0)  # traces the graph outside the timing
     start = time.perf_counter()
@@ -122,7 +174,35 @@ def run_baseline(
     dim: int = 32,
     settings: Optional[TrainSettings] = None,
 ) -> dict:
-    """Trains the full-dimension model (every field at `dim`) and exports it."""
+    """Trains the full-dimension model (every field at `dim`) and exports it.
+
+    Writes `metrics.json`, `weights/` and `saved_model/` into `output`.
+
+    Args:
+        spec: FeatureSpec, the artifact.
+        model_name: str, `fm`, `wide_deep` or `deepfm`.
+        output: str, the run directory.
+        dim: int, the dimension of every field.
+        settings: TrainSettings or None (the defaults).
+
+    Returns:
+        The metrics written to `metrics.json` (test AUC and logloss,
+        embedding parameters, throughputs, `dim` and `model`).
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> settings = TrainSettings(epochs=1, batch_size=64)
+    >>> output = os.path.join(directory, "baseline")
+    >>> metrics = run_baseline(spec, "fm", output, dim=8, settings=settings)  # doctest: +SKIP
+    >>> metrics["embedding_params"]  # doctest: +SKIP
+    3008
+    """
     settings = (settings or TrainSettings()).resolve(spec)
     _seed_everything(settings.seed)
     _io.makedirs(output)
@@ -139,6 +219,24 @@ class AlphaHistory(tf.keras.callbacks.Callback):
         path: str, the CSV file (`step, field, candidate, probability` rows).
         log_dir: str or None, a TensorBoard log directory.
         every: int, steps between records.
+
+    Example:
+
+    Given to `fit(..., callbacks=[history])`, it records at the start, every
+    `every` steps and at the end; here the hooks are called by hand:
+
+    >>> import pathlib, tempfile
+    >>> from keras_dimsel.models.field_embeddings import FieldEmbeddings
+    >>> embeddings = FieldEmbeddings({"user": 10}, stage="search", candidates=(2, 4))
+    >>> _ = embeddings({"user": tf.constant([1, 2])})
+    >>> path = pathlib.Path(tempfile.mkdtemp(), "alpha_history.csv")
+    >>> history = AlphaHistory(embeddings, str(path), every=10)
+    >>> history.on_train_begin()
+    >>> history.on_train_end()
+    >>> print(path.read_text().strip())
+    step,field,candidate,probability
+    0,user,2,0.500000
+    0,user,4,0.500000
     """
 
     def __init__(self, field_embeddings, path: str, log_dir: Optional[str] = None, every=10):
@@ -219,6 +317,52 @@ def run_search(
     `derive="probe"` and `pretrain_steps=None` alpha stays at equal weights
     for the whole run (a one-shot supernet); trained alpha starves the
     candidates it turns away from, and their probe losses then say little.
+
+    Besides `plan.json`, the run directory gets `alpha_history.csv`, the
+    TensorBoard scalars in `logs/`, `search.png`, `search_metrics.json` and
+    the search tables a retrain can warm start from.
+
+    Args:
+        spec: FeatureSpec, the artifact (its validation split fits alpha).
+        model_name: str, `fm`, `wide_deep` or `deepfm`.
+        output: str, the run directory.
+        candidates: sequence of int, the candidate dimensions d_1 < ... < d_N.
+        storage: str, `"shared"` or `"separate"` candidate tables.
+        unify: str, `"linear"` or `"zero_pad"`.
+        arch_every: int, network steps per alpha update.
+        pretrain_steps: int or None, first steps with alpha frozen (see above).
+        mode: str, `"alternating"` or `"joint"` (see `AlternatingSearch`).
+        arch_learning_rate: float or None, alpha's Adam rate (see above).
+        hard: bool, straight-through one-hot selection.
+        rank_scaling: bool, see `CandidateEmbedding`.
+        temperature_schedule: TemperatureSchedule or None.
+        budget: float in (0, 1] or None, see above.
+        derive: str, `"alpha"` or `"probe"`.
+        tolerance: float, the probe loss tolerance (`derive="probe"`).
+        settings: TrainSettings or None (the defaults).
+
+    Returns:
+        The DimensionPlan written to `plan.json`.
+
+    Raises:
+        ValueError: on an unknown `derive`, an empty validation split, or a
+            budget no plan can fit.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> settings = TrainSettings(epochs=1, batch_size=64)
+    >>> output = os.path.join(directory, "search")
+    >>> plan = run_search(  # doctest: +SKIP
+    ...     spec, "fm", output, candidates=(2, 8), settings=settings
+    ... )
+    >>> DimensionPlan.load(output) == plan  # doctest: +SKIP
+    True
     """
     settings = (settings or TrainSettings()).resolve(spec)
     if derive not in DERIVE_METHODS:
@@ -320,6 +464,21 @@ def save_search_tables(field_embeddings, path: str) -> None:
 
     Keys: `<field>` for the shared table [vocab, d_N]; `<field>@<d>` for the
     separate table of candidate d.
+
+    Args:
+        field_embeddings: a built search-stage `FieldEmbeddings`.
+        path: str, the `.npz` file to write.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.models.field_embeddings import FieldEmbeddings
+    >>> embeddings = FieldEmbeddings({"user": 10, "genre": 3}, stage="search", candidates=(2, 4))
+    >>> _ = embeddings({"user": tf.constant([1, 5]), "genre": tf.constant([0, 2])})
+    >>> path = os.path.join(tempfile.mkdtemp(), SEARCH_TABLES)
+    >>> save_search_tables(embeddings, path)
+    >>> {name: table.shape for name, table in np.load(path).items()}
+    {'user': (10, 4), 'genre': (3, 4)}
     """
     arrays = {}
     for name, layer in field_embeddings.embeddings.items():
@@ -336,9 +495,34 @@ def save_search_tables(field_embeddings, path: str) -> None:
 def load_warm_start_tables(run_dir: str, plan: DimensionPlan) -> dict:
     """The table each field of `plan` starts from, read from a search run.
 
+    Args:
+        run_dir: str, a `run_search` output directory.
+        plan: DimensionPlan, the dimensions to start from.
+
+    Returns:
+        dict of field to a `[vocab_size, n]` array, n >= the planned dim; give
+        it to `PlannedEmbedding.warm_start_from`.
+
     Raises:
         FileNotFoundError: when `run_dir` holds no search tables.
         ValueError: when a field or its planned dimension has no table there.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_dimsel.models.field_embeddings import FieldEmbeddings
+    >>> embeddings = FieldEmbeddings(
+    ...     {"user": 10, "genre": 3}, stage="search", candidates=(2, 4), storage="separate"
+    ... )
+    >>> _ = embeddings({"user": tf.constant([1, 5]), "genre": tf.constant([0, 2])})
+    >>> run_dir = tempfile.mkdtemp()
+    >>> save_search_tables(embeddings, os.path.join(run_dir, SEARCH_TABLES))
+    >>> plan = DimensionPlan(
+    ...     fields={"user": 4, "genre": 2}, candidates=(2, 4), vocab_sizes={"user": 10, "genre": 3}
+    ... )
+    >>> tables = load_warm_start_tables(run_dir, plan)
+    >>> {name: table.shape for name, table in tables.items()}  # each chosen candidate's table
+    {'user': (10, 4), 'genre': (3, 2)}
     """
     path = os.path.join(run_dir, SEARCH_TABLES)
     if not _io.exists(path):
@@ -375,6 +559,41 @@ def run_retrain(
     `warm_start` names a search run directory: each table then starts from the
     search table of its field (the first `dim` columns of the shared table, or
     the separate table of the chosen dim) instead of a random initialisation.
+
+    Args:
+        spec: FeatureSpec, the artifact the plan was searched on.
+        plan: DimensionPlan, the dimension of every field.
+        model_name: str, `fm`, `wide_deep` or `deepfm`.
+        output: str, the run directory.
+        unify: str, `"linear"` or `"zero_pad"` (models that need equal dimensions).
+        warm_start: str or None, a `run_search` output directory.
+        settings: TrainSettings or None (the defaults).
+
+    Returns:
+        The metrics written to `metrics.json`, with the plan's `fields`.
+
+    Raises:
+        ValueError: when the plan does not match the fields or vocabulary sizes of `spec`.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> settings = TrainSettings(epochs=1, batch_size=64)
+    >>> search = os.path.join(directory, "search")
+    >>> plan = run_search(  # doctest: +SKIP
+    ...     spec, "fm", search, candidates=(2, 8), settings=settings
+    ... )
+    >>> output = os.path.join(directory, "autodim")
+    >>> metrics = run_retrain(  # doctest: +SKIP
+    ...     spec, plan, "fm", output, warm_start=search, settings=settings
+    ... )
+    >>> metrics["embedding_params"] == plan.embedding_params  # doctest: +SKIP
+    True
     """
     settings = (settings or TrainSettings()).resolve(spec)
     plan.check_fields(spec.field_names)
@@ -409,7 +628,39 @@ def run_retrain(
 
 
 def comparison_report(plan: DimensionPlan, baseline: dict, autodim: dict) -> str:
-    """The end of `dimsel run`: the plan per field, then both models on the test split."""
+    """The end of `dimsel run`: the plan per field, then both models on the test split.
+
+    Args:
+        plan: DimensionPlan, the searched plan.
+        baseline: dict, the full-dimension model's metrics (`run_baseline`).
+        autodim: dict, the retrained model's metrics (`run_retrain`).
+
+    Returns:
+        str, the plan's `summary_table`, a blank line, then the comparison.
+
+    Example:
+
+    >>> plan = DimensionPlan(
+    ...     fields={"user": 8, "genre": 2},
+    ...     candidates=(2, 8),
+    ...     vocab_sizes={"user": 1000, "genre": 20},
+    ... )
+    >>> baseline = {"auc": 0.7712, "logloss": 0.4561, "embedding_params": 8160, "dim": 8}
+    >>> autodim = {"auc": 0.7705, "logloss": 0.4570, "embedding_params": 8040}
+    >>> print(comparison_report(plan, baseline, autodim))
+    field  vocab_size  dim  params  full_params  of_full
+    ----------------------------------------------------
+    user        1,000    8   8,000        8,000   100.0%
+    genre          20    2      40          160    25.0%
+    ----------------------------------------------------
+    total       1,020        8,040        8,160    98.5%
+    candidates [2, 8]; full model uses dim 8; saving 1.5% of embedding parameters
+    <BLANKLINE>
+    model       test AUC  logloss  embedding params  of full
+    full dim 8    0.7712   0.4561             8,160   100.0%
+    AutoDim       0.7705   0.4570             8,040    98.5%
+    AUC difference -0.0007; 1.5% fewer embedding parameters
+    """
     full_params = baseline["embedding_params"]
     rows = [
         ("model", "test AUC", "logloss", "embedding params", "of full"),
@@ -446,7 +697,25 @@ def comparison_report(plan: DimensionPlan, baseline: dict, autodim: dict) -> str
 
 
 def plot_search(rows, plan: DimensionPlan, path: str) -> None:
-    """Alpha trajectories per field (probability of each candidate over steps)."""
+    """Alpha trajectories per field (probability of each candidate over steps).
+
+    Args:
+        rows: list of `(step, field, candidate, probability)` (`AlphaHistory.rows`).
+        plan: DimensionPlan, the fields and candidates (the chosen one drawn thicker).
+        path: str, the PNG file to write.
+
+    Example:
+
+    >>> import tempfile
+    >>> plan = DimensionPlan(fields={"user": 8}, candidates=(2, 8), vocab_sizes={"user": 1000})
+    >>> rows = [  # (step, field, candidate, probability)
+    ...     (0, "user", 2, 0.5), (0, "user", 8, 0.5), (10, "user", 2, 0.2), (10, "user", 8, 0.8)
+    ... ]
+    >>> path = os.path.join(tempfile.mkdtemp(), "search.png")
+    >>> plot_search(rows, plan, path)
+    >>> os.path.getsize(path) > 1000
+    True
+    """
     import matplotlib
 
     matplotlib.use("Agg")

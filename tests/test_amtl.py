@@ -42,6 +42,10 @@ def test_compact_export_predicts_like_the_masked_model_and_keeps_only_the_length
     spec, tmp_path, name
 ):
     model = _amtl_model(spec, name)
+    # Every weight away from its initial value, as after training (the
+    # first-order weights start at zero).
+    rng = np.random.default_rng(0)
+    model.set_weights([w + rng.uniform(0.01, 0.1, w.shape) for w in model.get_weights()])
     compact, lengths = amtl.compact_model(model, spec, name)
     features = _features(spec)
     expected = model(features, training=False).numpy()

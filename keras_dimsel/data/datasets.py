@@ -34,8 +34,39 @@ def make_reader(
     For `synthetic`, rows are generated first into `--input` (a CSV path) or,
     without it, into `<output_dir>/raw/synthetic.csv`.
 
+    Args:
+        dataset: str, one of `DATASETS`.
+        inputs: sequence of str, the input files or glob patterns (for
+            `synthetic`, at most one: the CSV file to generate).
+        output_dir: str or None, the artifact directory (where `synthetic`
+            writes its rows when `inputs` is empty).
+        label: str or None, the label column (`csv` only).
+        categorical: sequence of str, the categorical columns (`csv` only).
+        numeric: sequence of str, the numeric columns (`csv` only).
+        sep: str, the one-character delimiter (`csv` only).
+        numeric_transform: str or None, `"quantiles"` or `"log_square"`; None
+            takes the dataset's default (`criteo`: `log_square`, `csv`: `quantiles`).
+        rows: int, rows to generate (`synthetic` only).
+        seed: int, the generator's seed (`synthetic` only).
+
+    Returns:
+        The `Reader`.
+
     Raises:
         DataError: unknown dataset, missing input, or options that do not fit.
+
+    Example:
+
+    >>> import tempfile
+    >>> reader = make_reader("synthetic", output_dir=tempfile.mkdtemp(), rows=100)
+    >>> reader.name, reader.label
+    ('synthetic', 'label')
+    >>> [field.name for field in reader.fields]
+    ['user', 'item', 'category', 'device', 'noise_high', 'noise_mid', 'noise_low', 'price']
+    >>> make_reader("csv", ["clicks.csv"])
+    Traceback (most recent call last):
+    ...
+    keras_dimsel.data.reader.DataError: csv needs --label (the 0/1 label column)
     """
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")

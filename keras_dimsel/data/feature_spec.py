@@ -54,6 +54,25 @@ class FieldSpec:
         boundaries: list of float or None, the bucket boundaries of a
             `"quantiles"` field.
         oov_count: int, train occurrences of values that fell below `min_count`.
+
+    Raises:
+        ValueError: on an unknown `kind`, a numeric field without a known
+            `transform`, or a `"quantiles"` field without `boundaries`.
+
+    Example:
+
+    >>> field = FieldSpec(
+    ...     name="price", kind="numeric", vocab_size=4, vocab_file="vocab/price.txt",
+    ...     transform="quantiles", boundaries=(9.5, 20.0),
+    ... )
+    >>> field.to_json()["boundaries"]
+    [9.5, 20.0]
+    >>> FieldSpec.from_json(field.to_json()) == field
+    True
+    >>> FieldSpec(name="price", kind="numeric", vocab_size=4, vocab_file="vocab/price.txt")
+    Traceback (most recent call last):
+    ...
+    ValueError: `transform` of numeric field 'price' must be one of ('log_square', ...
     """
 
     name: str
@@ -80,6 +99,7 @@ class FieldSpec:
             raise ValueError(f"Quantile field '{self.name}' has no `boundaries`.")
 
     def to_json(self) -> dict[str, Any]:
+        """Returns the field's `feature_spec.json` record (unset keys left out)."""
         record = dataclasses.asdict(self)
         if self.boundaries is not None:
             record["boundaries"] = list(self.boundaries)
@@ -87,6 +107,14 @@ class FieldSpec:
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> FieldSpec:
+        """Builds a field from its `feature_spec.json` record; unknown keys are ignored.
+
+        Args:
+            record: dict, a record written by `to_json`.
+
+        Returns:
+            The FieldSpec.
+        """
         record = dict(record)
         if record.get("boundaries") is not None:
             record["boundaries"] = tuple(float(b) for b in record["boundaries"])
@@ -116,11 +144,24 @@ class FeatureSpec:
 
     Example:
 
-    ```python
-    spec = FeatureSpec.load("artifacts/criteo")
-    spec.field("C1").vocab_size
-    values, counts = spec.vocabulary("C1")
-    ```
+    The preprocessing job writes the artifact; later steps load it:
+
+    >>> import tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> _ = run(reader, PreprocessConfig(output_dir=directory))
+    >>> spec = FeatureSpec.load(directory)
+    >>> spec.label, spec.splits
+    ('label', {'train': 166, 'validation': 16, 'test': 18})
+    >>> spec.field_names
+    ['user', 'item', 'category', 'device', 'noise_high', 'noise_mid', 'noise_low', 'price']
+    >>> spec.field("device").vocab_size  # 8 values seen in train, plus the OOV id 0
+    9
+    >>> values, counts = spec.vocabulary("device")
+    >>> values[:3], counts[:3]
+    (['d2', 'd4', 'd7'], [63, 23, 22])
     """
 
     label: str
@@ -135,9 +176,21 @@ class FeatureSpec:
 
     @property
     def field_names(self) -> list[str]:
+        """The field names, in model input order."""
         return [f.name for f in self.fields]
 
     def field(self, name: str) -> FieldSpec:
+        """Returns the `FieldSpec` of one field.
+
+        Args:
+            name: str, the field name.
+
+        Returns:
+            The FieldSpec.
+
+        Raises:
+            KeyError: when the spec has no such field; the message lists the known fields.
+        """
         for spec in self.fields:
             if spec.name == name:
                 return spec
@@ -147,11 +200,29 @@ class FeatureSpec:
         )
 
     def vocabulary(self, name: str) -> tuple[list[str], list[int]]:
-        """Returns the vocabulary values and train counts of one field, in id order."""
+        """Returns the vocabulary values and train counts of one field, in id order.
+
+        Args:
+            name: str, the field name.
+
+        Returns:
+            `(values, counts)`: two lists; `values[i]` has id `i + 1` (id 0 is the OOV id).
+        """
         path = os.path.join(self.directory, self.field(name).vocab_file)
         return read_vocabulary(path)
 
     def split_files(self, split: str) -> list[str]:
+        """The example files of one split (gzip TFRecords of `tf.train.Example`).
+
+        Args:
+            split: str, `"train"`, `"validation"` or `"test"`.
+
+        Returns:
+            list of str, the file paths.
+
+        Raises:
+            ValueError: on an unknown split name.
+        """
         if split not in SPLITS:
             raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
         if split in self.split_patterns:
@@ -159,6 +230,7 @@ class FeatureSpec:
         return _io.glob(os.path.join(self.directory, split, "*.tfrecord.gz"))
 
     def to_json(self) -> dict[str, Any]:
+        """Returns the `feature_spec.json` record (the directory is not part of it)."""
         return {
             "label": self.label,
             "fields": [f.to_json() for f in self.fields],
@@ -171,7 +243,14 @@ class FeatureSpec:
         }
 
     def save(self, directory: Optional[str] = None) -> str:
-        """Writes `feature_spec.json` atomically (temporary file, then rename)."""
+        """Writes `feature_spec.json` atomically (temporary file, then rename).
+
+        Args:
+            directory: str or None, where to write; None writes into `self.directory`.
+
+        Returns:
+            str, the path of the written file.
+        """
         directory = directory or self.directory
         path = os.path.join(directory, FEATURE_SPEC_FILE)
         _io.write_text_atomically(path, json.dumps(self.to_json(), indent=2) + "\n")
@@ -179,7 +258,17 @@ class FeatureSpec:
 
     @classmethod
     def load(cls, directory: str) -> FeatureSpec:
-        """Reads `DIR/feature_spec.json`, with a one-line error when it is absent."""
+        """Reads `DIR/feature_spec.json`, with a one-line error when it is absent.
+
+        Args:
+            directory: str, the artifact directory (local or any `tf.io.gfile` path).
+
+        Returns:
+            The FeatureSpec, with `directory` set.
+
+        Raises:
+            FileNotFoundError: when the directory holds no `feature_spec.json`.
+        """
         path = os.path.join(directory, FEATURE_SPEC_FILE)
         if not _io.exists(path):
             raise FileNotFoundError(
@@ -216,7 +305,26 @@ def iter_vocabulary(path: str) -> Iterator[tuple[int, str]]:
 
 
 def read_vocabulary(path: str) -> tuple[list[str], list[int]]:
-    """Reads a vocabulary file into (values, counts), most frequent first."""
+    """Reads a vocabulary file into (values, counts), most frequent first.
+
+    Args:
+        path: str, a `"<count> <value>"` file, such as `DIR/vocab/<field>.txt`.
+
+    Returns:
+        `(values, counts)`: a list of str and a list of int, in file (id) order.
+
+    Raises:
+        ValueError: naming the line that is not `"<count> <value>"`.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "device.txt")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("63 d2\\n23 d4\\n5 d1\\n")
+    >>> read_vocabulary(path)
+    (['d2', 'd4', 'd1'], [63, 23, 5])
+    """
     values, counts = [], []
     for count, value in iter_vocabulary(path):
         values.append(value)

@@ -18,6 +18,33 @@ def feature_description(spec: FeatureSpec) -> dict:
     strings; `spec.value_types` names the exceptions (e.g. integer columns of
     a CSV read by a TFX ExampleGen). Absent features parse to the missing
     value (`""` or NaN), the same as an empty cell in the raw data.
+
+    Args:
+        spec: FeatureSpec, the artifact.
+
+    Returns:
+        dict of feature key to `tf.io.FixedLenFeature`, the label first.
+
+    Example:
+
+    >>> import dataclasses
+    >>> from keras_dimsel.data import FieldSpec
+    >>> spec = FeatureSpec(
+    ...     label="label",
+    ...     fields=(
+    ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
+    ...         FieldSpec("price", "numeric", 5, "vocab/price.txt", transform="log_square"),
+    ...     ),
+    ...     splits={"train": 100},
+    ... )
+    >>> description = feature_description(spec)
+    >>> {name: feature.dtype.name for name, feature in description.items()}
+    {'label': 'float32', 'site': 'string', 'price': 'float32'}
+    >>> description["site"].default_value
+    ''
+    >>> stored_as_int = dataclasses.replace(spec, value_types={"site": "int"})
+    >>> feature_description(stored_as_int)["site"].dtype.name
+    'int64'
     """
     description = {}
     for name, default in [(spec.label, "float")] + [
@@ -35,6 +62,36 @@ def model_features(spec: FeatureSpec, parsed: dict) -> dict:
 
     Categorical fields become strings (an integer id `17` becomes `"17"`, the
     token the vocabulary holds), numeric fields float32.
+
+    Args:
+        spec: FeatureSpec, the artifact.
+        parsed: dict, the output of `tf.io.parse_example` with `feature_description(spec)`.
+
+    Returns:
+        dict of field name to tensor, the fields only (no label).
+
+    Example:
+
+    >>> from keras_dimsel.data import FieldSpec
+    >>> spec = FeatureSpec(
+    ...     label="label",
+    ...     fields=(
+    ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
+    ...         FieldSpec("price", "numeric", 5, "vocab/price.txt", transform="log_square"),
+    ...     ),
+    ...     splits={"train": 100},
+    ...     value_types={"site": "int"},
+    ... )
+    >>> parsed = {
+    ...     "label": tf.constant([1.0]),
+    ...     "site": tf.constant([17], tf.int64),
+    ...     "price": tf.constant([2.5]),
+    ... }
+    >>> features = model_features(spec, parsed)
+    >>> sorted(features)
+    ['price', 'site']
+    >>> features["site"].numpy().tolist()
+    [b'17']
     """
     features = {}
     for field in spec.fields:
@@ -48,7 +105,29 @@ def model_features(spec: FeatureSpec, parsed: dict) -> dict:
 
 
 def as_model_inputs(spec: FeatureSpec, parsed: dict) -> tuple[dict, tf.Tensor]:
-    """Parsed examples to `({field: raw values}, float32 label)` (see `model_features`)."""
+    """Parsed examples to `({field: raw values}, float32 label)` (see `model_features`).
+
+    Args:
+        spec: FeatureSpec, the artifact.
+        parsed: dict, the output of `tf.io.parse_example` with `feature_description(spec)`.
+
+    Returns:
+        `(features, label)`: the `model_features` dict and the label as float32.
+
+    Example:
+
+    >>> from keras_dimsel.data import FieldSpec
+    >>> spec = FeatureSpec(
+    ...     label="clicked",
+    ...     fields=(FieldSpec("site", "categorical", 3, "vocab/site.txt"),),
+    ...     splits={"train": 100},
+    ...     value_types={"clicked": "int"},
+    ... )
+    >>> parsed = {"clicked": tf.constant([1, 0], tf.int64), "site": tf.constant([b"news", b""])}
+    >>> features, label = as_model_inputs(spec, parsed)
+    >>> label.dtype.name, label.numpy().tolist()
+    ('float32', [1.0, 0.0])
+    """
     return model_features(spec, parsed), tf.cast(parsed[spec.label], tf.float32)
 
 
@@ -72,12 +151,30 @@ def make_dataset(
         seed: int or None, the shuffle seed.
         shuffle_buffer: int, examples held for shuffling.
 
+    Returns:
+        A `tf.data.Dataset` of `(features, labels)`: a dict of field name to a
+        `[batch]` tensor of raw values (strings for categorical fields, float32
+        for numeric ones) and a float32 `[batch]` label.
+
+    Raises:
+        ValueError: when `batch_size` is not positive or `split` is unknown.
+        FileNotFoundError: when the split has no example files.
+
     Example:
 
-    ```python
-    spec = FeatureSpec.load("artifacts/synthetic")
-    features, labels = next(iter(make_dataset(spec, "train", batch_size=4)))
-    ```
+    >>> import tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> features, labels = next(iter(make_dataset(spec, "train", batch_size=4)))
+    >>> features["user"].dtype.name, features["price"].dtype.name
+    ('string', 'float32')
+    >>> print(labels.shape)
+    (4,)
+    >>> spec.splits["test"], sum(len(y) for _, y in make_dataset(spec, "test", batch_size=8))
+    (18, 18)
     """
     if batch_size <= 0:
         raise ValueError(f"`batch_size` must be a positive integer. Received: {batch_size}")

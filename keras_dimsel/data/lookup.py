@@ -17,7 +17,21 @@ from keras_dimsel.data.tokens import MISSING_TOKEN
 
 
 def categorical_tokens(values: tf.Tensor) -> tf.Tensor:
-    """Strings to tokens: the value, or `[MISSING]` when empty."""
+    """Strings to tokens: the value, or `[MISSING]` when empty.
+
+    Args:
+        values: tensor of raw categorical values; numbers become their decimal string.
+
+    Returns:
+        A string tensor of the same shape.
+
+    Example:
+
+    >>> categorical_tokens(tf.constant(["news", ""])).numpy().tolist()
+    [b'news', b'[MISSING]']
+    >>> categorical_tokens(tf.constant([17])).numpy().tolist()
+    [b'17']
+    """
     values = tf.convert_to_tensor(values)
     if values.dtype != tf.string:
         values = tf.strings.as_string(values)
@@ -27,7 +41,32 @@ def categorical_tokens(values: tf.Tensor) -> tf.Tensor:
 def numeric_tokens(
     values: tf.Tensor, transform: str, boundaries: Optional[Sequence[float]] = None
 ) -> tf.Tensor:
-    """Numbers (NaN = missing) to tokens under `log_square` or `quantiles`."""
+    """Numbers (NaN = missing) to tokens under `log_square` or `quantiles`.
+
+    `log_square` (the Criteo rule) gives `floor(ln(v)^2)` for v > 2 and
+    `floor(v)` otherwise; `quantiles` gives the bucket index
+    `searchsorted(boundaries, v, side="right")`. Values are rounded to float32
+    first, as the examples store them.
+
+    Args:
+        values: tensor of numbers, NaN for a missing value.
+        transform: str, `"log_square"` or `"quantiles"`.
+        boundaries: sequence of float, the bucket boundaries (`quantiles`).
+
+    Returns:
+        A string tensor of the same shape: the bucket as a decimal integer, or `[MISSING]`.
+
+    Raises:
+        ValueError: on an unknown `transform`.
+
+    Example:
+
+    >>> values = tf.constant([1.5, 10.0, float("nan")])
+    >>> numeric_tokens(values, "log_square").numpy().tolist()
+    [b'1', b'5', b'[MISSING]']
+    >>> numeric_tokens(values, "quantiles", boundaries=[2.0, 10.0]).numpy().tolist()
+    [b'0', b'2', b'[MISSING]']
+    """
     values = tf.cast(tf.cast(values, tf.float32), tf.float64)
     missing = tf.math.is_nan(values)
     values = tf.where(missing, tf.zeros_like(values), values)
@@ -51,7 +90,23 @@ def numeric_tokens(
 
 
 def field_tokens(values: tf.Tensor, field: FieldSpec) -> tf.Tensor:
-    """The vocabulary tokens of one field's raw values."""
+    """The vocabulary tokens of one field's raw values.
+
+    Args:
+        values: tensor of the field's raw values.
+        field: FieldSpec, the field (its kind, transform and boundaries).
+
+    Returns:
+        A string tensor of the same shape (see `categorical_tokens`, `numeric_tokens`).
+
+    Example:
+
+    >>> price = FieldSpec(
+    ...     "price", "numeric", 4, "vocab/price.txt", transform="quantiles", boundaries=(5.0, 20.0)
+    ... )
+    >>> field_tokens(tf.constant([3.0, 12.5, 99.0]), price).numpy().tolist()
+    [b'0', b'1', b'2']
+    """
     if field.kind == "categorical":
         return categorical_tokens(values)
     return numeric_tokens(values, field.transform, field.boundaries)
@@ -78,10 +133,25 @@ class FeatureLookup(tf.keras.layers.Layer):
 
     Example:
 
-    ```python
-    lookup = FeatureLookup(FeatureSpec.load("artifacts/synthetic"))
-    ids = lookup({"user": tf.constant(["u1", "never-seen"]), ...})
-    ```
+    A one-field artifact whose vocabulary holds `news` (9 times in train) and `shop`:
+
+    >>> import os, tempfile
+    >>> directory = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(directory, "vocab"))
+    >>> with open(os.path.join(directory, "vocab", "site.txt"), "w") as f:
+    ...     _ = f.write("9 news\\n4 shop\\n")
+    >>> spec = FeatureSpec(
+    ...     label="label",
+    ...     fields=(FieldSpec("site", "categorical", 3, "vocab/site.txt"),),
+    ...     splits={"train": 13},
+    ...     directory=directory,
+    ... )
+    >>> lookup = FeatureLookup(spec)
+    >>> ids = lookup({"site": tf.constant(["shop", "news", "never-seen", ""])})
+    >>> ids["site"].numpy().tolist()
+    [2, 1, 0, 0]
+    >>> lookup.vocabulary_size("site")
+    3
     """
 
     def __init__(self, spec, fields: Optional[Sequence[str]] = None, **kwargs):
@@ -104,7 +174,14 @@ class FeatureLookup(tf.keras.layers.Layer):
             )
 
     def vocabulary_size(self, name: str) -> int:
-        """Number of ids of a field, the OOV id included."""
+        """Number of ids of a field, the OOV id included.
+
+        Args:
+            name: str, the field name.
+
+        Returns:
+            int, V + 1.
+        """
         return self.spec.field(name).vocab_size
 
     def call(self, inputs: dict) -> dict:

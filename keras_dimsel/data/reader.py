@@ -35,7 +35,17 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 class DataError(ValueError):
     """Bad input that stops a job: a missing file, column or label, an empty file.
 
-    The message is one line that says what was wrong and where.
+    The message is one line that says what was wrong and where. It is a
+    `ValueError`, so callers that catch bad arguments catch it too.
+
+    Example:
+
+    >>> from keras_dimsel.data import make_reader
+    >>> try:
+    ...     make_reader("parquet", ["clicks.parquet"])
+    ... except DataError as error:
+    ...     print(error)
+    unknown dataset 'parquet': choose one of criteo, avazu, movielens-100k, ...
     """
 
 
@@ -48,6 +58,11 @@ class FieldDef:
         kind: str, `"categorical"` or `"numeric"`.
         transform: str or None, default bucketing of a numeric field:
             `"log_square"` or `"quantiles"`.
+
+    Example:
+
+    >>> FieldDef("price", "numeric", "quantiles")
+    FieldDef(name='price', kind='numeric', transform='quantiles')
     """
 
     name: str
@@ -78,7 +93,25 @@ class Rejection(NamedTuple):
 
 
 class ParsedChunk(NamedTuple):
-    """Accepted rows as a record batch, a 64-bit content hash per row, rejections."""
+    """Accepted rows as a record batch, a 64-bit content hash per row, rejections.
+
+    What `Reader.parse` returns. Identical rows get identical hashes, which
+    is what keeps copies of a row in the same split.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> path = os.path.join(tempfile.mkdtemp(), "clicks.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("clicked,site\\n")
+    >>> reader = make_reader("csv", [path], label="clicked", categorical=["site"])
+    >>> parsed = reader.parse(b"1,news\\n1,news\\n1\\n", source="clicks.csv@0")
+    >>> parsed.batch.num_rows, len(parsed.rejected)
+    (2, 1)
+    >>> parsed.row_hash.dtype.name, bool(parsed.row_hash[0] == parsed.row_hash[1])
+    ('uint64', True)
+    """
 
     batch: pa.RecordBatch
     row_hash: np.ndarray
@@ -86,7 +119,32 @@ class ParsedChunk(NamedTuple):
 
 
 class Reader(abc.ABC):
-    """One dataset layout. Subclasses set `name`, `label` and `fields`."""
+    """One dataset layout. Subclasses set `name`, `label` and `fields`.
+
+    A reader lists its input files (`data_files`) and parses the bytes of
+    whole lines into a columnar batch (`parse`): the label as float32, then
+    one column per field, strings for categorical fields and float32 for
+    numeric ones (`schema`). Rows that cannot be parsed come back as
+    `Rejection`s with a one-line reason. `make_reader` builds the reader of a
+    dataset name.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_dimsel.data import make_reader
+    >>> path = os.path.join(tempfile.mkdtemp(), "clicks.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("clicked,site,price\\n1,news,2.5\\n")
+    >>> reader = make_reader("csv", [path], label="clicked", categorical=["site"],
+    ...                      numeric=["price"])
+    >>> [(field.name, field.kind) for field in reader.fields]
+    [('site', 'categorical'), ('price', 'numeric')]
+    >>> parsed = reader.parse(b"1,news,2.5\\n0,shop,\\n2,news,1\\n", source="clicks.csv@0")
+    >>> parsed.batch.to_pydict()
+    {'clicked': [1.0, 0.0], 'site': ['news', 'shop'], 'price': [2.5, nan]}
+    >>> parsed.rejected[0].reason
+    "bad label '2': expected 0 or 1"
+    """
 
     name: str = ""
     label: str = "label"
@@ -94,13 +152,27 @@ class Reader(abc.ABC):
 
     @abc.abstractmethod
     def data_files(self) -> list[tuple[str, bool]]:
-        """The files to cut into chunks, each with whether its first line is a header."""
+        """The files to cut into chunks, each with whether its first line is a header.
+
+        Returns:
+            list of `(path, has_header)` pairs.
+        """
 
     @abc.abstractmethod
     def parse(self, data: bytes, source: str) -> ParsedChunk:
-        """Parses whole lines (the bytes of one chunk) into accepted and rejected rows."""
+        """Parses whole lines (the bytes of one chunk) into accepted and rejected rows.
+
+        Args:
+            data: bytes, whole lines of one input file, without a header line.
+            source: str, where the lines come from, for the rejection records.
+
+        Returns:
+            A `ParsedChunk`: the accepted rows as a batch of `schema()`, a
+            64-bit content hash per accepted row, and the rejected rows.
+        """
 
     def schema(self) -> pa.Schema:
+        """The Arrow schema of parsed batches: the label, then the fields in order."""
         columns = [pa.field(self.label, pa.float32())]
         for field in self.fields:
             dtype = pa.string() if field.kind == "categorical" else pa.float32()

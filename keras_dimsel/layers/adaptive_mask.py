@@ -67,12 +67,20 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
 
     Example:
 
-    ```python
-    amtl = AdaptiveMaskTwinsLayer(max_dim=32)
-    features = FrequencyFeatures(counts)(ids)            # [batch, 3]
-    masked = amtl([table_lookup(ids), features], training=True)
-    amtl.lengths(features)                                # k + 1 per value
-    ```
+    >>> from keras_dimsel.layers import FrequencyFeatures
+    >>> counts = [0, 50, 20, 5, 1]  # the train count of ids 0..4
+    >>> features = FrequencyFeatures(counts)(tf.constant([1, 4]))  # [batch, 3]
+    >>> amtl = AdaptiveMaskTwinsLayer(max_dim=8)
+    >>> embeddings = tf.ones([2, 8])
+    >>> print(amtl([embeddings, features], training=True).shape)  # straight-through mask
+    (2, 8)
+    >>> lengths = amtl.lengths(features)  # k + 1 per value, in [1, 8]
+    >>> lengths.dtype.name
+    'int32'
+    >>> # Outside training the mask keeps exactly the first `lengths` entries.
+    >>> masked = amtl([embeddings, features])
+    >>> tf.reduce_sum(masked, axis=-1).numpy().tolist() == lengths.numpy().tolist()
+    True
 
     References:
         Yan et al., "Learning Effective and Efficient Embedding via an
@@ -173,11 +181,25 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def mixing_weight(self, frequency_features: tf.Tensor) -> tf.Tensor:
-        """a_f = sigmoid(norm(q_f)), shape `[batch, 1]`."""
+        """a_f = sigmoid(norm(q_f)), the weight of the high-frequency branch.
+
+        Args:
+            frequency_features: `[batch, z]` float tensor (`FrequencyFeatures`).
+
+        Returns:
+            A `[batch, 1]` tensor in (0, 1).
+        """
         return tf.sigmoid(frequency_features[:, self.mixing_index : self.mixing_index + 1])
 
     def length_logits(self, frequency_features: tf.Tensor) -> tf.Tensor:
-        """h_f, the logits of the D lengths, shape `[batch, D]`."""
+        """h_f, the logits of the D lengths.
+
+        Args:
+            frequency_features: `[batch, z]` float tensor (`FrequencyFeatures`).
+
+        Returns:
+            A `[batch, D]` tensor.
+        """
         frequency_features = tf.cast(frequency_features, self.compute_dtype)
         high = self.high(frequency_features)
         if self.low is None:
@@ -186,7 +208,17 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
         return weight * high + (1.0 - weight) * self.low(frequency_features)
 
     def selection(self, frequency_features: tf.Tensor, training=None) -> tf.Tensor:
-        """The selection vector over the D lengths: hard t_f, or its relaxation in training."""
+        """The selection vector over the D lengths: hard t_f, or its relaxation in training.
+
+        Args:
+            frequency_features: `[batch, z]` float tensor (`FrequencyFeatures`).
+            training: bool, bool tensor or None; None is inference (the hard selection).
+
+        Returns:
+            A `[batch, D]` tensor: one-hot t_f; in training with
+            `straight_through` the same values with the gradient of
+            softmax(h_f / T), without it softmax(h_f / T) itself.
+        """
         logits = self.length_logits(frequency_features)
         hard = tf.one_hot(tf.argmax(logits, axis=-1), self.max_dim, dtype=logits.dtype)
 
@@ -206,11 +238,25 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
         With the straight-through estimator its value is the hard length
         k_f + 1 and its gradient that of the relaxed mask, so a penalty on it
         shortens the masks (see `FieldEmbeddings`' `length_penalty`).
+
+        Args:
+            frequency_features: `[batch, z]` float tensor (`FrequencyFeatures`).
+
+        Returns:
+            A `[batch]` float tensor.
         """
         return tf.reduce_sum(prefix_mask(self.selection(frequency_features, training=True)), -1)
 
     def lengths(self, frequency_features: tf.Tensor) -> tf.Tensor:
-        """k_f + 1, the number of entries kept for each value (int32, `[batch]`)."""
+        """k_f + 1, the number of entries kept for each value.
+
+        Args:
+            frequency_features: `[batch, z]` float tensor (`FrequencyFeatures`)
+                of the values.
+
+        Returns:
+            An int32 tensor of shape `[batch]`, each length in [1, D].
+        """
         logits = self.length_logits(frequency_features)
         return tf.cast(tf.argmax(logits, axis=-1), tf.int32) + 1
 

@@ -33,12 +33,12 @@ class CompactMaskedEmbedding(tf.keras.layers.Layer):
 
     Example:
 
-    ```python
-    table = np.arange(6.0).reshape(2, 3)
-    layer = CompactMaskedEmbedding.from_table(table, lengths=[1, 3])
-    layer(tf.constant([1, 0]))   # [[3, 4, 5], [0, 0, 0]]
-    layer.embedding_params       # 4
-    ```
+    >>> table = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # a trained [V, D] table
+    >>> layer = CompactMaskedEmbedding.from_table(table, lengths=[1, 3])
+    >>> layer(tf.constant([1, 0])).numpy().tolist()
+    [[4.0, 5.0, 6.0], [1.0, 0.0, 0.0]]
+    >>> layer.embedding_params  # 1 + 3 numbers stored instead of 2 * 3
+    4
     """
 
     def __init__(self, lengths: Sequence[int], max_dim: int, **kwargs: Any):
@@ -62,7 +62,19 @@ class CompactMaskedEmbedding(tf.keras.layers.Layer):
     def from_table(
         cls, table: Any, lengths: Sequence[int], **kwargs: Any
     ) -> CompactMaskedEmbedding:
-        """The compact layer holding the first `lengths[f]` entries of each row of `table`."""
+        """The compact layer holding the first `lengths[f]` entries of each row of `table`.
+
+        Args:
+            table: array-like of shape `[V, D]`, the trained (masked) table.
+            lengths: sequence of int, the kept length of each of the V rows.
+            **kwargs: base `Layer` arguments (name, dtype, ...).
+
+        Returns:
+            A built CompactMaskedEmbedding with `max_dim = D`.
+
+        Raises:
+            ValueError: when `table` is not 2-D with one row per length.
+        """
         table = np.asarray(table, dtype=np.float32)
         if table.ndim != 2 or table.shape[0] != len(lengths):
             raise ValueError(
@@ -74,7 +86,14 @@ class CompactMaskedEmbedding(tf.keras.layers.Layer):
         return layer
 
     def assign_table(self, table: Any) -> None:
-        """Stores the first `lengths[f]` entries of each row f of a `[V, max_dim]` table."""
+        """Stores the first `lengths[f]` entries of each row f of a `[V, max_dim]` table.
+
+        Args:
+            table: array-like of shape `[V, max_dim]`.
+
+        Raises:
+            ValueError: when `table` has another shape.
+        """
         table = np.asarray(table, dtype=np.float32)
         if table.shape != (self.vocab_size, self.max_dim):
             raise ValueError(
@@ -87,6 +106,7 @@ class CompactMaskedEmbedding(tf.keras.layers.Layer):
 
     @property
     def vocab_size(self) -> int:
+        """The number of rows V."""
         return len(self.lengths)
 
     @property

@@ -60,13 +60,16 @@ class DimensionGumbelSelector(tf.keras.layers.Layer):
 
     Example:
 
-    ```python
-    selector = DimensionGumbelSelector(num_candidates=3, seed=0)
-    candidates = tf.random.normal([4, 3, 8])
-    mixed = selector(candidates, training=True)   # [4, 8], noisy weights
-    selector.temperature.assign(0.5)
-    selector.probabilities()                        # softmax(alpha_logits)
-    ```
+    >>> selector = DimensionGumbelSelector(num_candidates=3, seed=0)
+    >>> candidates = tf.ones([4, 3, 8])  # 4 examples, 3 candidates unified to dim 8
+    >>> print(selector(candidates, training=True).shape)  # Gumbel-softmax weights
+    (4, 8)
+    >>> [round(p, 3) for p in selector.probabilities().numpy().tolist()]  # equal at first
+    [0.333, 0.333, 0.333]
+    >>> _ = selector.temperature.assign(0.5)  # what TemperatureAnnealing does
+    >>> # Outside training: the deterministic mixture softmax(alpha) . candidates.
+    >>> selector(tf.constant([[[1.0], [2.0], [6.0]]])).numpy().round(4).tolist()
+    [[3.0]]
 
     References:
         Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
@@ -150,7 +153,11 @@ class DimensionGumbelSelector(tf.keras.layers.Layer):
         return [self.alpha_logits]
 
     def probabilities(self) -> tf.Tensor:
-        """The deterministic selection weights softmax(alpha_logits), shape `[N]`."""
+        """The deterministic selection weights softmax(alpha_logits).
+
+        Returns:
+            A float32 tensor of shape `[N]` that sums to 1.
+        """
         return tf.nn.softmax(self.alpha_logits)
 
     def _gumbel_noise(self, batch_size: tf.Tensor) -> tf.Tensor:

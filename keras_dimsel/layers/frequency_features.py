@@ -87,11 +87,15 @@ class FrequencyFeatures(tf.keras.layers.Layer):
 
     Example:
 
-    ```python
-    counts = [0] + [count for count in spec.vocabulary("user")[1]]
-    features = FrequencyFeatures(counts)
-    features(tf.constant([0, 1, 5]))   # [3, 3]
-    ```
+    The counts of a field are `[0] + spec.vocabulary(name)[1]` (the OOV id first):
+
+    >>> counts = [0, 50, 20, 5, 1]
+    >>> layer = FrequencyFeatures(counts, standardize=False)
+    >>> count, log_count, percentile = layer(tf.constant([1])).numpy()[0].tolist()
+    >>> count, round(log_count, 3), percentile  # id 1 is the most frequent of the 5 ids
+    (50.0, 3.932, 1.0)
+    >>> print(FrequencyFeatures(counts)(tf.constant([1, 0, 3])).shape)  # standardised
+    (3, 3)
     """
 
     def __init__(self, counts: Sequence[int], standardize: bool = True, **kwargs: Any):
@@ -102,6 +106,7 @@ class FrequencyFeatures(tf.keras.layers.Layer):
 
     @property
     def vocab_size(self) -> int:
+        """The number of ids V of the field."""
         return len(self.counts)
 
     def build(self, input_shape):

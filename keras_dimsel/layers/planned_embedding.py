@@ -61,11 +61,14 @@ class PlannedEmbedding(tf.keras.layers.Layer):
 
     Example:
 
-    ```python
-    layer = PlannedEmbedding(vocab_size=1000, dim=4, output_dim=16)
-    vectors = layer(tf.constant([3, 17]))   # shape [2, 16]
-    layer.embedding_params                  # 4000
-    ```
+    >>> layer = PlannedEmbedding(vocab_size=1000, dim=4, output_dim=16)
+    >>> print(layer(tf.constant([3, 17])).shape)
+    (2, 16)
+    >>> layer.embedding_params  # 1000 * 4: the table stays at the planned dimension
+    4000
+    >>> vectors, rows = layer(tf.constant([3, 17]), return_rows=True)
+    >>> print(rows.shape)
+    (2, 4)
 
     References:
         Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
@@ -146,6 +149,17 @@ class PlannedEmbedding(tf.keras.layers.Layer):
         With `return_rows=True` returns `(unified, rows)`: the rows also as
         looked up, at the planned dimension, for layers that take mixed
         dimensions (an MLP over the concatenation).
+
+        Args:
+            ids: integer ids of shape `[batch]` or `[batch, 1]`.
+            return_rows: bool, also return the rows before unifying.
+
+        Returns:
+            `[batch, output_dim]` vectors (`[batch, dim]` when `output_dim` is
+            None), or the pair `(vectors, rows)`.
+
+        Raises:
+            ValueError: when `ids` has another shape.
         """
         ids = tf.convert_to_tensor(ids)
         if ids.shape.rank is None:
@@ -166,7 +180,14 @@ class PlannedEmbedding(tf.keras.layers.Layer):
         return self.unify_rows(rows)
 
     def unify_rows(self, rows: tf.Tensor) -> tf.Tensor:
-        """Maps looked-up [batch, dim] rows to [batch, output_dim] (as is when None)."""
+        """Maps looked-up [batch, dim] rows to [batch, output_dim] (as is when None).
+
+        Args:
+            rows: float tensor of shape `[batch, dim]`.
+
+        Returns:
+            A `[batch, output_dim]` tensor, or `rows` when `output_dim` is None.
+        """
         if self.output_dim is None:
             return rows
         if self.unify == "linear":
@@ -192,6 +213,14 @@ class PlannedEmbedding(tf.keras.layers.Layer):
         Raises:
             ValueError: when the table is not 2-D, has another number of rows,
                 or fewer than `dim` columns.
+
+        Example:
+
+        >>> layer = PlannedEmbedding(vocab_size=3, dim=2)
+        >>> search_table = np.arange(12.0).reshape(3, 4)  # shared storage, d_N = 4
+        >>> layer.warm_start_from(search_table)
+        >>> layer.embedding_table.numpy().tolist()
+        [[0.0, 1.0], [4.0, 5.0], [8.0, 9.0]]
         """
         table = np.asarray(table)
         if table.ndim != 2:

@@ -9,7 +9,8 @@ reporting AUC and logloss.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+import collections.abc
+from typing import Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -75,7 +76,8 @@ class CTRModel(tfrs.models.Model):
 
     Args:
         spec: FeatureSpec, the artifact the lookup layers are built from.
-        stage: str, `"search"`, `"plan"` or `"full"` (see `FieldEmbeddings`).
+        stage: str, `"search"`, `"plan"`, `"full"`, `"amtl"` or `"compact"`
+            (see `FieldEmbeddings`).
         fields: list of str or None, the fields to use (default: all).
         candidates: tuple of int, candidate dimensions (search, and d_N for plan).
         storage: str, `"shared"` or `"separate"` (search).
@@ -95,6 +97,32 @@ class CTRModel(tfrs.models.Model):
             id of each masked field (compact).
         length_penalty: float, the memory term of the masks (amtl; see
             `FieldEmbeddings`).
+
+    Raises:
+        ValueError: when `amtl_fields` names a field the model does not use,
+            or the stage arguments do not fit (see `FieldEmbeddings`).
+
+    Example:
+
+    A subclass only writes the logit; lookup, embeddings, task and metrics
+    are shared. Logistic regression on the first-order weights:
+
+    >>> import tempfile
+    >>> from keras_dimsel.data import make_dataset, make_reader
+    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+    >>> directory = tempfile.mkdtemp()
+    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+    >>> class FirstOrder(CTRModel):
+    ...     def logit(self, ids, vectors, rows, training=None):
+    ...         return self.linear_logit(ids)
+    >>> model = FirstOrder(spec, fields=["user", "item", "device"], dim=4)
+    >>> model.embedding_params  # (79 + 71 + 9) ids * 4
+    636
+    >>> model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    >>> history = model.fit(make_dataset(spec, "train", batch_size=64), epochs=1, verbose=0)
+    >>> sorted(history.history)
+    ['auc', 'logloss', 'loss', 'regularization_loss', 'total_loss']
     """
 
     #: whether the interaction needs every field at the same dimension
@@ -165,13 +193,18 @@ class CTRModel(tfrs.models.Model):
         `first_order/<field>`, `bias`, `deep`, ...), the same in every stage,
         so weights written from one stage load into another: a full model's
         into an AMTL model (warm start), an AMTL model's into its compact form.
+
+        Returns:
+            A `tf.train.Checkpoint`; `write(path)` saves it, `read(path)` restores it.
         """
         parts = {}
         for attribute, value in vars(self).items():
             if attribute.startswith("_") or attribute in ("task", "lookup"):
                 continue
+            # Keras wraps dict attributes in a proxy that `typing.Mapping` does not
+            # recognise; `collections.abc.Mapping` does.
             if isinstance(value, tf.keras.layers.Layer) or (
-                isinstance(value, Mapping)
+                isinstance(value, collections.abc.Mapping)
                 and value
                 and all(isinstance(v, tf.keras.layers.Layer) for v in value.values())
             ):
@@ -187,7 +220,14 @@ class CTRModel(tfrs.models.Model):
             layer.trainable = False
 
     def linear_logit(self, ids: dict) -> tf.Tensor:
-        """The first-order (wide) term: one learned weight per field value, summed."""
+        """The first-order (wide) term: one learned weight per field value, summed.
+
+        Args:
+            ids: dict of field to `[batch]` ids.
+
+        Returns:
+            A `[batch]` tensor.
+        """
         terms = [tf.reshape(self.first_order[n](ids[n]), [-1]) for n in self.field_names]
         return tf.add_n(terms)
 
@@ -202,6 +242,9 @@ class CTRModel(tfrs.models.Model):
                 layers over the concatenation (an MLP). The same as `vectors`
                 except in the plan stage.
             training: bool or None.
+
+        Returns:
+            A `[batch]` tensor of logits (the model applies the sigmoid).
         """
         raise NotImplementedError
 
@@ -243,7 +286,15 @@ class CTRModel(tfrs.models.Model):
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None) -> CTRModel:
-        """Rebuilds the model from `get_config()`, reading the spec from its directory."""
+        """Rebuilds the model from `get_config()`, reading the spec from its directory.
+
+        Args:
+            config: dict, the output of `get_config()`.
+            custom_objects: unused, for Keras' signature.
+
+        Returns:
+            A new, unbuilt model of the same class and stage.
+        """
         config = dict(config)
         return cls(FeatureSpec.load(config.pop("spec")), **config)
 

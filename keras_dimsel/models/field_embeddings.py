@@ -39,7 +39,8 @@ class FieldEmbeddings(tf.keras.layers.Layer):
     Args:
         vocab_sizes: dict of str to int, ids per field (OOV included), in
             model input order.
-        stage: str, `"search"`, `"plan"` or `"full"`.
+        stage: str, one of `SUPPORTED_STAGES`: `"search"`, `"plan"`, `"full"`,
+            `"amtl"` or `"compact"`.
         candidates: tuple of int, the candidate dimensions (search; also the
             common dimension d_N = max(candidates) of plan models).
         storage: str, `"shared"` or `"separate"` candidate tables (search).

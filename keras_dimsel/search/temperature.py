@@ -41,14 +41,18 @@ class TemperatureSchedule:
         reference_batch_size: int, the batch size at which `rate` is a per-step
             rate.
 
+    Raises:
+        ValueError: when an argument is out of its range.
+
     Example:
 
-    ```python
-    schedule = TemperatureSchedule()
-    schedule(0)               # 1.0
-    schedule(10_000 * 2000)   # 0.5
-    schedule(10**9)           # 0.01
-    ```
+    >>> schedule = TemperatureSchedule()
+    >>> float(schedule(0))
+    1.0
+    >>> float(schedule(10_000 * 2000))  # 10,000 steps of 2000 examples
+    0.5
+    >>> round(float(schedule(10**9)), 4)  # the floor
+    0.01
 
     References:
         Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
@@ -97,6 +101,7 @@ class TemperatureSchedule:
         return tf.cast(tau, tf.float32)
 
     def get_config(self) -> dict:
+        """The constructor arguments, for `from_config` and Keras serialization."""
         return {
             "floor": self.floor,
             "rate": self.rate,
@@ -105,6 +110,14 @@ class TemperatureSchedule:
 
     @classmethod
     def from_config(cls, config: dict) -> TemperatureSchedule:
+        """Rebuilds a schedule from `get_config()`.
+
+        Args:
+            config: dict, the output of `get_config()`.
+
+        Returns:
+            The TemperatureSchedule.
+        """
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -135,15 +148,25 @@ class TemperatureAnnealing(tf.keras.callbacks.Callback):
         initial_examples_seen: int, examples already seen, for resuming a
             search.
 
+    Raises:
+        ValueError: when `schedule` is not callable or a count is invalid.
+
     Example:
 
-    ```python
-    model.fit(
-        dataset.batch(2000),
-        epochs=3,
-        callbacks=[TemperatureAnnealing(TemperatureSchedule(), batch_size=2000)],
-    )
-    ```
+    >>> from keras_dimsel.layers import DimensionGumbelSelector
+    >>> selector = DimensionGumbelSelector(num_candidates=2, seed=0)
+    >>> candidates = tf.keras.Input(shape=(2, 1))
+    >>> model = tf.keras.Model(candidates, selector(candidates))
+    >>> model.compile(loss="mse")
+    >>> annealing = TemperatureAnnealing(
+    ...     TemperatureSchedule(rate=0.1, reference_batch_size=4), batch_size=4
+    ... )
+    >>> x, y = tf.ones([8, 2, 1]), tf.ones([8, 1])
+    >>> _ = model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[annealing])
+    >>> annealing.examples_seen
+    8
+    >>> round(float(selector.temperature.numpy()), 4)  # 1 - 0.1 * 8 / 4
+    0.8
 
     References:
         Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
