@@ -58,19 +58,19 @@ def default_fields(
     Raises:
         ValueError: when `share` is not in (0, 1].
 
-    Example:
+    Examples:
 
-    >>> from keras_dimsel.data import FieldSpec
-    >>> sizes = {"user": 900, "site": 80, "device": 9, "hour": 25}
-    >>> fields = [
-    ...     FieldSpec(name, "categorical", size, f"vocab/{name}.txt")
-    ...     for name, size in sizes.items()
-    ... ]
-    >>> spec = FeatureSpec(label="label", fields=tuple(fields), splits={"train": 1000})
-    >>> default_fields(spec, max_dim=8)  # 980 of the 1,014 ids
-    ['user', 'site']
-    >>> default_fields(spec, max_dim=16, share=1.0)  # device has no more ids than D
-    ['user', 'site', 'hour']
+        >>> from keras_dimsel.data import FieldSpec
+        >>> sizes = {"user": 900, "site": 80, "device": 9, "hour": 25}
+        >>> fields = [
+        ...     FieldSpec(name, "categorical", size, f"vocab/{name}.txt")
+        ...     for name, size in sizes.items()
+        ... ]
+        >>> spec = FeatureSpec(label="label", fields=tuple(fields), splits={"train": 1000})
+        >>> default_fields(spec, max_dim=8)  # 980 of the 1,014 ids
+        ['user', 'site']
+        >>> default_fields(spec, max_dim=16, share=1.0)  # device has no more ids than D
+        ['user', 'site', 'hour']
     """
     if not 0.0 < share <= 1.0:
         raise ValueError(f"`share` must be in (0, 1]. Received: share={share!r}")
@@ -94,20 +94,20 @@ def checkpoint_tables(path: str) -> Dict[str, tuple]:
     Returns:
         dict of field name to `(vocab_size, dim)`, in name order.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
-    >>> features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
-    >>> _ = model(features)
-    >>> path = model.network_weights().write(os.path.join(directory, "weights", "model"))
-    >>> checkpoint_tables(path)
-    {'device': (9, 4), 'user': (79, 4)}
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
+        >>> features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
+        >>> _ = model(features)
+        >>> path = model.network_weights().write(os.path.join(directory, "weights", "model"))
+        >>> checkpoint_tables(path)
+        {'device': (9, 4), 'user': (79, 4)}
     """
     tables = {}
     for name, shape in tf.train.list_variables(path):
@@ -127,22 +127,22 @@ def check_warm_start(model, tables: Dict[str, tuple], source: str) -> None:
     Raises:
         ValueError: naming the mismatch and `source`.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> model = make_model(
-    ...     "fm", spec, stage="amtl", dim=8, fields=["user", "device"], amtl_fields=["user"]
-    ... )
-    >>> check_warm_start(model, {"user": (79, 8), "device": (9, 8)}, "the baseline run")
-    >>> check_warm_start(model, {"user": (79, 4), "device": (9, 4)}, "the baseline run")
-    Traceback (most recent call last):
-    ...
-    ValueError: the tables of the baseline run have dim 4, but the masked model uses max dim 8 ...
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> model = make_model(
+        ...     "fm", spec, stage="amtl", dim=8, fields=["user", "device"], amtl_fields=["user"]
+        ... )
+        >>> check_warm_start(model, {"user": (79, 8), "device": (9, 8)}, "the baseline run")
+        >>> check_warm_start(model, {"user": (79, 4), "device": (9, 4)}, "the baseline run")
+        Traceback (most recent call last):
+        ...
+        ValueError: the tables of the baseline run have dim 4, but the masked model uses ...
     """
     embeddings = model.field_embeddings
     if not tables:
@@ -184,26 +184,26 @@ def warm_start_from_checkpoint(model, path: str, source: Optional[str] = None) -
     Raises:
         ValueError: when the fields, vocabulary sizes or dim do not match.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> fields = ["user", "device"]
-    >>> features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
-    >>> full = make_model("fm", spec, stage="full", dim=4, fields=fields)
-    >>> _ = full(features)
-    >>> path = full.network_weights().write(os.path.join(directory, "weights", "model"))
-    >>> model = make_model("fm", spec, stage="amtl", dim=4, fields=fields, amtl_fields=["user"])
-    >>> _ = model(features)
-    >>> warm_start_from_checkpoint(model, path)
-    >>> def user_table(m):
-    ...     return m.field_embeddings.embeddings["user"].embedding_table.numpy()
-    >>> bool((user_table(model) == user_table(full)).all())
-    True
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> fields = ["user", "device"]
+        >>> features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
+        >>> full = make_model("fm", spec, stage="full", dim=4, fields=fields)
+        >>> _ = full(features)
+        >>> path = full.network_weights().write(os.path.join(directory, "weights", "model"))
+        >>> model = make_model("fm", spec, stage="amtl", dim=4, fields=fields, amtl_fields=["user"])
+        >>> _ = model(features)
+        >>> warm_start_from_checkpoint(model, path)
+        >>> def user_table(m):
+        ...     return m.field_embeddings.embeddings["user"].embedding_table.numpy()
+        >>> bool((user_table(model) == user_table(full)).all())
+        True
     """
     source = source or path
     check_warm_start(model, checkpoint_tables(path), source)
@@ -225,25 +225,25 @@ def warm_start_from_model(model, trained) -> None:
     Raises:
         ValueError: when the fields, vocabulary sizes or dim do not match.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> fields = ["user", "device"]
-    >>> features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
-    >>> full = make_model("fm", spec, stage="full", dim=4, fields=fields)
-    >>> _ = full(features)
-    >>> model = make_model("fm", spec, stage="amtl", dim=4, fields=fields, amtl_fields=["user"])
-    >>> _ = model(features)
-    >>> warm_start_from_model(model, full)
-    >>> def user_table(m):
-    ...     return m.field_embeddings.embeddings["user"].embedding_table.numpy()
-    >>> bool((user_table(model) == user_table(full)).all())
-    True
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> fields = ["user", "device"]
+        >>> features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
+        >>> full = make_model("fm", spec, stage="full", dim=4, fields=fields)
+        >>> _ = full(features)
+        >>> model = make_model("fm", spec, stage="amtl", dim=4, fields=fields, amtl_fields=["user"])
+        >>> _ = model(features)
+        >>> warm_start_from_model(model, full)
+        >>> def user_table(m):
+        ...     return m.field_embeddings.embeddings["user"].embedding_table.numpy()
+        >>> bool((user_table(model) == user_table(full)).all())
+        True
     """
     with tempfile.TemporaryDirectory() as directory:
         path = trained.network_weights().write(os.path.join(directory, "trained"))
@@ -262,26 +262,26 @@ def compact_model(model, spec: FeatureSpec, model_name: str):
         `(compact, lengths)`: the compact model, with every weight copied, and
         the length of every id of each masked field.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> model = make_model(
-    ...     "fm", spec, stage="amtl", dim=8, fields=["user", "device"], amtl_fields=["user"]
-    ... )
-    >>> features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
-    >>> _ = model(features)
-    >>> compact, lengths = compact_model(model, spec, "fm")
-    >>> lengths["user"].shape  # one length in [1, 8] per id of `user`
-    (79,)
-    >>> compact.embedding_params == int(lengths["user"].sum()) + 9 * 8
-    True
-    >>> np.allclose(compact(features), model(features))
-    True
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> model = make_model(
+        ...     "fm", spec, stage="amtl", dim=8, fields=["user", "device"], amtl_fields=["user"]
+        ... )
+        >>> features, _ = next(iter(make_dataset(spec, "test", batch_size=2)))
+        >>> _ = model(features)
+        >>> compact, lengths = compact_model(model, spec, "fm")
+        >>> lengths["user"].shape  # one length in [1, 8] per id of `user`
+        (79,)
+        >>> compact.embedding_params == int(lengths["user"].sum()) + 9 * 8
+        True
+        >>> np.allclose(compact(features), model(features))
+        True
     """
     embeddings = model.field_embeddings
     lengths = embeddings.value_lengths_now()
@@ -321,14 +321,14 @@ def dims_by_frequency_group(
     Returns:
         list of float, the average length of each group, rarest first.
 
-    Example:
+    Examples:
 
-    >>> counts = [0, 50, 3, 9, 100, 1, 7]
-    >>> lengths = [1, 6, 2, 3, 7, 1, 4]
-    >>> dims_by_frequency_group(lengths, counts)  # by count: 0, 1, 3, 7, 9, 50, 100
-    [1.0, 1.0, 2.0, 4.0, 3.0, 6.0, 7.0]
-    >>> [round(d, 2) for d in dims_by_frequency_group(lengths, counts, groups=2)]
-    [2.0, 5.33]
+        >>> counts = [0, 50, 3, 9, 100, 1, 7]
+        >>> lengths = [1, 6, 2, 3, 7, 1, 4]
+        >>> dims_by_frequency_group(lengths, counts)  # by count: 0, 1, 3, 7, 9, 50, 100
+        [1.0, 1.0, 2.0, 4.0, 3.0, 6.0, 7.0]
+        >>> [round(d, 2) for d in dims_by_frequency_group(lengths, counts, groups=2)]
+        [2.0, 5.33]
     """
     order = np.argsort(np.asarray(counts), kind="stable")
     lengths = np.asarray(lengths, dtype=np.float64)[order]
@@ -343,14 +343,14 @@ def plot_amtl_dims(report: Dict[str, List[float]], max_dim: int, path: str) -> N
         max_dim: int, D (the top of the y axis).
         path: str, the PNG file to write.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> report = {"user": [1.0, 1.0, 2.0, 4.0, 3.0, 6.0, 7.0]}
-    >>> path = os.path.join(tempfile.mkdtemp(), "amtl_dims.png")
-    >>> plot_amtl_dims(report, max_dim=8, path=path)
-    >>> os.path.getsize(path) > 1000
-    True
+        >>> import os, tempfile
+        >>> report = {"user": [1.0, 1.0, 2.0, 4.0, 3.0, 6.0, 7.0]}
+        >>> path = os.path.join(tempfile.mkdtemp(), "amtl_dims.png")
+        >>> plot_amtl_dims(report, max_dim=8, path=path)
+        >>> os.path.getsize(path) > 1000
+        True
     """
     import matplotlib
 
@@ -397,8 +397,10 @@ def run_amtl(
             holding 95% of the embedding numbers (`default_fields`).
         max_dim: int, D; None takes the warm-start model's dim, or 32.
         warm_start: str or None, a `dimsel baseline` run to start from.
-        hidden_units, temperature, straight_through, twins: the
-            `AdaptiveMaskTwinsLayer` options (AMTL, AMTL-nSTE, AML).
+        hidden_units: sequence of int, the hidden layers of each mask branch.
+        temperature: float > 0, the relaxed selection's temperature.
+        straight_through: bool, AMTL (True) or AMTL-nSTE (False).
+        twins: bool, AMTL's two branches (True) or the single-branch AML.
         train_network: bool, also fine-tune tables and network (else only the
             mask networks learn).
         length_penalty: float >= 0, the weight of the memory term (the
@@ -414,24 +416,24 @@ def run_amtl(
         ValueError: on an unknown model, a warm start of another model, or
             unknown fields.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> from keras_dimsel.workflow import TrainSettings, run_baseline
-    >>> settings = TrainSettings(epochs=1, batch_size=64)
-    >>> baseline = os.path.join(directory, "baseline")
-    >>> _ = run_baseline(spec, "fm", baseline, dim=8, settings=settings)  # doctest: +SKIP
-    >>> metrics = run_amtl(  # doctest: +SKIP
-    ...     spec, "fm", os.path.join(directory, "amtl"), fields=["user", "item"],
-    ...     warm_start=baseline, settings=settings,
-    ... )
-    >>> sorted(metrics["average_dim"])  # doctest: +SKIP
-    ['item', 'user']
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> from keras_dimsel.workflow import TrainSettings, run_baseline
+        >>> settings = TrainSettings(epochs=1, batch_size=64)
+        >>> baseline = os.path.join(directory, "baseline")
+        >>> _ = run_baseline(spec, "fm", baseline, dim=8, settings=settings)  # doctest: +SKIP
+        >>> metrics = run_amtl(  # doctest: +SKIP
+        ...     spec, "fm", os.path.join(directory, "amtl"), fields=["user", "item"],
+        ...     warm_start=baseline, settings=settings,
+        ... )
+        >>> sorted(metrics["average_dim"])  # doctest: +SKIP
+        ['item', 'user']
     """
     from keras_dimsel.workflow import (
         DEFAULT_LEARNING_RATE,
@@ -534,20 +536,20 @@ def summary_table(metrics: dict) -> str:
     Returns:
         str, one line per masked field, then the embedding parameters.
 
-    Example:
+    Examples:
 
-    >>> metrics = {
-    ...     "dim_by_frequency_group": {"user": [1.0, 1.0, 2.0, 4.0, 3.0, 6.0, 7.0]},
-    ...     "average_dim": {"user": 3.43},
-    ...     "max_dim": 8,
-    ...     "embedding_params": 24,
-    ...     "full_embedding_params": 56,
-    ... }
-    >>> print(summary_table(metrics))
-    field  avg dim     G0     G1     G2     G3     G4     G5     G6
-    ---------------------------------------------------------------
-    user      3.43    1.0    1.0    2.0    4.0    3.0    6.0    7.0
-    max dim 8; embedding parameters 24 of 56 (42.9%)
+        >>> metrics = {
+        ...     "dim_by_frequency_group": {"user": [1.0, 1.0, 2.0, 4.0, 3.0, 6.0, 7.0]},
+        ...     "average_dim": {"user": 3.43},
+        ...     "max_dim": 8,
+        ...     "embedding_params": 24,
+        ...     "full_embedding_params": 56,
+        ... }
+        >>> print(summary_table(metrics))
+        field  avg dim     G0     G1     G2     G3     G4     G5     G6
+        ---------------------------------------------------------------
+        user      3.43    1.0    1.0    2.0    4.0    3.0    6.0    7.0
+        max dim 8; embedding parameters 24 of 56 (42.9%)
     """
     groups = metrics["dim_by_frequency_group"]
     width = max(len("field"), *(len(name) for name in groups))

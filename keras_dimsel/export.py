@@ -31,22 +31,22 @@ def serving_signature(spec: FeatureSpec, fields) -> dict:
         dict of field name to `tf.TensorSpec`: the input of the raw-value
         signature (`serving_default`, or `serving_raw` with `serve_examples`).
 
-    Example:
+    Examples:
 
-    >>> from keras_dimsel.data import FieldSpec
-    >>> spec = FeatureSpec(
-    ...     label="label",
-    ...     fields=(
-    ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
-    ...         FieldSpec("price", "numeric", 5, "vocab/price.txt", transform="log_square"),
-    ...     ),
-    ...     splits={"train": 100},
-    ... )
-    >>> signature = serving_signature(spec, ["site", "price"])
-    >>> signature["site"]
-    TensorSpec(shape=(None,), dtype=tf.string, name='site')
-    >>> signature["price"].dtype.name
-    'float32'
+        >>> from keras_dimsel.data import FieldSpec
+        >>> spec = FeatureSpec(
+        ...     label="label",
+        ...     fields=(
+        ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
+        ...         FieldSpec("price", "numeric", 5, "vocab/price.txt", transform="log_square"),
+        ...     ),
+        ...     splits={"train": 100},
+        ... )
+        >>> signature = serving_signature(spec, ["site", "price"])
+        >>> signature["site"]
+        TensorSpec(shape=(None,), dtype=tf.string, name='site')
+        >>> signature["price"].dtype.name
+        'float32'
     """
     return {
         name: tf.TensorSpec(
@@ -69,21 +69,21 @@ def examples_signature(model):
         A `tf.function` taking a `[batch]` string tensor `examples` and
         returning `{"probability": [batch] float32}`.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.models import make_model
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
-    >>> serve = examples_signature(model)
-    >>> test = tf.data.TFRecordDataset(spec.split_files("test"), compression_type="GZIP")
-    >>> serialized = next(iter(test.batch(3)))  # tf.train.Example protos, label included
-    >>> print(serve(serialized)["probability"].shape)
-    (3,)
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.models import make_model
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
+        >>> serve = examples_signature(model)
+        >>> test = tf.data.TFRecordDataset(spec.split_files("test"), compression_type="GZIP")
+        >>> serialized = next(iter(test.batch(3)))  # tf.train.Example protos, label included
+        >>> print(serve(serialized)["probability"].shape)
+        (3,)
     """
     spec = model.spec
     description = feature_description(spec)
@@ -115,23 +115,23 @@ def export_saved_model(model, directory: str, serve_examples: bool = False) -> s
     Returns:
         The directory.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.models import make_model
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
-    >>> path = export_saved_model(model, os.path.join(directory, "saved_model"))
-    >>> serve = tf.saved_model.load(path).signatures["serving_default"]
-    >>> outputs = serve(user=tf.constant(["u1", "never-seen"]), device=tf.constant(["d2", ""]))
-    >>> print(outputs["probability"].shape)
-    (2,)
-    >>> saved_embedding_params(path)  # (79 + 9) ids * 4
-    352
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.models import make_model
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
+        >>> path = export_saved_model(model, os.path.join(directory, "saved_model"))
+        >>> serve = tf.saved_model.load(path).signatures["serving_default"]
+        >>> outputs = serve(user=tf.constant(["u1", "never-seen"]), device=tf.constant(["d2", ""]))
+        >>> print(outputs["probability"].shape)
+        (2,)
+        >>> saved_embedding_params(path)  # (79 + 9) ids * 4
+        352
     """
     signature = serving_signature(model.spec, model.field_names)
 
@@ -170,17 +170,17 @@ def saved_embedding_params(directory: str) -> int:
     Returns:
         int, the number of embedding numbers.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.layers import PlannedEmbedding
-    >>> model = tf.keras.Sequential([PlannedEmbedding(vocab_size=10, dim=4, output_dim=8)])
-    >>> print(model(tf.constant([1, 2])).shape)
-    (2, 8)
-    >>> directory = tempfile.mkdtemp()
-    >>> tf.saved_model.save(model, directory)
-    >>> saved_embedding_params(directory)  # the [10, 4] table; the unify map is not counted
-    40
+        >>> import tempfile
+        >>> from keras_dimsel.layers import PlannedEmbedding
+        >>> model = tf.keras.Sequential([PlannedEmbedding(vocab_size=10, dim=4, output_dim=8)])
+        >>> print(model(tf.constant([1, 2])).shape)
+        (2, 8)
+        >>> directory = tempfile.mkdtemp()
+        >>> tf.saved_model.save(model, directory)
+        >>> saved_embedding_params(directory)  # the [10, 4] table; the unify map is not counted
+        40
     """
     loaded = tf.saved_model.load(directory)
     tables = [v for v in loaded.variables if _is_embedding_table(v.name)]

@@ -63,15 +63,15 @@ class TrainSettings:
         seed: int, the seed of the weights, the shuffling and the Gumbel noise.
         serve_examples: bool, export with a serialized-example signature.
 
-    Example:
+    Examples:
 
-    >>> spec = FeatureSpec(
-    ...     label="label", fields=(), splits={"train": 50_000, "validation": 5000, "test": 5000}
-    ... )
-    >>> TrainSettings().resolve(spec)  # 50,000 / 100 steps per epoch
-    TrainSettings(epochs=3, batch_size=500, seed=0, serve_examples=False)
-    >>> TrainSettings(epochs=1, batch_size=2000).resolve(spec).batch_size
-    2000
+        >>> spec = FeatureSpec(
+        ...     label="label", fields=(), splits={"train": 50_000, "validation": 5000, "test": 5000}
+        ... )
+        >>> TrainSettings().resolve(spec)  # 50,000 / 100 steps per epoch
+        TrainSettings(epochs=3, batch_size=500, seed=0, serve_examples=False)
+        >>> TrainSettings(epochs=1, batch_size=2000).resolve(spec).batch_size
+        2000
     """
 
     epochs: Optional[int] = None
@@ -118,21 +118,21 @@ def evaluate(model, spec: FeatureSpec, batch_size: int) -> dict:
     Returns:
         dict with `auc`, `logloss`, `embedding_params` and `examples_per_second`.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
-    >>> model.compile()
-    >>> metrics = evaluate(model, spec, batch_size=64)
-    >>> sorted(metrics)
-    ['auc', 'embedding_params', 'examples_per_second', 'logloss']
-    >>> metrics["embedding_params"]  # (79 + 9) ids * 4
-    352
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
+        >>> model.compile()
+        >>> metrics = evaluate(model, spec, batch_size=64)
+        >>> sorted(metrics)
+        ['auc', 'embedding_params', 'examples_per_second', 'logloss']
+        >>> metrics["embedding_params"]  # (79 + 9) ids * 4
+        352
     """
     test = make_dataset(spec, "test", batch_size=batch_size)
     model.evaluate(test.take(1), verbose=0)  # traces the graph outside the timing
@@ -189,19 +189,19 @@ def run_baseline(
         The metrics written to `metrics.json` (test AUC and logloss,
         embedding parameters, throughputs, `dim` and `model`).
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> settings = TrainSettings(epochs=1, batch_size=64)
-    >>> output = os.path.join(directory, "baseline")
-    >>> metrics = run_baseline(spec, "fm", output, dim=8, settings=settings)  # doctest: +SKIP
-    >>> metrics["embedding_params"]  # doctest: +SKIP
-    3008
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> settings = TrainSettings(epochs=1, batch_size=64)
+        >>> output = os.path.join(directory, "baseline")
+        >>> metrics = run_baseline(spec, "fm", output, dim=8, settings=settings)  # doctest: +SKIP
+        >>> metrics["embedding_params"]  # doctest: +SKIP
+        3008
     """
     settings = (settings or TrainSettings()).resolve(spec)
     _seed_everything(settings.seed)
@@ -220,23 +220,23 @@ class AlphaHistory(tf.keras.callbacks.Callback):
         log_dir: str or None, a TensorBoard log directory.
         every: int, steps between records.
 
-    Example:
+    Examples:
 
-    Given to `fit(..., callbacks=[history])`, it records at the start, every
-    `every` steps and at the end; here the hooks are called by hand:
+        Given to `fit(..., callbacks=[history])`, it records at the start, every
+        `every` steps and at the end; here the hooks are called by hand:
 
-    >>> import pathlib, tempfile
-    >>> from keras_dimsel.models.field_embeddings import FieldEmbeddings
-    >>> embeddings = FieldEmbeddings({"user": 10}, stage="search", candidates=(2, 4))
-    >>> _ = embeddings({"user": tf.constant([1, 2])})
-    >>> path = pathlib.Path(tempfile.mkdtemp(), "alpha_history.csv")
-    >>> history = AlphaHistory(embeddings, str(path), every=10)
-    >>> history.on_train_begin()
-    >>> history.on_train_end()
-    >>> print(path.read_text().strip())
-    step,field,candidate,probability
-    0,user,2,0.500000
-    0,user,4,0.500000
+        >>> import pathlib, tempfile
+        >>> from keras_dimsel.models.field_embeddings import FieldEmbeddings
+        >>> embeddings = FieldEmbeddings({"user": 10}, stage="search", candidates=(2, 4))
+        >>> _ = embeddings({"user": tf.constant([1, 2])})
+        >>> path = pathlib.Path(tempfile.mkdtemp(), "alpha_history.csv")
+        >>> history = AlphaHistory(embeddings, str(path), every=10)
+        >>> history.on_train_begin()
+        >>> history.on_train_end()
+        >>> print(path.read_text().strip())
+        step,field,candidate,probability
+        0,user,2,0.500000
+        0,user,4,0.500000
     """
 
     def __init__(self, field_embeddings, path: str, log_dir: Optional[str] = None, every=10):
@@ -348,21 +348,21 @@ def run_search(
         ValueError: on an unknown `derive`, an empty validation split, or a
             budget no plan can fit.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> settings = TrainSettings(epochs=1, batch_size=64)
-    >>> output = os.path.join(directory, "search")
-    >>> plan = run_search(  # doctest: +SKIP
-    ...     spec, "fm", output, candidates=(2, 8), settings=settings
-    ... )
-    >>> DimensionPlan.load(output) == plan  # doctest: +SKIP
-    True
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> settings = TrainSettings(epochs=1, batch_size=64)
+        >>> output = os.path.join(directory, "search")
+        >>> plan = run_search(  # doctest: +SKIP
+        ...     spec, "fm", output, candidates=(2, 8), settings=settings
+        ... )
+        >>> DimensionPlan.load(output) == plan  # doctest: +SKIP
+        True
     """
     settings = (settings or TrainSettings()).resolve(spec)
     if derive not in DERIVE_METHODS:
@@ -469,16 +469,18 @@ def save_search_tables(field_embeddings, path: str) -> None:
         field_embeddings: a built search-stage `FieldEmbeddings`.
         path: str, the `.npz` file to write.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.models.field_embeddings import FieldEmbeddings
-    >>> embeddings = FieldEmbeddings({"user": 10, "genre": 3}, stage="search", candidates=(2, 4))
-    >>> _ = embeddings({"user": tf.constant([1, 5]), "genre": tf.constant([0, 2])})
-    >>> path = os.path.join(tempfile.mkdtemp(), SEARCH_TABLES)
-    >>> save_search_tables(embeddings, path)
-    >>> {name: table.shape for name, table in np.load(path).items()}
-    {'user': (10, 4), 'genre': (3, 4)}
+        >>> import os, tempfile
+        >>> from keras_dimsel.models.field_embeddings import FieldEmbeddings
+        >>> embeddings = FieldEmbeddings(
+        ...     {"user": 10, "genre": 3}, stage="search", candidates=(2, 4)
+        ... )
+        >>> _ = embeddings({"user": tf.constant([1, 5]), "genre": tf.constant([0, 2])})
+        >>> path = os.path.join(tempfile.mkdtemp(), SEARCH_TABLES)
+        >>> save_search_tables(embeddings, path)
+        >>> {name: table.shape for name, table in np.load(path).items()}
+        {'user': (10, 4), 'genre': (3, 4)}
     """
     arrays = {}
     for name, layer in field_embeddings.embeddings.items():
@@ -507,22 +509,24 @@ def load_warm_start_tables(run_dir: str, plan: DimensionPlan) -> dict:
         FileNotFoundError: when `run_dir` holds no search tables.
         ValueError: when a field or its planned dimension has no table there.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.models.field_embeddings import FieldEmbeddings
-    >>> embeddings = FieldEmbeddings(
-    ...     {"user": 10, "genre": 3}, stage="search", candidates=(2, 4), storage="separate"
-    ... )
-    >>> _ = embeddings({"user": tf.constant([1, 5]), "genre": tf.constant([0, 2])})
-    >>> run_dir = tempfile.mkdtemp()
-    >>> save_search_tables(embeddings, os.path.join(run_dir, SEARCH_TABLES))
-    >>> plan = DimensionPlan(
-    ...     fields={"user": 4, "genre": 2}, candidates=(2, 4), vocab_sizes={"user": 10, "genre": 3}
-    ... )
-    >>> tables = load_warm_start_tables(run_dir, plan)
-    >>> {name: table.shape for name, table in tables.items()}  # each chosen candidate's table
-    {'user': (10, 4), 'genre': (3, 2)}
+        >>> import tempfile
+        >>> from keras_dimsel.models.field_embeddings import FieldEmbeddings
+        >>> embeddings = FieldEmbeddings(
+        ...     {"user": 10, "genre": 3}, stage="search", candidates=(2, 4), storage="separate"
+        ... )
+        >>> _ = embeddings({"user": tf.constant([1, 5]), "genre": tf.constant([0, 2])})
+        >>> run_dir = tempfile.mkdtemp()
+        >>> save_search_tables(embeddings, os.path.join(run_dir, SEARCH_TABLES))
+        >>> plan = DimensionPlan(
+        ...     fields={"user": 4, "genre": 2},
+        ...     candidates=(2, 4),
+        ...     vocab_sizes={"user": 10, "genre": 3},
+        ... )
+        >>> tables = load_warm_start_tables(run_dir, plan)
+        >>> {name: table.shape for name, table in tables.items()}  # each chosen candidate's table
+        {'user': (10, 4), 'genre': (3, 2)}
     """
     path = os.path.join(run_dir, SEARCH_TABLES)
     if not _io.exists(path):
@@ -575,25 +579,25 @@ def run_retrain(
     Raises:
         ValueError: when the plan does not match the fields or vocabulary sizes of `spec`.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> settings = TrainSettings(epochs=1, batch_size=64)
-    >>> search = os.path.join(directory, "search")
-    >>> plan = run_search(  # doctest: +SKIP
-    ...     spec, "fm", search, candidates=(2, 8), settings=settings
-    ... )
-    >>> output = os.path.join(directory, "autodim")
-    >>> metrics = run_retrain(  # doctest: +SKIP
-    ...     spec, plan, "fm", output, warm_start=search, settings=settings
-    ... )
-    >>> metrics["embedding_params"] == plan.embedding_params  # doctest: +SKIP
-    True
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> settings = TrainSettings(epochs=1, batch_size=64)
+        >>> search = os.path.join(directory, "search")
+        >>> plan = run_search(  # doctest: +SKIP
+        ...     spec, "fm", search, candidates=(2, 8), settings=settings
+        ... )
+        >>> output = os.path.join(directory, "autodim")
+        >>> metrics = run_retrain(  # doctest: +SKIP
+        ...     spec, plan, "fm", output, warm_start=search, settings=settings
+        ... )
+        >>> metrics["embedding_params"] == plan.embedding_params  # doctest: +SKIP
+        True
     """
     settings = (settings or TrainSettings()).resolve(spec)
     plan.check_fields(spec.field_names)
@@ -638,28 +642,28 @@ def comparison_report(plan: DimensionPlan, baseline: dict, autodim: dict) -> str
     Returns:
         str, the plan's `summary_table`, a blank line, then the comparison.
 
-    Example:
+    Examples:
 
-    >>> plan = DimensionPlan(
-    ...     fields={"user": 8, "genre": 2},
-    ...     candidates=(2, 8),
-    ...     vocab_sizes={"user": 1000, "genre": 20},
-    ... )
-    >>> baseline = {"auc": 0.7712, "logloss": 0.4561, "embedding_params": 8160, "dim": 8}
-    >>> autodim = {"auc": 0.7705, "logloss": 0.4570, "embedding_params": 8040}
-    >>> print(comparison_report(plan, baseline, autodim))
-    field  vocab_size  dim  params  full_params  of_full
-    ----------------------------------------------------
-    user        1,000    8   8,000        8,000   100.0%
-    genre          20    2      40          160    25.0%
-    ----------------------------------------------------
-    total       1,020        8,040        8,160    98.5%
-    candidates [2, 8]; full model uses dim 8; saving 1.5% of embedding parameters
-    <BLANKLINE>
-    model       test AUC  logloss  embedding params  of full
-    full dim 8    0.7712   0.4561             8,160   100.0%
-    AutoDim       0.7705   0.4570             8,040    98.5%
-    AUC difference -0.0007; 1.5% fewer embedding parameters
+        >>> plan = DimensionPlan(
+        ...     fields={"user": 8, "genre": 2},
+        ...     candidates=(2, 8),
+        ...     vocab_sizes={"user": 1000, "genre": 20},
+        ... )
+        >>> baseline = {"auc": 0.7712, "logloss": 0.4561, "embedding_params": 8160, "dim": 8}
+        >>> autodim = {"auc": 0.7705, "logloss": 0.4570, "embedding_params": 8040}
+        >>> print(comparison_report(plan, baseline, autodim))
+        field  vocab_size  dim  params  full_params  of_full
+        ----------------------------------------------------
+        user        1,000    8   8,000        8,000   100.0%
+        genre          20    2      40          160    25.0%
+        ----------------------------------------------------
+        total       1,020        8,040        8,160    98.5%
+        candidates [2, 8]; full model uses dim 8; saving 1.5% of embedding parameters
+        <BLANKLINE>
+        model       test AUC  logloss  embedding params  of full
+        full dim 8    0.7712   0.4561             8,160   100.0%
+        AutoDim       0.7705   0.4570             8,040    98.5%
+        AUC difference -0.0007; 1.5% fewer embedding parameters
     """
     full_params = baseline["embedding_params"]
     rows = [
@@ -704,17 +708,17 @@ def plot_search(rows, plan: DimensionPlan, path: str) -> None:
         plan: DimensionPlan, the fields and candidates (the chosen one drawn thicker).
         path: str, the PNG file to write.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> plan = DimensionPlan(fields={"user": 8}, candidates=(2, 8), vocab_sizes={"user": 1000})
-    >>> rows = [  # (step, field, candidate, probability)
-    ...     (0, "user", 2, 0.5), (0, "user", 8, 0.5), (10, "user", 2, 0.2), (10, "user", 8, 0.8)
-    ... ]
-    >>> path = os.path.join(tempfile.mkdtemp(), "search.png")
-    >>> plot_search(rows, plan, path)
-    >>> os.path.getsize(path) > 1000
-    True
+        >>> import tempfile
+        >>> plan = DimensionPlan(fields={"user": 8}, candidates=(2, 8), vocab_sizes={"user": 1000})
+        >>> rows = [  # (step, field, candidate, probability)
+        ...     (0, "user", 2, 0.5), (0, "user", 8, 0.5), (10, "user", 2, 0.2), (10, "user", 8, 0.8)
+        ... ]
+        >>> path = os.path.join(tempfile.mkdtemp(), "search.png")
+        >>> plot_search(rows, plan, path)
+        >>> os.path.getsize(path) > 1000
+        True
     """
     import matplotlib
 

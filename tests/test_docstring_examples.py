@@ -1,7 +1,7 @@
-"""The `Example:` sections of the public API run as doctests, so they cannot drift.
+"""The `Examples:` sections of the public API run as doctests, so they cannot drift.
 
 Every public class and function (the `__all__` names of the subpackages and the
-top-level names of the API modules) must have a docstring with an `Example:`
+top-level names of the API modules) must have a docstring with an `Examples:`
 section, and every example must give the output it shows.
 """
 
@@ -107,7 +107,7 @@ def test_every_public_name_has_a_docstring_with_an_example():
     if undocumented:
         problems.append("no docstring: " + ", ".join(undocumented))
     if without_example:
-        problems.append("no `Example:` section: " + ", ".join(without_example))
+        problems.append("no `Examples:` section: " + ", ".join(without_example))
     assert not problems, "; ".join(problems)
 
 

@@ -37,10 +37,10 @@ def split_config() -> example_gen_pb2.Output:
     Returns:
         The `example_gen_pb2.Output` ExampleGen takes as `output_config`.
 
-    Example:
+    Examples:
 
-    >>> [(split.name, split.hash_buckets) for split in split_config().split_config.splits]
-    [('train', 8), ('eval', 1), ('test', 1)]
+        >>> [(split.name, split.hash_buckets) for split in split_config().split_config.splits]
+        [('train', 8), ('eval', 1), ('test', 1)]
     """
     return example_gen_pb2.Output(
         split_config=example_gen_pb2.SplitConfig(
@@ -61,13 +61,13 @@ def eval_config(tolerance: float = configs.AUC_TOLERANCE) -> tfma.EvalConfig:
     Returns:
         The `tfma.EvalConfig` of the Evaluator.
 
-    Example:
+    Examples:
 
-    >>> config = eval_config(tolerance=0.01)
-    >>> [metric.class_name for metric in config.metrics_specs[0].metrics]
-    ['AUC', 'BinaryCrossentropy', 'ExampleCount']
-    >>> config.metrics_specs[0].metrics[0].threshold.change_threshold.absolute.value
-    -0.01
+        >>> config = eval_config(tolerance=0.01)
+        >>> [metric.class_name for metric in config.metrics_specs[0].metrics]
+        ['AUC', 'BinaryCrossentropy', 'ExampleCount']
+        >>> config.metrics_specs[0].metrics[0].threshold.change_threshold.absolute.value
+        -0.01
     """
     auc_threshold = tfma.MetricThreshold(
         change_threshold=tfma.GenericChangeThreshold(
@@ -125,7 +125,8 @@ def create_pipeline(
         train_config: dict, overrides of `configs.DEFAULT_TRAIN_CONFIG` plus
             `model` and `dim`.
         tolerance: float, the AUC the model may lose against the baseline.
-        min_count, num_buckets: preprocessing settings.
+        min_count: int, values seen fewer times in train map to the OOV id.
+        num_buckets: int, quantile buckets per numeric field.
         metadata_connection_config: ML Metadata connection (None: the runner's).
         beam_pipeline_args: list of str, Beam options for every Beam component.
         enable_cache: bool.
@@ -136,31 +137,31 @@ def create_pipeline(
     Raises:
         ValueError: on an unknown `method`.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from tfx_pipeline.field_schema import field_dicts
-    >>> output = tempfile.mkdtemp()
-    >>> csv_path = os.path.join(output, "raw", "synthetic.csv")
-    >>> reader = make_reader("synthetic", [csv_path], rows=100)
-    >>> pipeline = create_pipeline(
-    ...     pipeline_name="keras-dimsel",
-    ...     pipeline_root=os.path.join(output, "pipeline_root"),
-    ...     dataset="csv",
-    ...     input_base=os.path.dirname(csv_path),
-    ...     input_pattern="synthetic.csv",
-    ...     inputs=[csv_path],
-    ...     label=reader.label,
-    ...     fields=field_dicts(reader.fields),
-    ...     serving_dir=os.path.join(output, "serving"),
-    ...     method="autodim",
-    ...     train_config={"model": "fm", "dim": 8, "epochs": 1},
-    ... )
-    >>> [component.id for component in pipeline.components]
-    ['CsvExampleGen', 'StatisticsGen', 'FieldSchemaGen', 'ExampleValidator',
-     'FeatureStatisticsGen', 'BaselineTrainer', 'Trainer', 'Evaluator', 'Pusher']
-    >>> tfx.orchestration.LocalDagRunner().run(pipeline)  # doctest: +SKIP
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from tfx_pipeline.field_schema import field_dicts
+        >>> output = tempfile.mkdtemp()
+        >>> csv_path = os.path.join(output, "raw", "synthetic.csv")
+        >>> reader = make_reader("synthetic", [csv_path], rows=100)
+        >>> pipeline = create_pipeline(
+        ...     pipeline_name="keras-dimsel",
+        ...     pipeline_root=os.path.join(output, "pipeline_root"),
+        ...     dataset="csv",
+        ...     input_base=os.path.dirname(csv_path),
+        ...     input_pattern="synthetic.csv",
+        ...     inputs=[csv_path],
+        ...     label=reader.label,
+        ...     fields=field_dicts(reader.fields),
+        ...     serving_dir=os.path.join(output, "serving"),
+        ...     method="autodim",
+        ...     train_config={"model": "fm", "dim": 8, "epochs": 1},
+        ... )
+        >>> [component.id for component in pipeline.components]
+        ['CsvExampleGen', 'StatisticsGen', 'FieldSchemaGen', 'ExampleValidator',
+         'FeatureStatisticsGen', 'BaselineTrainer', 'Trainer', 'Evaluator', 'Pusher']
+        >>> tfx.orchestration.LocalDagRunner().run(pipeline)  # doctest: +SKIP
     """
     if method not in configs.METHODS:
         raise ValueError(f"`method` must be one of {configs.METHODS}. Received: {method!r}")

@@ -36,12 +36,12 @@ class AvazuReader(Reader):
     Args:
         paths: list of str, files or glob patterns.
 
-    Example:
+    Examples:
 
-    ```python
-    reader = AvazuReader(["train.csv"])
-    [f.name for f in reader.fields][:2]  # ['hour_of_day', 'weekday']
-    ```
+        ```python
+        reader = AvazuReader(["train.csv"])
+        [f.name for f in reader.fields][:2]  # ['hour_of_day', 'weekday']
+        ```
     """
 
     name = "avazu"

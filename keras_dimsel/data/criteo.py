@@ -32,12 +32,12 @@ class CriteoReader(Reader):
         paths: list of str, files or glob patterns.
         numeric_transform: str, `"log_square"` (default) or `"quantiles"`.
 
-    Example:
+    Examples:
 
-    ```python
-    reader = CriteoReader(["day_0.txt"])
-    [f.name for f in reader.fields][:3]  # ['I1', 'I2', 'I3']
-    ```
+        ```python
+        reader = CriteoReader(["day_0.txt"])
+        [f.name for f in reader.fields][:3]  # ['I1', 'I2', 'I3']
+        ```
     """
 
     name = "criteo"

@@ -64,11 +64,11 @@ class CsvReader(Reader):
             `"log_square"` (the Criteo rule).
         encoding: str, the text encoding of the files.
 
-    Example:
+    Examples:
 
-    ```python
-    reader = CsvReader(["clicks.csv"], label="clicked", categorical=["user", "item"])
-    ```
+        ```python
+        reader = CsvReader(["clicks.csv"], label="clicked", categorical=["user", "item"])
+        ```
     """
 
     name = "csv"

@@ -55,18 +55,18 @@ def make_reader(
     Raises:
         DataError: unknown dataset, missing input, or options that do not fit.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> reader = make_reader("synthetic", output_dir=tempfile.mkdtemp(), rows=100)
-    >>> reader.name, reader.label
-    ('synthetic', 'label')
-    >>> [field.name for field in reader.fields]
-    ['user', 'item', 'category', 'device', 'noise_high', 'noise_mid', 'noise_low', 'price']
-    >>> make_reader("csv", ["clicks.csv"])
-    Traceback (most recent call last):
-    ...
-    keras_dimsel.data.reader.DataError: csv needs --label (the 0/1 label column)
+        >>> import tempfile
+        >>> reader = make_reader("synthetic", output_dir=tempfile.mkdtemp(), rows=100)
+        >>> reader.name, reader.label
+        ('synthetic', 'label')
+        >>> [field.name for field in reader.fields]
+        ['user', 'item', 'category', 'device', 'noise_high', 'noise_mid', 'noise_low', 'price']
+        >>> make_reader("csv", ["clicks.csv"])
+        Traceback (most recent call last):
+        ...
+        keras_dimsel.data.reader.DataError: csv needs --label (the 0/1 label column)
     """
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")

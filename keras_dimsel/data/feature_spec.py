@@ -59,20 +59,20 @@ class FieldSpec:
         ValueError: on an unknown `kind`, a numeric field without a known
             `transform`, or a `"quantiles"` field without `boundaries`.
 
-    Example:
+    Examples:
 
-    >>> field = FieldSpec(
-    ...     name="price", kind="numeric", vocab_size=4, vocab_file="vocab/price.txt",
-    ...     transform="quantiles", boundaries=(9.5, 20.0),
-    ... )
-    >>> field.to_json()["boundaries"]
-    [9.5, 20.0]
-    >>> FieldSpec.from_json(field.to_json()) == field
-    True
-    >>> FieldSpec(name="price", kind="numeric", vocab_size=4, vocab_file="vocab/price.txt")
-    Traceback (most recent call last):
-    ...
-    ValueError: `transform` of numeric field 'price' must be one of ('log_square', ...
+        >>> field = FieldSpec(
+        ...     name="price", kind="numeric", vocab_size=4, vocab_file="vocab/price.txt",
+        ...     transform="quantiles", boundaries=(9.5, 20.0),
+        ... )
+        >>> field.to_json()["boundaries"]
+        [9.5, 20.0]
+        >>> FieldSpec.from_json(field.to_json()) == field
+        True
+        >>> FieldSpec(name="price", kind="numeric", vocab_size=4, vocab_file="vocab/price.txt")
+        Traceback (most recent call last):
+        ...
+        ValueError: `transform` of numeric field 'price' must be one of ('log_square', ...
     """
 
     name: str
@@ -142,26 +142,26 @@ class FeatureSpec:
             it differs from the default (bytes for categorical fields, float
             for numeric fields and the label).
 
-    Example:
+    Examples:
 
-    The preprocessing job writes the artifact; later steps load it:
+        The preprocessing job writes the artifact; later steps load it:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> _ = run(reader, PreprocessConfig(output_dir=directory))
-    >>> spec = FeatureSpec.load(directory)
-    >>> spec.label, spec.splits
-    ('label', {'train': 166, 'validation': 16, 'test': 18})
-    >>> spec.field_names
-    ['user', 'item', 'category', 'device', 'noise_high', 'noise_mid', 'noise_low', 'price']
-    >>> spec.field("device").vocab_size  # 8 values seen in train, plus the OOV id 0
-    9
-    >>> values, counts = spec.vocabulary("device")
-    >>> values[:3], counts[:3]
-    (['d2', 'd4', 'd7'], [63, 23, 22])
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> _ = run(reader, PreprocessConfig(output_dir=directory))
+        >>> spec = FeatureSpec.load(directory)
+        >>> spec.label, spec.splits
+        ('label', {'train': 166, 'validation': 16, 'test': 18})
+        >>> spec.field_names
+        ['user', 'item', 'category', 'device', 'noise_high', 'noise_mid', 'noise_low', 'price']
+        >>> spec.field("device").vocab_size  # 8 values seen in train, plus the OOV id 0
+        9
+        >>> values, counts = spec.vocabulary("device")
+        >>> values[:3], counts[:3]
+        (['d2', 'd4', 'd7'], [63, 23, 22])
     """
 
     label: str
@@ -316,14 +316,14 @@ def read_vocabulary(path: str) -> tuple[list[str], list[int]]:
     Raises:
         ValueError: naming the line that is not `"<count> <value>"`.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "device.txt")
-    >>> with open(path, "w") as f:
-    ...     _ = f.write("63 d2\\n23 d4\\n5 d1\\n")
-    >>> read_vocabulary(path)
-    (['d2', 'd4', 'd1'], [63, 23, 5])
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "device.txt")
+        >>> with open(path, "w") as f:
+        ...     _ = f.write("63 d2\\n23 d4\\n5 d1\\n")
+        >>> read_vocabulary(path)
+        (['d2', 'd4', 'd1'], [63, 23, 5])
     """
     values, counts = [], []
     for count, value in iter_vocabulary(path):

@@ -25,26 +25,26 @@ def feature_description(spec: FeatureSpec) -> dict:
     Returns:
         dict of feature key to `tf.io.FixedLenFeature`, the label first.
 
-    Example:
+    Examples:
 
-    >>> import dataclasses
-    >>> from keras_dimsel.data import FieldSpec
-    >>> spec = FeatureSpec(
-    ...     label="label",
-    ...     fields=(
-    ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
-    ...         FieldSpec("price", "numeric", 5, "vocab/price.txt", transform="log_square"),
-    ...     ),
-    ...     splits={"train": 100},
-    ... )
-    >>> description = feature_description(spec)
-    >>> {name: feature.dtype.name for name, feature in description.items()}
-    {'label': 'float32', 'site': 'string', 'price': 'float32'}
-    >>> description["site"].default_value
-    ''
-    >>> stored_as_int = dataclasses.replace(spec, value_types={"site": "int"})
-    >>> feature_description(stored_as_int)["site"].dtype.name
-    'int64'
+        >>> import dataclasses
+        >>> from keras_dimsel.data import FieldSpec
+        >>> spec = FeatureSpec(
+        ...     label="label",
+        ...     fields=(
+        ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
+        ...         FieldSpec("price", "numeric", 5, "vocab/price.txt", transform="log_square"),
+        ...     ),
+        ...     splits={"train": 100},
+        ... )
+        >>> description = feature_description(spec)
+        >>> {name: feature.dtype.name for name, feature in description.items()}
+        {'label': 'float32', 'site': 'string', 'price': 'float32'}
+        >>> description["site"].default_value
+        ''
+        >>> stored_as_int = dataclasses.replace(spec, value_types={"site": "int"})
+        >>> feature_description(stored_as_int)["site"].dtype.name
+        'int64'
     """
     description = {}
     for name, default in [(spec.label, "float")] + [
@@ -70,28 +70,28 @@ def model_features(spec: FeatureSpec, parsed: dict) -> dict:
     Returns:
         dict of field name to tensor, the fields only (no label).
 
-    Example:
+    Examples:
 
-    >>> from keras_dimsel.data import FieldSpec
-    >>> spec = FeatureSpec(
-    ...     label="label",
-    ...     fields=(
-    ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
-    ...         FieldSpec("price", "numeric", 5, "vocab/price.txt", transform="log_square"),
-    ...     ),
-    ...     splits={"train": 100},
-    ...     value_types={"site": "int"},
-    ... )
-    >>> parsed = {
-    ...     "label": tf.constant([1.0]),
-    ...     "site": tf.constant([17], tf.int64),
-    ...     "price": tf.constant([2.5]),
-    ... }
-    >>> features = model_features(spec, parsed)
-    >>> sorted(features)
-    ['price', 'site']
-    >>> features["site"].numpy().tolist()
-    [b'17']
+        >>> from keras_dimsel.data import FieldSpec
+        >>> spec = FeatureSpec(
+        ...     label="label",
+        ...     fields=(
+        ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
+        ...         FieldSpec("price", "numeric", 5, "vocab/price.txt", transform="log_square"),
+        ...     ),
+        ...     splits={"train": 100},
+        ...     value_types={"site": "int"},
+        ... )
+        >>> parsed = {
+        ...     "label": tf.constant([1.0]),
+        ...     "site": tf.constant([17], tf.int64),
+        ...     "price": tf.constant([2.5]),
+        ... }
+        >>> features = model_features(spec, parsed)
+        >>> sorted(features)
+        ['price', 'site']
+        >>> features["site"].numpy().tolist()
+        [b'17']
     """
     features = {}
     for field in spec.fields:
@@ -114,19 +114,19 @@ def as_model_inputs(spec: FeatureSpec, parsed: dict) -> tuple[dict, tf.Tensor]:
     Returns:
         `(features, label)`: the `model_features` dict and the label as float32.
 
-    Example:
+    Examples:
 
-    >>> from keras_dimsel.data import FieldSpec
-    >>> spec = FeatureSpec(
-    ...     label="clicked",
-    ...     fields=(FieldSpec("site", "categorical", 3, "vocab/site.txt"),),
-    ...     splits={"train": 100},
-    ...     value_types={"clicked": "int"},
-    ... )
-    >>> parsed = {"clicked": tf.constant([1, 0], tf.int64), "site": tf.constant([b"news", b""])}
-    >>> features, label = as_model_inputs(spec, parsed)
-    >>> label.dtype.name, label.numpy().tolist()
-    ('float32', [1.0, 0.0])
+        >>> from keras_dimsel.data import FieldSpec
+        >>> spec = FeatureSpec(
+        ...     label="clicked",
+        ...     fields=(FieldSpec("site", "categorical", 3, "vocab/site.txt"),),
+        ...     splits={"train": 100},
+        ...     value_types={"clicked": "int"},
+        ... )
+        >>> parsed = {"clicked": tf.constant([1, 0], tf.int64), "site": tf.constant([b"news", b""])}
+        >>> features, label = as_model_inputs(spec, parsed)
+        >>> label.dtype.name, label.numpy().tolist()
+        ('float32', [1.0, 0.0])
     """
     return model_features(spec, parsed), tf.cast(parsed[spec.label], tf.float32)
 
@@ -160,21 +160,21 @@ def make_dataset(
         ValueError: when `batch_size` is not positive or `split` is unknown.
         FileNotFoundError: when the split has no example files.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> features, labels = next(iter(make_dataset(spec, "train", batch_size=4)))
-    >>> features["user"].dtype.name, features["price"].dtype.name
-    ('string', 'float32')
-    >>> print(labels.shape)
-    (4,)
-    >>> spec.splits["test"], sum(len(y) for _, y in make_dataset(spec, "test", batch_size=8))
-    (18, 18)
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> features, labels = next(iter(make_dataset(spec, "train", batch_size=4)))
+        >>> features["user"].dtype.name, features["price"].dtype.name
+        ('string', 'float32')
+        >>> print(labels.shape)
+        (4,)
+        >>> spec.splits["test"], sum(len(y) for _, y in make_dataset(spec, "test", batch_size=8))
+        (18, 18)
     """
     if batch_size <= 0:
         raise ValueError(f"`batch_size` must be a positive integer. Received: {batch_size}")

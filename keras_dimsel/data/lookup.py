@@ -25,12 +25,12 @@ def categorical_tokens(values: tf.Tensor) -> tf.Tensor:
     Returns:
         A string tensor of the same shape.
 
-    Example:
+    Examples:
 
-    >>> categorical_tokens(tf.constant(["news", ""])).numpy().tolist()
-    [b'news', b'[MISSING]']
-    >>> categorical_tokens(tf.constant([17])).numpy().tolist()
-    [b'17']
+        >>> categorical_tokens(tf.constant(["news", ""])).numpy().tolist()
+        [b'news', b'[MISSING]']
+        >>> categorical_tokens(tf.constant([17])).numpy().tolist()
+        [b'17']
     """
     values = tf.convert_to_tensor(values)
     if values.dtype != tf.string:
@@ -59,13 +59,13 @@ def numeric_tokens(
     Raises:
         ValueError: on an unknown `transform`.
 
-    Example:
+    Examples:
 
-    >>> values = tf.constant([1.5, 10.0, float("nan")])
-    >>> numeric_tokens(values, "log_square").numpy().tolist()
-    [b'1', b'5', b'[MISSING]']
-    >>> numeric_tokens(values, "quantiles", boundaries=[2.0, 10.0]).numpy().tolist()
-    [b'0', b'2', b'[MISSING]']
+        >>> values = tf.constant([1.5, 10.0, float("nan")])
+        >>> numeric_tokens(values, "log_square").numpy().tolist()
+        [b'1', b'5', b'[MISSING]']
+        >>> numeric_tokens(values, "quantiles", boundaries=[2.0, 10.0]).numpy().tolist()
+        [b'0', b'2', b'[MISSING]']
     """
     values = tf.cast(tf.cast(values, tf.float32), tf.float64)
     missing = tf.math.is_nan(values)
@@ -99,13 +99,14 @@ def field_tokens(values: tf.Tensor, field: FieldSpec) -> tf.Tensor:
     Returns:
         A string tensor of the same shape (see `categorical_tokens`, `numeric_tokens`).
 
-    Example:
+    Examples:
 
-    >>> price = FieldSpec(
-    ...     "price", "numeric", 4, "vocab/price.txt", transform="quantiles", boundaries=(5.0, 20.0)
-    ... )
-    >>> field_tokens(tf.constant([3.0, 12.5, 99.0]), price).numpy().tolist()
-    [b'0', b'1', b'2']
+        >>> price = FieldSpec(
+        ...     "price", "numeric", 4, "vocab/price.txt",
+        ...     transform="quantiles", boundaries=(5.0, 20.0)
+        ... )
+        >>> field_tokens(tf.constant([3.0, 12.5, 99.0]), price).numpy().tolist()
+        [b'0', b'1', b'2']
     """
     if field.kind == "categorical":
         return categorical_tokens(values)
@@ -131,27 +132,27 @@ class FeatureLookup(tf.keras.layers.Layer):
     Output shape:
         A dict `{field: int64 tensor}` of the same shapes.
 
-    Example:
+    Examples:
 
-    A one-field artifact whose vocabulary holds `news` (9 times in train) and `shop`:
+        A one-field artifact whose vocabulary holds `news` (9 times in train) and `shop`:
 
-    >>> import os, tempfile
-    >>> directory = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(directory, "vocab"))
-    >>> with open(os.path.join(directory, "vocab", "site.txt"), "w") as f:
-    ...     _ = f.write("9 news\\n4 shop\\n")
-    >>> spec = FeatureSpec(
-    ...     label="label",
-    ...     fields=(FieldSpec("site", "categorical", 3, "vocab/site.txt"),),
-    ...     splits={"train": 13},
-    ...     directory=directory,
-    ... )
-    >>> lookup = FeatureLookup(spec)
-    >>> ids = lookup({"site": tf.constant(["shop", "news", "never-seen", ""])})
-    >>> ids["site"].numpy().tolist()
-    [2, 1, 0, 0]
-    >>> lookup.vocabulary_size("site")
-    3
+        >>> import os, tempfile
+        >>> directory = tempfile.mkdtemp()
+        >>> os.makedirs(os.path.join(directory, "vocab"))
+        >>> with open(os.path.join(directory, "vocab", "site.txt"), "w") as f:
+        ...     _ = f.write("9 news\\n4 shop\\n")
+        >>> spec = FeatureSpec(
+        ...     label="label",
+        ...     fields=(FieldSpec("site", "categorical", 3, "vocab/site.txt"),),
+        ...     splits={"train": 13},
+        ...     directory=directory,
+        ... )
+        >>> lookup = FeatureLookup(spec)
+        >>> ids = lookup({"site": tf.constant(["shop", "news", "never-seen", ""])})
+        >>> ids["site"].numpy().tolist()
+        [2, 1, 0, 0]
+        >>> lookup.vocabulary_size("site")
+        3
     """
 
     def __init__(self, spec, fields: Optional[Sequence[str]] = None, **kwargs):

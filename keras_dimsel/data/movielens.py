@@ -58,12 +58,12 @@ class MovieLensReader(Reader):
         paths: list of str, the dataset folder, then optionally ratings files.
         variant: str, `"movielens-100k"` or `"movielens-1m"`.
 
-    Example:
+    Examples:
 
-    ```python
-    reader = MovieLensReader(["ml-100k/"], "movielens-100k")
-    [f.name for f in reader.fields]  # ['user', 'item', 'genres', ...]
-    ```
+        ```python
+        reader = MovieLensReader(["ml-100k/"], "movielens-100k")
+        [f.name for f in reader.fields]  # ['user', 'item', 'genres', ...]
+        ```
     """
 
     label = "label"

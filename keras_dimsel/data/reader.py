@@ -38,14 +38,14 @@ class DataError(ValueError):
     The message is one line that says what was wrong and where. It is a
     `ValueError`, so callers that catch bad arguments catch it too.
 
-    Example:
+    Examples:
 
-    >>> from keras_dimsel.data import make_reader
-    >>> try:
-    ...     make_reader("parquet", ["clicks.parquet"])
-    ... except DataError as error:
-    ...     print(error)
-    unknown dataset 'parquet': choose one of criteo, avazu, movielens-100k, ...
+        >>> from keras_dimsel.data import make_reader
+        >>> try:
+        ...     make_reader("parquet", ["clicks.parquet"])
+        ... except DataError as error:
+        ...     print(error)
+        unknown dataset 'parquet': choose one of criteo, avazu, movielens-100k, ...
     """
 
 
@@ -59,10 +59,10 @@ class FieldDef:
         transform: str or None, default bucketing of a numeric field:
             `"log_square"` or `"quantiles"`.
 
-    Example:
+    Examples:
 
-    >>> FieldDef("price", "numeric", "quantiles")
-    FieldDef(name='price', kind='numeric', transform='quantiles')
+        >>> FieldDef("price", "numeric", "quantiles")
+        FieldDef(name='price', kind='numeric', transform='quantiles')
     """
 
     name: str
@@ -98,19 +98,19 @@ class ParsedChunk(NamedTuple):
     What `Reader.parse` returns. Identical rows get identical hashes, which
     is what keeps copies of a row in the same split.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> path = os.path.join(tempfile.mkdtemp(), "clicks.csv")
-    >>> with open(path, "w") as f:
-    ...     _ = f.write("clicked,site\\n")
-    >>> reader = make_reader("csv", [path], label="clicked", categorical=["site"])
-    >>> parsed = reader.parse(b"1,news\\n1,news\\n1\\n", source="clicks.csv@0")
-    >>> parsed.batch.num_rows, len(parsed.rejected)
-    (2, 1)
-    >>> parsed.row_hash.dtype.name, bool(parsed.row_hash[0] == parsed.row_hash[1])
-    ('uint64', True)
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> path = os.path.join(tempfile.mkdtemp(), "clicks.csv")
+        >>> with open(path, "w") as f:
+        ...     _ = f.write("clicked,site\\n")
+        >>> reader = make_reader("csv", [path], label="clicked", categorical=["site"])
+        >>> parsed = reader.parse(b"1,news\\n1,news\\n1\\n", source="clicks.csv@0")
+        >>> parsed.batch.num_rows, len(parsed.rejected)
+        (2, 1)
+        >>> parsed.row_hash.dtype.name, bool(parsed.row_hash[0] == parsed.row_hash[1])
+        ('uint64', True)
     """
 
     batch: pa.RecordBatch
@@ -128,22 +128,22 @@ class Reader(abc.ABC):
     `Rejection`s with a one-line reason. `make_reader` builds the reader of a
     dataset name.
 
-    Example:
+    Examples:
 
-    >>> import os, tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> path = os.path.join(tempfile.mkdtemp(), "clicks.csv")
-    >>> with open(path, "w") as f:
-    ...     _ = f.write("clicked,site,price\\n1,news,2.5\\n")
-    >>> reader = make_reader("csv", [path], label="clicked", categorical=["site"],
-    ...                      numeric=["price"])
-    >>> [(field.name, field.kind) for field in reader.fields]
-    [('site', 'categorical'), ('price', 'numeric')]
-    >>> parsed = reader.parse(b"1,news,2.5\\n0,shop,\\n2,news,1\\n", source="clicks.csv@0")
-    >>> parsed.batch.to_pydict()
-    {'clicked': [1.0, 0.0], 'site': ['news', 'shop'], 'price': [2.5, nan]}
-    >>> parsed.rejected[0].reason
-    "bad label '2': expected 0 or 1"
+        >>> import os, tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> path = os.path.join(tempfile.mkdtemp(), "clicks.csv")
+        >>> with open(path, "w") as f:
+        ...     _ = f.write("clicked,site,price\\n1,news,2.5\\n")
+        >>> reader = make_reader("csv", [path], label="clicked", categorical=["site"],
+        ...                      numeric=["price"])
+        >>> [(field.name, field.kind) for field in reader.fields]
+        [('site', 'categorical'), ('price', 'numeric')]
+        >>> parsed = reader.parse(b"1,news,2.5\\n0,shop,\\n2,news,1\\n", source="clicks.csv@0")
+        >>> parsed.batch.to_pydict()
+        {'clicked': [1.0, 0.0], 'site': ['news', 'shop'], 'price': [2.5, nan]}
+        >>> parsed.rejected[0].reason
+        "bad label '2': expected 0 or 1"
     """
 
     name: str = ""

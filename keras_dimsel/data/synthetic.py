@@ -144,12 +144,12 @@ class SyntheticReader(CsvReader):
     Args:
         paths: list of str, the generated CSV files.
 
-    Example:
+    Examples:
 
-    ```python
-    path = generate_csv("/tmp/synthetic/rows.csv", rows=1000, seed=0)
-    reader = SyntheticReader([path])
-    ```
+        ```python
+        path = generate_csv("/tmp/synthetic/rows.csv", rows=1000, seed=0)
+        reader = SyntheticReader([path])
+        ```
     """
 
     name = "synthetic"

@@ -65,22 +65,22 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
     Output shape:
         `[batch, D]`, the masked embeddings.
 
-    Example:
+    Examples:
 
-    >>> from keras_dimsel.layers import FrequencyFeatures
-    >>> counts = [0, 50, 20, 5, 1]  # the train count of ids 0..4
-    >>> features = FrequencyFeatures(counts)(tf.constant([1, 4]))  # [batch, 3]
-    >>> amtl = AdaptiveMaskTwinsLayer(max_dim=8)
-    >>> embeddings = tf.ones([2, 8])
-    >>> print(amtl([embeddings, features], training=True).shape)  # straight-through mask
-    (2, 8)
-    >>> lengths = amtl.lengths(features)  # k + 1 per value, in [1, 8]
-    >>> lengths.dtype.name
-    'int32'
-    >>> # Outside training the mask keeps exactly the first `lengths` entries.
-    >>> masked = amtl([embeddings, features])
-    >>> tf.reduce_sum(masked, axis=-1).numpy().tolist() == lengths.numpy().tolist()
-    True
+        >>> from keras_dimsel.layers import FrequencyFeatures
+        >>> counts = [0, 50, 20, 5, 1]  # the train count of ids 0..4
+        >>> features = FrequencyFeatures(counts)(tf.constant([1, 4]))  # [batch, 3]
+        >>> amtl = AdaptiveMaskTwinsLayer(max_dim=8)
+        >>> embeddings = tf.ones([2, 8])
+        >>> print(amtl([embeddings, features], training=True).shape)  # straight-through mask
+        (2, 8)
+        >>> lengths = amtl.lengths(features)  # k + 1 per value, in [1, 8]
+        >>> lengths.dtype.name
+        'int32'
+        >>> # Outside training the mask keeps exactly the first `lengths` entries.
+        >>> masked = amtl([embeddings, features])
+        >>> tf.reduce_sum(masked, axis=-1).numpy().tolist() == lengths.numpy().tolist()
+        True
 
     References:
         Yan et al., "Learning Effective and Efficient Embedding via an

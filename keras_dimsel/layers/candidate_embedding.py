@@ -93,13 +93,13 @@ class CandidateEmbedding(tf.keras.layers.Layer):
         Float tensor of shape `[batch, num_candidates, output_dim]`: slice
         `[:, n, :]` is the unified candidate n.
 
-    Example:
+    Examples:
 
-    >>> layer = CandidateEmbedding(vocab_size=10, candidates=(2, 4))
-    >>> layer(tf.constant([1, 5, 7])).shape
-    TensorShape([3, 2, 4])
-    >>> layer.embedding_params
-    40
+        >>> layer = CandidateEmbedding(vocab_size=10, candidates=(2, 4))
+        >>> layer(tf.constant([1, 5, 7])).shape
+        TensorShape([3, 2, 4])
+        >>> layer.embedding_params
+        40
 
     References:
         Xiangyu Zhao et al., "AutoDim: Field-aware Embedding Space Searching in

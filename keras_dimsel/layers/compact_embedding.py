@@ -31,14 +31,14 @@ class CompactMaskedEmbedding(tf.keras.layers.Layer):
     Output shape:
         `[batch, max_dim]`.
 
-    Example:
+    Examples:
 
-    >>> table = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # a trained [V, D] table
-    >>> layer = CompactMaskedEmbedding.from_table(table, lengths=[1, 3])
-    >>> layer(tf.constant([1, 0])).numpy().tolist()
-    [[4.0, 5.0, 6.0], [1.0, 0.0, 0.0]]
-    >>> layer.embedding_params  # 1 + 3 numbers stored instead of 2 * 3
-    4
+        >>> table = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # a trained [V, D] table
+        >>> layer = CompactMaskedEmbedding.from_table(table, lengths=[1, 3])
+        >>> layer(tf.constant([1, 0])).numpy().tolist()
+        [[4.0, 5.0, 6.0], [1.0, 0.0, 0.0]]
+        >>> layer.embedding_params  # 1 + 3 numbers stored instead of 2 * 3
+        4
     """
 
     def __init__(self, lengths: Sequence[int], max_dim: int, **kwargs: Any):

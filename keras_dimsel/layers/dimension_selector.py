@@ -58,18 +58,18 @@ class DimensionGumbelSelector(tf.keras.layers.Layer):
     Output shape:
         `[batch, dim]`.
 
-    Example:
+    Examples:
 
-    >>> selector = DimensionGumbelSelector(num_candidates=3, seed=0)
-    >>> candidates = tf.ones([4, 3, 8])  # 4 examples, 3 candidates unified to dim 8
-    >>> print(selector(candidates, training=True).shape)  # Gumbel-softmax weights
-    (4, 8)
-    >>> [round(p, 3) for p in selector.probabilities().numpy().tolist()]  # equal at first
-    [0.333, 0.333, 0.333]
-    >>> _ = selector.temperature.assign(0.5)  # what TemperatureAnnealing does
-    >>> # Outside training: the deterministic mixture softmax(alpha) . candidates.
-    >>> selector(tf.constant([[[1.0], [2.0], [6.0]]])).numpy().round(4).tolist()
-    [[3.0]]
+        >>> selector = DimensionGumbelSelector(num_candidates=3, seed=0)
+        >>> candidates = tf.ones([4, 3, 8])  # 4 examples, 3 candidates unified to dim 8
+        >>> print(selector(candidates, training=True).shape)  # Gumbel-softmax weights
+        (4, 8)
+        >>> [round(p, 3) for p in selector.probabilities().numpy().tolist()]  # equal at first
+        [0.333, 0.333, 0.333]
+        >>> _ = selector.temperature.assign(0.5)  # what TemperatureAnnealing does
+        >>> # Outside training: the deterministic mixture softmax(alpha) . candidates.
+        >>> selector(tf.constant([[[1.0], [2.0], [6.0]]])).numpy().round(4).tolist()
+        [[3.0]]
 
     References:
         Zhao et al., "AutoDim: Field-aware Embedding Space Searching in

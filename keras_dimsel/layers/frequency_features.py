@@ -85,17 +85,17 @@ class FrequencyFeatures(tf.keras.layers.Layer):
     Output shape:
         `[batch, 3]`: count, log count and percentile, in `FEATURE_NAMES` order.
 
-    Example:
+    Examples:
 
-    The counts of a field are `[0] + spec.vocabulary(name)[1]` (the OOV id first):
+        The counts of a field are `[0] + spec.vocabulary(name)[1]` (the OOV id first):
 
-    >>> counts = [0, 50, 20, 5, 1]
-    >>> layer = FrequencyFeatures(counts, standardize=False)
-    >>> count, log_count, percentile = layer(tf.constant([1])).numpy()[0].tolist()
-    >>> count, round(log_count, 3), percentile  # id 1 is the most frequent of the 5 ids
-    (50.0, 3.932, 1.0)
-    >>> print(FrequencyFeatures(counts)(tf.constant([1, 0, 3])).shape)  # standardised
-    (3, 3)
+        >>> counts = [0, 50, 20, 5, 1]
+        >>> layer = FrequencyFeatures(counts, standardize=False)
+        >>> count, log_count, percentile = layer(tf.constant([1])).numpy()[0].tolist()
+        >>> count, round(log_count, 3), percentile  # id 1 is the most frequent of the 5 ids
+        (50.0, 3.932, 1.0)
+        >>> print(FrequencyFeatures(counts)(tf.constant([1, 0, 3])).shape)  # standardised
+        (3, 3)
     """
 
     def __init__(self, counts: Sequence[int], standardize: bool = True, **kwargs: Any):

@@ -59,16 +59,16 @@ class PlannedEmbedding(tf.keras.layers.Layer):
     Output shape:
         `[batch, output_dim]`, or `[batch, dim]` when `output_dim` is None.
 
-    Example:
+    Examples:
 
-    >>> layer = PlannedEmbedding(vocab_size=1000, dim=4, output_dim=16)
-    >>> print(layer(tf.constant([3, 17])).shape)
-    (2, 16)
-    >>> layer.embedding_params  # 1000 * 4: the table stays at the planned dimension
-    4000
-    >>> vectors, rows = layer(tf.constant([3, 17]), return_rows=True)
-    >>> print(rows.shape)
-    (2, 4)
+        >>> layer = PlannedEmbedding(vocab_size=1000, dim=4, output_dim=16)
+        >>> print(layer(tf.constant([3, 17])).shape)
+        (2, 16)
+        >>> layer.embedding_params  # 1000 * 4: the table stays at the planned dimension
+        4000
+        >>> vectors, rows = layer(tf.constant([3, 17]), return_rows=True)
+        >>> print(rows.shape)
+        (2, 4)
 
     References:
         Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
@@ -214,13 +214,13 @@ class PlannedEmbedding(tf.keras.layers.Layer):
             ValueError: when the table is not 2-D, has another number of rows,
                 or fewer than `dim` columns.
 
-        Example:
+        Examples:
 
-        >>> layer = PlannedEmbedding(vocab_size=3, dim=2)
-        >>> search_table = np.arange(12.0).reshape(3, 4)  # shared storage, d_N = 4
-        >>> layer.warm_start_from(search_table)
-        >>> layer.embedding_table.numpy().tolist()
-        [[0.0, 1.0], [4.0, 5.0], [8.0, 9.0]]
+            >>> layer = PlannedEmbedding(vocab_size=3, dim=2)
+            >>> search_table = np.arange(12.0).reshape(3, 4)  # shared storage, d_N = 4
+            >>> layer.warm_start_from(search_table)
+            >>> layer.embedding_table.numpy().tolist()
+            [[0.0, 1.0], [4.0, 5.0], [8.0, 9.0]]
         """
         table = np.asarray(table)
         if table.ndim != 2:

@@ -37,26 +37,26 @@ def make_model(name: str, spec, stage: str = "full", **kwargs) -> CTRModel:
     Raises:
         ValueError: on an unknown model name.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_dataset, make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> model = make_model("deepfm", spec, stage="search", candidates=(2, 4))
-    >>> type(model).__name__
-    'SearchDeepFM'
-    >>> features, labels = next(iter(make_dataset(spec, "train", batch_size=4)))
-    >>> print(model(features).shape)
-    (4,)
-    >>> model.field_embeddings.selection_probabilities()["user"]  # alpha before the search
-    [0.5, 0.5]
-    >>> make_model("lr", spec)
-    Traceback (most recent call last):
-    ...
-    ValueError: `model` must be one of ('fm', 'wide_deep', 'deepfm'). Received: model='lr'
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_dataset, make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> model = make_model("deepfm", spec, stage="search", candidates=(2, 4))
+        >>> type(model).__name__
+        'SearchDeepFM'
+        >>> features, labels = next(iter(make_dataset(spec, "train", batch_size=4)))
+        >>> print(model(features).shape)
+        (4,)
+        >>> model.field_embeddings.selection_probabilities()["user"]  # alpha before the search
+        [0.5, 0.5]
+        >>> make_model("lr", spec)
+        Traceback (most recent call last):
+        ...
+        ValueError: `model` must be one of ('fm', 'wide_deep', 'deepfm'). Received: model='lr'
     """
     if name not in MODELS:
         raise ValueError(f"`model` must be one of {tuple(MODELS)}. Received: model={name!r}")

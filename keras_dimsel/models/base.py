@@ -102,27 +102,27 @@ class CTRModel(tfrs.models.Model):
         ValueError: when `amtl_fields` names a field the model does not use,
             or the stage arguments do not fit (see `FieldEmbeddings`).
 
-    Example:
+    Examples:
 
-    A subclass only writes the logit; lookup, embeddings, task and metrics
-    are shared. Logistic regression on the first-order weights:
+        A subclass only writes the logit; lookup, embeddings, task and metrics
+        are shared. Logistic regression on the first-order weights:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_dataset, make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> class FirstOrder(CTRModel):
-    ...     def logit(self, ids, vectors, rows, training=None):
-    ...         return self.linear_logit(ids)
-    >>> model = FirstOrder(spec, fields=["user", "item", "device"], dim=4)
-    >>> model.embedding_params  # (79 + 71 + 9) ids * 4
-    636
-    >>> model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
-    >>> history = model.fit(make_dataset(spec, "train", batch_size=64), epochs=1, verbose=0)
-    >>> sorted(history.history)
-    ['auc', 'logloss', 'loss', 'regularization_loss', 'total_loss']
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_dataset, make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> class FirstOrder(CTRModel):
+        ...     def logit(self, ids, vectors, rows, training=None):
+        ...         return self.linear_logit(ids)
+        >>> model = FirstOrder(spec, fields=["user", "item", "device"], dim=4)
+        >>> model.embedding_params  # (79 + 71 + 9) ids * 4
+        636
+        >>> model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+        >>> history = model.fit(make_dataset(spec, "train", batch_size=64), epochs=1, verbose=0)
+        >>> sorted(history.history)
+        ['auc', 'logloss', 'loss', 'regularization_loss', 'total_loss']
     """
 
     #: whether the interaction needs every field at the same dimension

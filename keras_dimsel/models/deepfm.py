@@ -24,20 +24,20 @@ class DeepFM(CTRModel):
         **kwargs: the other `CTRModel` arguments (stage, dim, plan_dims,
             hidden_units, dropout, ...).
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_dataset, make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> model = DeepFM(spec, stage="full", dim=8, hidden_units=(16,))
-    >>> features, labels = next(iter(make_dataset(spec, "test", batch_size=4)))
-    >>> print(model(features).shape)
-    (4,)
-    >>> model.deep.layers[0].kernel.shape  # 8 fields * dim 8 into 16 units
-    TensorShape([64, 16])
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_dataset, make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> model = DeepFM(spec, stage="full", dim=8, hidden_units=(16,))
+        >>> features, labels = next(iter(make_dataset(spec, "test", batch_size=4)))
+        >>> print(model(features).shape)
+        (4,)
+        >>> model.deep.layers[0].kernel.shape  # 8 fields * dim 8 into 16 units
+        TensorShape([64, 16])
 
     References:
         Guo et al., "DeepFM: A Factorization-Machine based Neural Network for

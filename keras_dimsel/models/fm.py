@@ -16,20 +16,20 @@ class FM(CTRModel):
         spec: FeatureSpec, the artifact.
         **kwargs: the other `CTRModel` arguments (stage, dim, plan_dims, ...).
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_dataset, make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> model = FM(spec, stage="full", dim=16)
-    >>> features, labels = next(iter(make_dataset(spec, "test", batch_size=4)))
-    >>> print(model(features).shape)  # click probabilities
-    (4,)
-    >>> model.embedding_params  # 376 ids over the 8 fields, 16 numbers each
-    6016
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_dataset, make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> model = FM(spec, stage="full", dim=16)
+        >>> features, labels = next(iter(make_dataset(spec, "test", batch_size=4)))
+        >>> print(model(features).shape)  # click probabilities
+        (4,)
+        >>> model.embedding_params  # 376 ids over the 8 fields, 16 numbers each
+        6016
 
     References:
         Rendle, "Factorization Machines", ICDM 2010.

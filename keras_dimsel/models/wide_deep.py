@@ -20,23 +20,23 @@ class WideDeep(CTRModel):
         **kwargs: the other `CTRModel` arguments (stage, dim, plan_dims,
             hidden_units, dropout, ...).
 
-    Example:
+    Examples:
 
-    A retrained model whose plan keeps 8 numbers for `user` and `item`, 2 for the others:
+        A retrained model whose plan keeps 8 numbers for `user` and `item`, 2 for the others:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_dataset, make_reader
-    >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-    >>> plan_dims = {name: 8 if name in ("user", "item") else 2 for name in spec.field_names}
-    >>> model = WideDeep(spec, stage="plan", plan_dims=plan_dims, candidates=(2, 8))
-    >>> features, labels = next(iter(make_dataset(spec, "test", batch_size=4)))
-    >>> print(model(features).shape)
-    (4,)
-    >>> model.deep.layers[0].kernel.shape  # the MLP reads 8 + 8 + 6 * 2 numbers
-    TensorShape([28, 128])
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_dataset, make_reader
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> plan_dims = {name: 8 if name in ("user", "item") else 2 for name in spec.field_names}
+        >>> model = WideDeep(spec, stage="plan", plan_dims=plan_dims, candidates=(2, 8))
+        >>> features, labels = next(iter(make_dataset(spec, "test", batch_size=4)))
+        >>> print(model(features).shape)
+        (4,)
+        >>> model.deep.layers[0].kernel.shape  # the MLP reads 8 + 8 + 6 * 2 numbers
+        TensorShape([28, 128])
 
     References:
         Cheng et al., "Wide & Deep Learning for Recommender Systems", DLRS 2016.

@@ -61,15 +61,15 @@ class PreprocessConfig:
     Raises:
         DataError: when `min_count` is below 1 or `num_buckets` below 2.
 
-    Example:
+    Examples:
 
-    >>> config = PreprocessConfig(output_dir="artifacts/clicks", min_count=2)
-    >>> config.split_ratios, config.num_buckets
-    ((8.0, 1.0, 1.0), 16)
-    >>> PreprocessConfig(output_dir="artifacts/clicks", min_count=0)
-    Traceback (most recent call last):
-    ...
-    keras_dimsel.data.reader.DataError: --min-count must be a positive integer. Received: 0
+        >>> config = PreprocessConfig(output_dir="artifacts/clicks", min_count=2)
+        >>> config.split_ratios, config.num_buckets
+        ((8.0, 1.0, 1.0), 16)
+        >>> PreprocessConfig(output_dir="artifacts/clicks", min_count=0)
+        Traceback (most recent call last):
+        ...
+        keras_dimsel.data.reader.DataError: --min-count must be a positive integer. Received: 0
     """
 
     output_dir: str
@@ -112,24 +112,24 @@ def make_feature_spec(
     Returns:
         The FeatureSpec (its `directory` is not set).
 
-    Example:
+    Examples:
 
-    >>> from keras_dimsel.data import FieldDef
-    >>> fields = [FieldDef("site", "categorical"), FieldDef("price", "numeric", "quantiles")]
-    >>> spec = make_feature_spec(
-    ...     "clicked",
-    ...     fields,
-    ...     "csv",
-    ...     PreprocessConfig(output_dir="artifacts/clicks"),
-    ...     vocab={"site": {"vocab_size": 3, "oov_count": 0}},
-    ...     boundaries={"price": [2.0, 5.0]},
-    ...     splits={"train": 80, "test": 10},
-    ... )
-    >>> spec.splits  # every split, 0 when absent
-    {'train': 80, 'validation': 0, 'test': 10}
-    >>> price = spec.field("price")
-    >>> price.vocab_size, price.boundaries  # no vocabulary summary: only the OOV id
-    (1, (2.0, 5.0))
+        >>> from keras_dimsel.data import FieldDef
+        >>> fields = [FieldDef("site", "categorical"), FieldDef("price", "numeric", "quantiles")]
+        >>> spec = make_feature_spec(
+        ...     "clicked",
+        ...     fields,
+        ...     "csv",
+        ...     PreprocessConfig(output_dir="artifacts/clicks"),
+        ...     vocab={"site": {"vocab_size": 3, "oov_count": 0}},
+        ...     boundaries={"price": [2.0, 5.0]},
+        ...     splits={"train": 80, "test": 10},
+        ... )
+        >>> spec.splits  # every split, 0 when absent
+        {'train': 80, 'validation': 0, 'test': 10}
+        >>> price = spec.field("price")
+        >>> price.vocab_size, price.boundaries  # no vocabulary summary: only the OOV id
+        (1, (2.0, 5.0))
     """
     specs = []
     for field in fields:
@@ -170,19 +170,19 @@ def write_feature_spec(spec: FeatureSpec, output_dir: str) -> str:
     Returns:
         str, the path of the written file.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import FieldSpec
-    >>> spec = FeatureSpec(
-    ...     label="clicked",
-    ...     fields=(FieldSpec("site", "categorical", 3, "vocab/site.txt"),),
-    ...     splits={"train": 80, "validation": 10, "test": 10},
-    ... )
-    >>> directory = tempfile.mkdtemp()
-    >>> path = write_feature_spec(spec, directory)
-    >>> FeatureSpec.load(directory).splits
-    {'train': 80, 'validation': 10, 'test': 10}
+        >>> import tempfile
+        >>> from keras_dimsel.data import FieldSpec
+        >>> spec = FeatureSpec(
+        ...     label="clicked",
+        ...     fields=(FieldSpec("site", "categorical", 3, "vocab/site.txt"),),
+        ...     splits={"train": 80, "validation": 10, "test": 10},
+        ... )
+        >>> directory = tempfile.mkdtemp()
+        >>> path = write_feature_spec(spec, directory)
+        >>> FeatureSpec.load(directory).splits
+        {'train': 80, 'validation': 10, 'test': 10}
     """
     path = FileSystems.join(output_dir, FEATURE_SPEC_FILE)
     write_bytes_atomically(path, (json.dumps(spec.to_json(), indent=2) + "\n").encode())
@@ -210,28 +210,28 @@ class ComputeFeatureStatistics(beam.PTransform):
         fields: the reader's fields.
         config: PreprocessConfig, for the output directory, min count and buckets.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> import pyarrow as pa
-    >>> from keras_dimsel.data import FieldDef
-    >>> batch = pa.RecordBatch.from_pydict({
-    ...     "label": pa.array([0.0, 1.0, 0.0, 1.0], pa.float32()),
-    ...     "site": ["news", "shop", "news", ""],
-    ...     "price": pa.array([1.0, 2.0, 3.0, 4.0], pa.float32()),
-    ... })
-    >>> fields = [FieldDef("site", "categorical"), FieldDef("price", "numeric", "quantiles")]
-    >>> config = PreprocessConfig(output_dir=tempfile.mkdtemp(), num_buckets=2)
-    >>> with beam.Pipeline() as pipeline:
-    ...     statistics = (
-    ...         pipeline
-    ...         | beam.Create([("train", 0, batch)])
-    ...         | ComputeFeatureStatistics(fields, config)
-    ...     )
-    ...     _ = statistics["boundaries"] | "PrintBoundaries" >> beam.Map(print)
-    ('price', [2.0])
-    >>> sorted(os.listdir(os.path.join(config.output_dir, "vocab")))
-    ['price.txt', 'site.txt']
+        >>> import tempfile
+        >>> import pyarrow as pa
+        >>> from keras_dimsel.data import FieldDef
+        >>> batch = pa.RecordBatch.from_pydict({
+        ...     "label": pa.array([0.0, 1.0, 0.0, 1.0], pa.float32()),
+        ...     "site": ["news", "shop", "news", ""],
+        ...     "price": pa.array([1.0, 2.0, 3.0, 4.0], pa.float32()),
+        ... })
+        >>> fields = [FieldDef("site", "categorical"), FieldDef("price", "numeric", "quantiles")]
+        >>> config = PreprocessConfig(output_dir=tempfile.mkdtemp(), num_buckets=2)
+        >>> with beam.Pipeline() as pipeline:
+        ...     statistics = (
+        ...         pipeline
+        ...         | beam.Create([("train", 0, batch)])
+        ...         | ComputeFeatureStatistics(fields, config)
+        ...     )
+        ...     _ = statistics["boundaries"] | "PrintBoundaries" >> beam.Map(print)
+        ('price', [2.0])
+        >>> sorted(os.listdir(os.path.join(config.output_dir, "vocab")))
+        ['price.txt', 'site.txt']
     """
 
     def __init__(self, fields, config: PreprocessConfig):
@@ -265,21 +265,21 @@ def build_pipeline(pipeline: beam.Pipeline, reader: Reader, config: PreprocessCo
     Returns:
         A PCollection holding the path of the written `feature_spec.json`.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> config = PreprocessConfig(output_dir=directory)
-    >>> for split in ("train", "validation", "test"):
-    ...     os.makedirs(os.path.join(directory, split))
-    >>> with beam.Pipeline() as pipeline:
-    ...     written = build_pipeline(pipeline, reader, config)
-    ...     _ = written | "PrintName" >> beam.Map(lambda path: print(os.path.basename(path)))
-    feature_spec.json
-    >>> FeatureSpec.load(directory).splits
-    {'train': 166, 'validation': 16, 'test': 18}
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> config = PreprocessConfig(output_dir=directory)
+        >>> for split in ("train", "validation", "test"):
+        ...     os.makedirs(os.path.join(directory, split))
+        >>> with beam.Pipeline() as pipeline:
+        ...     written = build_pipeline(pipeline, reader, config)
+        ...     _ = written | "PrintName" >> beam.Map(lambda path: print(os.path.basename(path)))
+        feature_spec.json
+        >>> FeatureSpec.load(directory).splits
+        {'train': 166, 'validation': 16, 'test': 18}
     """
     read = pipeline | "ReadRows" >> ReadRows(reader, config.chunk_bytes)
     batches = read.rows | "AssignSplits" >> AssignSplits(config.split_ratios)
@@ -334,11 +334,11 @@ def pipeline_options(beam_args: Sequence[str] = ()) -> PipelineOptions:
     Returns:
         The PipelineOptions.
 
-    Example:
+    Examples:
 
-    >>> options = pipeline_options(["--direct_num_workers", "2"])
-    >>> options.view_as(DirectOptions).direct_running_mode
-    'multi_processing'
+        >>> options = pipeline_options(["--direct_num_workers", "2"])
+        >>> options.view_as(DirectOptions).direct_running_mode
+        'multi_processing'
     """
     options = PipelineOptions(list(beam_args))
     direct = options.view_as(DirectOptions)
@@ -363,17 +363,17 @@ def run(reader: Reader, config: PreprocessConfig, beam_args: Sequence[str] = ())
     Raises:
         DataError: when no row at all was accepted.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> directory = tempfile.mkdtemp()
-    >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-    >>> spec = run(reader, PreprocessConfig(output_dir=directory, min_count=2))
-    >>> spec.splits, spec.rejected_rows
-    ({'train': 166, 'validation': 16, 'test': 18}, 0)
-    >>> sorted(os.listdir(directory))
-    ['feature_spec.json', 'raw', 'rejected', 'test', 'train', 'validation', 'vocab']
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory, min_count=2))
+        >>> spec.splits, spec.rejected_rows
+        ({'train': 166, 'validation': 16, 'test': 18}, 0)
+        >>> sorted(os.listdir(directory))
+        ['feature_spec.json', 'raw', 'rejected', 'test', 'train', 'validation', 'vocab']
     """
     _prepare_output(config.output_dir)
     with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
@@ -400,25 +400,25 @@ def summary(spec: FeatureSpec) -> str:
     Returns:
         str, the summary `dimsel preprocess` prints.
 
-    Example:
+    Examples:
 
-    >>> from keras_dimsel.data import FieldSpec
-    >>> spec = FeatureSpec(
-    ...     label="clicked",
-    ...     fields=(
-    ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
-    ...         FieldSpec("price", "numeric", 4, "vocab/price.txt", transform="quantiles",
-    ...                   boundaries=(2.0, 5.0)),
-    ...     ),
-    ...     splits={"train": 8000, "validation": 1000, "test": 1000},
-    ...     rejected_rows=3,
-    ...     dataset="csv",
-    ... )
-    >>> print(summary(spec))
-    csv: train 8,000, validation 1,000, test 1,000 rows; 3 rejected
-    field                kind             vocab  transform
-    site                 categorical          3
-    price                numeric              4  quantiles
+        >>> from keras_dimsel.data import FieldSpec
+        >>> spec = FeatureSpec(
+        ...     label="clicked",
+        ...     fields=(
+        ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
+        ...         FieldSpec("price", "numeric", 4, "vocab/price.txt", transform="quantiles",
+        ...                   boundaries=(2.0, 5.0)),
+        ...     ),
+        ...     splits={"train": 8000, "validation": 1000, "test": 1000},
+        ...     rejected_rows=3,
+        ...     dataset="csv",
+        ... )
+        >>> print(summary(spec))
+        csv: train 8,000, validation 1,000, test 1,000 rows; 3 rejected
+        field                kind             vocab  transform
+        site                 categorical          3
+        price                numeric              4  quantiles
     """
     splits = ", ".join(f"{name} {spec.splits.get(name, 0):,}" for name in SPLITS)
     lines = [

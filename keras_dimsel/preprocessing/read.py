@@ -32,13 +32,13 @@ def plan_chunks(reader: Reader, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[
     Returns:
         list of `Chunk`; a compressed file is one chunk with `end = -1`.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> reader = make_reader("synthetic", output_dir=tempfile.mkdtemp(), rows=100)
-    >>> [(c.start, c.end, c.skip_header) for c in plan_chunks(reader, chunk_bytes=2000)]
-    [(0, 2000, True), (2000, 3836, False)]
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> reader = make_reader("synthetic", output_dir=tempfile.mkdtemp(), rows=100)
+        >>> [(c.start, c.end, c.skip_header) for c in plan_chunks(reader, chunk_bytes=2000)]
+        [(0, 2000, True), (2000, 3836, False)]
     """
     chunks = []
     for path, has_header in reader.data_files():
@@ -61,16 +61,16 @@ def read_chunk(chunk: Chunk) -> bytes:
     Returns:
         bytes, whole lines, the header line dropped when `chunk.skip_header`.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> from keras_dimsel.data import make_reader
-    >>> reader = make_reader("synthetic", output_dir=tempfile.mkdtemp(), rows=100)
-    >>> chunks = plan_chunks(reader, chunk_bytes=2000)
-    >>> [read_chunk(chunk).count(b"\\n") for chunk in chunks]  # 100 rows, each read once
-    [52, 48]
-    >>> read_chunk(chunks[1])[:40]  # starts at the first line that starts after byte 2000
-    b'0,u705,i443,c31,d4,h2317,m105,l1,20.36\\n0'
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> reader = make_reader("synthetic", output_dir=tempfile.mkdtemp(), rows=100)
+        >>> chunks = plan_chunks(reader, chunk_bytes=2000)
+        >>> [read_chunk(chunk).count(b"\\n") for chunk in chunks]  # 100 rows, each read once
+        [52, 48]
+        >>> read_chunk(chunks[1])[:40]  # starts at the first line that starts after byte 2000
+        b'0,u705,i443,c31,d4,h2317,m105,l1,20.36\\n0'
     """
     if chunk.end < 0:
         with FileSystems.open(chunk.path) as f:
@@ -125,21 +125,21 @@ class ReadRows(beam.PTransform):
         reader: Reader, the dataset layout.
         chunk_bytes: int, the size of the byte ranges the files are cut into.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> import apache_beam as beam
-    >>> from keras_dimsel.data import make_reader
-    >>> reader = make_reader("synthetic", output_dir=tempfile.mkdtemp(), rows=100)
-    >>> with beam.Pipeline() as pipeline:
-    ...     read = pipeline | ReadRows(reader, chunk_bytes=2000)
-    ...     _ = (
-    ...         read.rows
-    ...         | "Rows" >> beam.MapTuple(lambda index, parsed: parsed.batch.num_rows)
-    ...         | beam.CombineGlobally(sum)
-    ...         | "Print" >> beam.Map(print)
-    ...     )
-    100
+        >>> import tempfile
+        >>> import apache_beam as beam
+        >>> from keras_dimsel.data import make_reader
+        >>> reader = make_reader("synthetic", output_dir=tempfile.mkdtemp(), rows=100)
+        >>> with beam.Pipeline() as pipeline:
+        ...     read = pipeline | ReadRows(reader, chunk_bytes=2000)
+        ...     _ = (
+        ...         read.rows
+        ...         | "Rows" >> beam.MapTuple(lambda index, parsed: parsed.batch.num_rows)
+        ...         | beam.CombineGlobally(sum)
+        ...         | "Print" >> beam.Map(print)
+        ...     )
+        100
     """
 
     def __init__(self, reader: Reader, chunk_bytes: int = DEFAULT_CHUNK_BYTES):

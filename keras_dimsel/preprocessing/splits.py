@@ -31,16 +31,16 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     Raises:
         DataError: when the text is not three such numbers.
 
-    Example:
+    Examples:
 
-    >>> parse_ratios("8:1:1")
-    (0.8, 0.1, 0.1)
-    >>> parse_ratios("3:1:0")
-    (0.75, 0.25, 0.0)
-    >>> parse_ratios("8:1")
-    Traceback (most recent call last):
-    ...
-    keras_dimsel.data.reader.DataError: --split must be three non-negative numbers ...
+        >>> parse_ratios("8:1:1")
+        (0.8, 0.1, 0.1)
+        >>> parse_ratios("3:1:0")
+        (0.75, 0.25, 0.0)
+        >>> parse_ratios("8:1")
+        Traceback (most recent call last):
+        ...
+        keras_dimsel.data.reader.DataError: --split must be three non-negative numbers ...
     """
     try:
         ratios = tuple(float(part) for part in text.split(":"))
@@ -68,11 +68,11 @@ def split_indices(row_hash: np.ndarray, ratios: Sequence[float]) -> np.ndarray:
     Returns:
         An int array of split indices (0 train, 1 validation, 2 test).
 
-    Example:
+    Examples:
 
-    >>> hashes = np.array([0, int(0.85 * 2**64), 2**64 - 1], dtype=np.uint64)  # u = 0, .85, ~1
-    >>> split_indices(hashes, (0.8, 0.1, 0.1)).tolist()
-    [0, 1, 2]
+        >>> hashes = np.array([0, int(0.85 * 2**64), 2**64 - 1], dtype=np.uint64)  # u = 0, .85, ~1
+        >>> split_indices(hashes, (0.8, 0.1, 0.1)).tolist()
+        [0, 1, 2]
     """
     uniform = (np.asarray(row_hash, dtype=np.uint64) >> np.uint64(11)) * (1.0 / (1 << 53))
     return np.searchsorted(np.cumsum(ratios)[:-1], uniform, side="right")
@@ -94,25 +94,25 @@ class AssignSplits(beam.PTransform):
         ratios: three floats, the train, validation and test fractions
             (any positive scale: `(8, 1, 1)` is 80%, 10%, 10%).
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> import apache_beam as beam
-    >>> from keras_dimsel.data import make_reader
-    >>> from keras_dimsel.preprocessing.read import plan_chunks, read_chunk
-    >>> reader = make_reader("synthetic", output_dir=tempfile.mkdtemp(), rows=100)
-    >>> chunk = plan_chunks(reader)[0]
-    >>> parsed = reader.parse(read_chunk(chunk), chunk.source)
-    >>> with beam.Pipeline() as pipeline:
-    ...     _ = (
-    ...         pipeline
-    ...         | beam.Create([(0, parsed)])
-    ...         | AssignSplits((8, 1, 1))
-    ...         | "Rows" >> beam.MapTuple(lambda split, index, batch: (split, batch.num_rows))
-    ...         | beam.combiners.ToList()
-    ...         | "Print" >> beam.Map(lambda sizes: print(sorted(sizes)))
-    ...     )
-    [('test', 9), ('train', 80), ('validation', 11)]
+        >>> import tempfile
+        >>> import apache_beam as beam
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.preprocessing.read import plan_chunks, read_chunk
+        >>> reader = make_reader("synthetic", output_dir=tempfile.mkdtemp(), rows=100)
+        >>> chunk = plan_chunks(reader)[0]
+        >>> parsed = reader.parse(read_chunk(chunk), chunk.source)
+        >>> with beam.Pipeline() as pipeline:
+        ...     _ = (
+        ...         pipeline
+        ...         | beam.Create([(0, parsed)])
+        ...         | AssignSplits((8, 1, 1))
+        ...         | "Rows" >> beam.MapTuple(lambda split, index, batch: (split, batch.num_rows))
+        ...         | beam.combiners.ToList()
+        ...         | "Print" >> beam.Map(lambda sizes: print(sorted(sizes)))
+        ...     )
+        [('test', 9), ('train', 80), ('validation', 11)]
     """
 
     def __init__(self, ratios: Sequence[float] = DEFAULT_RATIOS):

@@ -43,17 +43,17 @@ def field_tokens(
     Returns:
         pa.Array of strings (see `keras_dimsel.data.tokens`).
 
-    Example:
+    Examples:
 
-    >>> batch = pa.RecordBatch.from_pydict({
-    ...     "site": ["news", ""],
-    ...     "price": pa.array([3.0, float("nan")], pa.float32()),
-    ... })
-    >>> field_tokens(batch, FieldDef("site", "categorical")).to_pylist()
-    ['news', '[MISSING]']
-    >>> price = FieldDef("price", "numeric", "quantiles")
-    >>> field_tokens(batch, price, boundaries=[2.0, 5.0]).to_pylist()
-    ['1', '[MISSING]']
+        >>> batch = pa.RecordBatch.from_pydict({
+        ...     "site": ["news", ""],
+        ...     "price": pa.array([3.0, float("nan")], pa.float32()),
+        ... })
+        >>> field_tokens(batch, FieldDef("site", "categorical")).to_pylist()
+        ['news', '[MISSING]']
+        >>> price = FieldDef("price", "numeric", "quantiles")
+        >>> field_tokens(batch, price, boundaries=[2.0, 5.0]).to_pylist()
+        ['1', '[MISSING]']
     """
     column = batch.column(batch.schema.get_field_index(field.name))
     if field.kind == "categorical":
@@ -81,17 +81,17 @@ class MergeValueCounts(beam.CombineFn):
     The accumulator is a list of Arrow tables, merged with a group-by once
     16 are pending, so no Python runs per value.
 
-    Example:
+    Examples:
 
-    >>> combine = MergeValueCounts()
-    >>> accumulator = combine.create_accumulator()
-    >>> for table in (
-    ...     pa.table({"value": ["a", "b"], "count": [2, 1]}),
-    ...     pa.table({"value": ["b", "c"], "count": [3, 1]}),
-    ... ):
-    ...     accumulator = combine.add_input(accumulator, table)
-    >>> combine.extract_output(accumulator).to_pydict()
-    {'value': ['b', 'a', 'c'], 'count': [4, 2, 1]}
+        >>> combine = MergeValueCounts()
+        >>> accumulator = combine.create_accumulator()
+        >>> for table in (
+        ...     pa.table({"value": ["a", "b"], "count": [2, 1]}),
+        ...     pa.table({"value": ["b", "c"], "count": [3, 1]}),
+        ... ):
+        ...     accumulator = combine.add_input(accumulator, table)
+        >>> combine.extract_output(accumulator).to_pydict()
+        {'value': ['b', 'a', 'c'], 'count': [4, 2, 1]}
     """
 
     def create_accumulator(self) -> list[pa.Table]:
@@ -159,12 +159,12 @@ class QuantileBoundaries(beam.CombineFn):
         num_buckets: int, the number of buckets.
         summary_size: int, the most distinct values kept exactly.
 
-    Example:
+    Examples:
 
-    >>> combine = QuantileBoundaries(num_buckets=4)
-    >>> accumulator = combine.add_input(combine.create_accumulator(), np.arange(1.0, 9.0))
-    >>> combine.extract_output(accumulator)  # 1..8 in four buckets of two
-    [2.0, 4.0, 6.0]
+        >>> combine = QuantileBoundaries(num_buckets=4)
+        >>> accumulator = combine.add_input(combine.create_accumulator(), np.arange(1.0, 9.0))
+        >>> combine.extract_output(accumulator)  # 1..8 in four buckets of two
+        [2.0, 4.0, 6.0]
     """
 
     def __init__(self, num_buckets: int, summary_size: int = QUANTILE_SUMMARY_SIZE):
@@ -206,23 +206,23 @@ class ComputeBoundaries(beam.PTransform):
         num_buckets: int, the number of buckets (boundaries = num_buckets - 1
             before duplicates are removed, as heavy ties collapse buckets).
 
-    Example:
+    Examples:
 
-    >>> import apache_beam as beam
-    >>> batch = pa.RecordBatch.from_pydict({
-    ...     "label": pa.array([0.0, 1.0, 0.0, 1.0], pa.float32()),
-    ...     "site": ["news", "shop", "news", ""],
-    ...     "price": pa.array([1.0, 2.0, 3.0, 4.0], pa.float32()),
-    ... })
-    >>> fields = [FieldDef("site", "categorical"), FieldDef("price", "numeric", "quantiles")]
-    >>> with beam.Pipeline() as pipeline:
-    ...     _ = (
-    ...         pipeline
-    ...         | beam.Create([("train", 0, batch)])
-    ...         | ComputeBoundaries(fields, num_buckets=2)
-    ...         | beam.Map(print)
-    ...     )
-    ('price', [2.0])
+        >>> import apache_beam as beam
+        >>> batch = pa.RecordBatch.from_pydict({
+        ...     "label": pa.array([0.0, 1.0, 0.0, 1.0], pa.float32()),
+        ...     "site": ["news", "shop", "news", ""],
+        ...     "price": pa.array([1.0, 2.0, 3.0, 4.0], pa.float32()),
+        ... })
+        >>> fields = [FieldDef("site", "categorical"), FieldDef("price", "numeric", "quantiles")]
+        >>> with beam.Pipeline() as pipeline:
+        ...     _ = (
+        ...         pipeline
+        ...         | beam.Create([("train", 0, batch)])
+        ...         | ComputeBoundaries(fields, num_buckets=2)
+        ...         | beam.Map(print)
+        ...     )
+        ('price', [2.0])
     """
 
     def __init__(self, fields: Sequence[FieldDef], num_buckets: int = DEFAULT_NUM_BUCKETS):
@@ -251,27 +251,27 @@ class CountValues(beam.PTransform):
         fields: the reader's fields.
         boundaries: a side input (`beam.pvalue.AsDict`) of quantile boundaries.
 
-    Example:
+    Examples:
 
-    >>> import apache_beam as beam
-    >>> batch = pa.RecordBatch.from_pydict({
-    ...     "label": pa.array([0.0, 1.0, 0.0, 1.0], pa.float32()),
-    ...     "site": ["news", "shop", "news", ""],
-    ...     "price": pa.array([1.0, 2.0, 3.0, 4.0], pa.float32()),
-    ... })
-    >>> fields = [FieldDef("site", "categorical"), FieldDef("price", "numeric", "quantiles")]
-    >>> with beam.Pipeline() as pipeline:
-    ...     train = pipeline | beam.Create([("train", 0, batch)])
-    ...     boundaries = train | ComputeBoundaries(fields, num_buckets=2)
-    ...     _ = (
-    ...         train
-    ...         | CountValues(fields, beam.pvalue.AsDict(boundaries))
-    ...         | beam.MapTuple(lambda name, counts: (name, counts.to_pydict()))
-    ...         | beam.combiners.ToList()
-    ...         | beam.Map(lambda counted: print(*sorted(counted), sep="\\n"))
-    ...     )
-    ('price', {'value': ['1', '0'], 'count': [3, 1]})
-    ('site', {'value': ['news', '[MISSING]', 'shop'], 'count': [2, 1, 1]})
+        >>> import apache_beam as beam
+        >>> batch = pa.RecordBatch.from_pydict({
+        ...     "label": pa.array([0.0, 1.0, 0.0, 1.0], pa.float32()),
+        ...     "site": ["news", "shop", "news", ""],
+        ...     "price": pa.array([1.0, 2.0, 3.0, 4.0], pa.float32()),
+        ... })
+        >>> fields = [FieldDef("site", "categorical"), FieldDef("price", "numeric", "quantiles")]
+        >>> with beam.Pipeline() as pipeline:
+        ...     train = pipeline | beam.Create([("train", 0, batch)])
+        ...     boundaries = train | ComputeBoundaries(fields, num_buckets=2)
+        ...     _ = (
+        ...         train
+        ...         | CountValues(fields, beam.pvalue.AsDict(boundaries))
+        ...         | beam.MapTuple(lambda name, counts: (name, counts.to_pydict()))
+        ...         | beam.combiners.ToList()
+        ...         | beam.Map(lambda counted: print(*sorted(counted), sep="\\n"))
+        ...     )
+        ('price', {'value': ['1', '0'], 'count': [3, 1]})
+        ('site', {'value': ['news', '[MISSING]', 'shop'], 'count': [2, 1, 1]})
     """
 
     def __init__(self, fields: Sequence[FieldDef], boundaries):
@@ -302,15 +302,15 @@ def write_vocabulary(
         `(name, summary)`: the summary holds `vocab_size` (kept values + 1),
         `oov_count` and `distinct_values`.
 
-    Example:
+    Examples:
 
-    >>> import pathlib, tempfile
-    >>> directory = tempfile.mkdtemp()
-    >>> counts = pa.table({"value": ["news", "shop", "blog"], "count": [5, 2, 1]})
-    >>> write_vocabulary("site", counts, directory, min_count=2)
-    ('site', {'vocab_size': 3, 'oov_count': 1, 'distinct_values': 3})
-    >>> pathlib.Path(directory, "vocab", "site.txt").read_text().splitlines()
-    ['5 news', '2 shop']
+        >>> import pathlib, tempfile
+        >>> directory = tempfile.mkdtemp()
+        >>> counts = pa.table({"value": ["news", "shop", "blog"], "count": [5, 2, 1]})
+        >>> write_vocabulary("site", counts, directory, min_count=2)
+        ('site', {'vocab_size': 3, 'oov_count': 1, 'distinct_values': 3})
+        >>> pathlib.Path(directory, "vocab", "site.txt").read_text().splitlines()
+        ['5 news', '2 shop']
     """
     counts_np = counts.column("count").to_numpy()
     kept = int(np.count_nonzero(counts_np >= min_count))
@@ -332,19 +332,19 @@ class ComputeVocabulary(beam.PTransform):
         output_dir: str, the artifact directory (`vocab/` is written inside).
         min_count: int, values seen fewer times in train go to the OOV id.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> import apache_beam as beam
-    >>> counts = pa.table({"value": ["news", "shop", "blog"], "count": [5, 2, 1]})
-    >>> with beam.Pipeline() as pipeline:
-    ...     _ = (
-    ...         pipeline
-    ...         | beam.Create([("site", counts)])
-    ...         | ComputeVocabulary(tempfile.mkdtemp(), min_count=2)
-    ...         | beam.Map(print)
-    ...     )
-    ('site', {'vocab_size': 3, 'oov_count': 1, 'distinct_values': 3})
+        >>> import tempfile
+        >>> import apache_beam as beam
+        >>> counts = pa.table({"value": ["news", "shop", "blog"], "count": [5, 2, 1]})
+        >>> with beam.Pipeline() as pipeline:
+        ...     _ = (
+        ...         pipeline
+        ...         | beam.Create([("site", counts)])
+        ...         | ComputeVocabulary(tempfile.mkdtemp(), min_count=2)
+        ...         | beam.Map(print)
+        ...     )
+        ('site', {'vocab_size': 3, 'oov_count': 1, 'distinct_values': 3})
     """
 
     def __init__(self, output_dir: str, min_count: int = 1):
@@ -367,13 +367,13 @@ def write_bytes_atomically(path: str, data: bytes) -> None:
         path: str, the file (local, `gs://`, ...).
         data: bytes, the content.
 
-    Example:
+    Examples:
 
-    >>> import pathlib, tempfile
-    >>> path = pathlib.Path(tempfile.mkdtemp(), "vocab", "site.txt")
-    >>> write_bytes_atomically(str(path), b"5 news")
-    >>> path.read_bytes()
-    b'5 news'
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp(), "vocab", "site.txt")
+        >>> write_bytes_atomically(str(path), b"5 news")
+        >>> path.read_bytes()
+        b'5 news'
     """
     directory = os.path.dirname(path)
     if directory and not FileSystems.exists(directory):

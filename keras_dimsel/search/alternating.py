@@ -72,49 +72,49 @@ class AlternatingSearch:
     the variables it was first applied to, so alpha gets its own
     `arch_optimizer`.
 
-    Example:
+    Examples:
 
-    Two branches mixed by softmax(alpha) before a logistic output:
+        Two branches mixed by softmax(alpha) before a logistic output:
 
-    >>> class Select(tf.keras.layers.Layer):
-    ...     def build(self, input_shape):
-    ...         self.a = tf.keras.layers.Dense(2)
-    ...         self.b = tf.keras.layers.Dense(2)
-    ...         self.alpha_logits = self.add_weight(
-    ...             name="alpha_logits", shape=(2,), initializer="zeros"
-    ...         )
-    ...     @property
-    ...     def architecture_variables(self):
-    ...         return [self.alpha_logits]
-    ...     def call(self, x):
-    ...         p = tf.nn.softmax(self.alpha_logits)
-    ...         return p[0] * self.a(x) + p[1] * self.b(x)
-    >>> class Searched(AlternatingSearch, tf.keras.Model):
-    ...     def __init__(self):
-    ...         super().__init__()
-    ...         self.select = Select()
-    ...         self.out = tf.keras.layers.Dense(1, activation="sigmoid")
-    ...     def call(self, x, training=False):
-    ...         return self.out(self.select(x))
-    >>> x = tf.reshape(tf.linspace(-1.0, 1.0, 192), (64, 3))
-    >>> y = tf.cast(x[:, :1] > 0, tf.float32)
-    >>> train = tf.data.Dataset.from_tensor_slices((x[:48], y[:48])).batch(8)
-    >>> validation = tf.data.Dataset.from_tensor_slices((x[48:], y[48:])).batch(8)
-    >>> model = Searched()
-    >>> model.compile(
-    ...     optimizer=tf.keras.optimizers.Adam(1e-3),
-    ...     arch_optimizer=tf.keras.optimizers.Adam(1e-3),
-    ...     arch_every=2,
-    ...     pretrain_steps=2,
-    ...     temperature_schedule=lambda examples_seen: tf.constant(1.0),
-    ...     loss="binary_crossentropy",
-    ... )
-    >>> pairs = zip_train_validation(train, validation, arch_every=2)
-    >>> history = model.fit(pairs, epochs=1, verbose=0)
-    >>> sorted(history.history)
-    ['arch_loss', 'loss', 'temperature']
-    >>> int(model.search_step.numpy()), len(model.architecture_variables)  # 48 / 8 steps
-    (6, 1)
+        >>> class Select(tf.keras.layers.Layer):
+        ...     def build(self, input_shape):
+        ...         self.a = tf.keras.layers.Dense(2)
+        ...         self.b = tf.keras.layers.Dense(2)
+        ...         self.alpha_logits = self.add_weight(
+        ...             name="alpha_logits", shape=(2,), initializer="zeros"
+        ...         )
+        ...     @property
+        ...     def architecture_variables(self):
+        ...         return [self.alpha_logits]
+        ...     def call(self, x):
+        ...         p = tf.nn.softmax(self.alpha_logits)
+        ...         return p[0] * self.a(x) + p[1] * self.b(x)
+        >>> class Searched(AlternatingSearch, tf.keras.Model):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.select = Select()
+        ...         self.out = tf.keras.layers.Dense(1, activation="sigmoid")
+        ...     def call(self, x, training=False):
+        ...         return self.out(self.select(x))
+        >>> x = tf.reshape(tf.linspace(-1.0, 1.0, 192), (64, 3))
+        >>> y = tf.cast(x[:, :1] > 0, tf.float32)
+        >>> train = tf.data.Dataset.from_tensor_slices((x[:48], y[:48])).batch(8)
+        >>> validation = tf.data.Dataset.from_tensor_slices((x[48:], y[48:])).batch(8)
+        >>> model = Searched()
+        >>> model.compile(
+        ...     optimizer=tf.keras.optimizers.Adam(1e-3),
+        ...     arch_optimizer=tf.keras.optimizers.Adam(1e-3),
+        ...     arch_every=2,
+        ...     pretrain_steps=2,
+        ...     temperature_schedule=lambda examples_seen: tf.constant(1.0),
+        ...     loss="binary_crossentropy",
+        ... )
+        >>> pairs = zip_train_validation(train, validation, arch_every=2)
+        >>> history = model.fit(pairs, epochs=1, verbose=0)
+        >>> sorted(history.history)
+        ['arch_loss', 'loss', 'temperature']
+        >>> int(model.search_step.numpy()), len(model.architecture_variables)  # 48 / 8 steps
+        (6, 1)
 
     References:
         - Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
@@ -518,15 +518,15 @@ def zip_train_validation(
     Raises:
         ValueError: if an argument is invalid or `validation` is empty.
 
-    Example:
+    Examples:
 
-    >>> train = tf.data.Dataset.range(5).batch(2)
-    >>> validation = tf.data.Dataset.range(2).batch(1)
-    >>> [(t.numpy().tolist(), v.numpy().tolist())
-    ...  for t, v in zip_train_validation(train, validation)]
-    [([0, 1], [0]), ([2, 3], [1]), ([4], [0])]
-    >>> [v.numpy().tolist() for _, v in zip_train_validation(train, validation, arch_every=2)]
-    [[0], [0], [1]]
+        >>> train = tf.data.Dataset.range(5).batch(2)
+        >>> validation = tf.data.Dataset.range(2).batch(1)
+        >>> [(t.numpy().tolist(), v.numpy().tolist())
+        ...  for t, v in zip_train_validation(train, validation)]
+        [([0, 1], [0]), ([2, 3], [1]), ([4], [0])]
+        >>> [v.numpy().tolist() for _, v in zip_train_validation(train, validation, arch_every=2)]
+        [[0], [0], [1]]
     """
     for name, dataset in (("train", train), ("validation", validation)):
         if not isinstance(dataset, tf.data.Dataset):

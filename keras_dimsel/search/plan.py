@@ -74,21 +74,21 @@ class DimensionPlan:
         ValueError: on invalid candidates, dimensions, vocabulary sizes or
             alpha lengths, with a message naming the field at fault.
 
-    Example:
+    Examples:
 
-    >>> import tempfile
-    >>> plan = DimensionPlan.from_alpha(
-    ...     {"user": [0.1, 0.7, 0.2], "genre": [0.6, 0.3, 0.1]},
-    ...     candidates=(2, 4, 8),
-    ...     vocab_sizes={"user": 1000, "genre": 20},
-    ... )
-    >>> plan.fields
-    {'user': 4, 'genre': 2}
-    >>> plan.embedding_params, plan.full_embedding_params  # 1000 * 4 + 20 * 2, 1020 * 8
-    (4040, 8160)
-    >>> path = plan.save(tempfile.mkdtemp())  # a directory: writes plan.json inside
-    >>> DimensionPlan.load(path) == plan
-    True
+        >>> import tempfile
+        >>> plan = DimensionPlan.from_alpha(
+        ...     {"user": [0.1, 0.7, 0.2], "genre": [0.6, 0.3, 0.1]},
+        ...     candidates=(2, 4, 8),
+        ...     vocab_sizes={"user": 1000, "genre": 20},
+        ... )
+        >>> plan.fields
+        {'user': 4, 'genre': 2}
+        >>> plan.embedding_params, plan.full_embedding_params  # 1000 * 4 + 20 * 2, 1020 * 8
+        (4040, 8160)
+        >>> path = plan.save(tempfile.mkdtemp())  # a directory: writes plan.json inside
+        >>> DimensionPlan.load(path) == plan
+        True
 
     References:
         Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
@@ -158,15 +158,15 @@ class DimensionPlan:
             ValueError: on invalid candidates or alpha, or a field of `alpha`
                 without a vocabulary size.
 
-        Example:
+        Examples:
 
-        >>> plan = DimensionPlan.from_alpha(
-        ...     {"user": [0.1, 0.7, 0.2], "genre": [0.4, 0.4, 0.2]},  # genre: a tie
-        ...     candidates=(2, 4, 8),
-        ...     vocab_sizes={"user": 1000, "genre": 20, "unsearched": 5},
-        ... )
-        >>> plan.fields
-        {'user': 4, 'genre': 2}
+            >>> plan = DimensionPlan.from_alpha(
+            ...     {"user": [0.1, 0.7, 0.2], "genre": [0.4, 0.4, 0.2]},  # genre: a tie
+            ...     candidates=(2, 4, 8),
+            ...     vocab_sizes={"user": 1000, "genre": 20, "unsearched": 5},
+            ... )
+            >>> plan.fields
+            {'user': 4, 'genre': 2}
         """
         candidates = _validate_candidates(candidates)
         weights = {name: _per_candidate(v, name, candidates, "alpha") for name, v in alpha.items()}
@@ -220,16 +220,16 @@ class DimensionPlan:
         Raises:
             ValueError: on an invalid tolerance, candidates or losses.
 
-        Example:
+        Examples:
 
-        >>> plan = DimensionPlan.from_losses(
-        ...     {"user": [0.62, 0.61, 0.605], "noise": [0.610, 0.6095, 0.611]},
-        ...     candidates=(2, 4, 8),
-        ...     vocab_sizes={"user": 1000, "noise": 50},
-        ...     tolerance=0.002,
-        ... )
-        >>> plan.fields  # noise: every candidate is within 0.002 of its best loss
-        {'user': 8, 'noise': 2}
+            >>> plan = DimensionPlan.from_losses(
+            ...     {"user": [0.62, 0.61, 0.605], "noise": [0.610, 0.6095, 0.611]},
+            ...     candidates=(2, 4, 8),
+            ...     vocab_sizes={"user": 1000, "noise": 50},
+            ...     tolerance=0.002,
+            ... )
+            >>> plan.fields  # noise: every candidate is within 0.002 of its best loss
+            {'user': 8, 'noise': 2}
         """
         candidates = _validate_candidates(candidates)
         if (
@@ -289,19 +289,19 @@ class DimensionPlan:
                 alpha nor probe losses, or even the smallest candidate
                 everywhere exceeds the budget.
 
-        Example:
+        Examples:
 
-        >>> plan = DimensionPlan.from_alpha(
-        ...     {"user": [0.2, 0.3, 0.5], "genre": [0.1, 0.2, 0.7]},
-        ...     candidates=(2, 4, 8),
-        ...     vocab_sizes={"user": 1000, "genre": 20},
-        ... )
-        >>> plan.fields
-        {'user': 8, 'genre': 8}
-        >>> # 4,080 numbers allowed of 8,160: user 4 + genre 4 would fit, but
-        >>> # 0.2 * 0.7 (user 2, genre 8) is more probable than 0.3 * 0.2.
-        >>> plan.within_budget(0.5).fields
-        {'user': 2, 'genre': 8}
+            >>> plan = DimensionPlan.from_alpha(
+            ...     {"user": [0.2, 0.3, 0.5], "genre": [0.1, 0.2, 0.7]},
+            ...     candidates=(2, 4, 8),
+            ...     vocab_sizes={"user": 1000, "genre": 20},
+            ... )
+            >>> plan.fields
+            {'user': 8, 'genre': 8}
+            >>> # 4,080 numbers allowed of 8,160: user 4 + genre 4 would fit, but
+            >>> # 0.2 * 0.7 (user 2, genre 8) is more probable than 0.3 * 0.2.
+            >>> plan.within_budget(0.5).fields
+            {'user': 2, 'genre': 8}
         """
         if not isinstance(budget, (int, float)) or isinstance(budget, bool):
             raise ValueError(f"`budget` must be a number in (0, 1]. Received: budget={budget!r}")
@@ -525,15 +525,15 @@ class DimensionPlan:
         Returns:
             dict of str to `PlannedEmbedding`, named `embedding_<field>`.
 
-        Example:
+        Examples:
 
-        >>> plan = DimensionPlan(
-        ...     fields={"user": 4, "genre": 2}, candidates=(2, 4, 8),
-        ...     vocab_sizes={"user": 1000, "genre": 20},
-        ... )
-        >>> layers = plan.build_embeddings(output_dim=8)
-        >>> {name: (layer.dim, layer.output_dim) for name, layer in layers.items()}
-        {'user': (4, 8), 'genre': (2, 8)}
+            >>> plan = DimensionPlan(
+            ...     fields={"user": 4, "genre": 2}, candidates=(2, 4, 8),
+            ...     vocab_sizes={"user": 1000, "genre": 20},
+            ... )
+            >>> layers = plan.build_embeddings(output_dim=8)
+            >>> {name: (layer.dim, layer.output_dim) for name, layer in layers.items()}
+            {'user': (4, 8), 'genre': (2, 8)}
         """
         # Imported here so that reading a plan does not load TensorFlow.
         from keras_dimsel.layers.planned_embedding import PlannedEmbedding
@@ -556,20 +556,20 @@ class DimensionPlan:
         Returns:
             str, the table, then a line with the candidates and the saving.
 
-        Example:
+        Examples:
 
-        >>> plan = DimensionPlan(
-        ...     fields={"user": 4, "genre": 2}, candidates=(2, 4, 8),
-        ...     vocab_sizes={"user": 1000, "genre": 20},
-        ... )
-        >>> print(plan.summary_table())
-        field  vocab_size  dim  params  full_params  of_full
-        ----------------------------------------------------
-        user        1,000    4   4,000        8,000    50.0%
-        genre          20    2      40          160    25.0%
-        ----------------------------------------------------
-        total       1,020        4,040        8,160    49.5%
-        candidates [2, 4, 8]; full model uses dim 8; saving 50.5% of embedding parameters
+            >>> plan = DimensionPlan(
+            ...     fields={"user": 4, "genre": 2}, candidates=(2, 4, 8),
+            ...     vocab_sizes={"user": 1000, "genre": 20},
+            ... )
+            >>> print(plan.summary_table())
+            field  vocab_size  dim  params  full_params  of_full
+            ----------------------------------------------------
+            user        1,000    4   4,000        8,000    50.0%
+            genre          20    2      40          160    25.0%
+            ----------------------------------------------------
+            total       1,020        4,040        8,160    49.5%
+            candidates [2, 4, 8]; full model uses dim 8; saving 50.5% of embedding parameters
         """
         header = ("field", "vocab_size", "dim", "params", "full_params", "of_full")
         rows = [

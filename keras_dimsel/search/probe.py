@@ -44,13 +44,13 @@ def find_selectors(model: tf.keras.Model) -> Dict[str, DimensionGumbelSelector]:
         dict of str to `DimensionGumbelSelector`: field names for the ready
         rankers (`make_model(..., stage="search")`), layer names otherwise.
 
-    Example:
+    Examples:
 
-    >>> candidates = tf.keras.Input(shape=(2, 1))
-    >>> selector = DimensionGumbelSelector(num_candidates=2, name="selector_user")
-    >>> model = tf.keras.Model(candidates, selector(candidates))
-    >>> list(find_selectors(model))
-    ['selector_user']
+        >>> candidates = tf.keras.Input(shape=(2, 1))
+        >>> selector = DimensionGumbelSelector(num_candidates=2, name="selector_user")
+        >>> model = tf.keras.Model(candidates, selector(candidates))
+        >>> list(find_selectors(model))
+        ['selector_user']
     """
     field_embeddings = getattr(model, "field_embeddings", None)
     selectors = getattr(field_embeddings, "selectors", None)
@@ -76,17 +76,17 @@ def forced_candidate(selector: DimensionGumbelSelector, index: int) -> Iterator[
     Raises:
         ValueError: when `index` is out of range.
 
-    Example:
+    Examples:
 
-    >>> selector = DimensionGumbelSelector(num_candidates=2)
-    >>> candidates = tf.constant([[[1.0], [3.0]]])  # candidate 0 is 1, candidate 1 is 3
-    >>> selector(candidates).numpy().tolist()  # softmax(alpha): equal weights
-    [[2.0]]
-    >>> with forced_candidate(selector, 1):
-    ...     selector(candidates).numpy().tolist()
-    [[3.0]]
-    >>> selector(candidates).numpy().tolist()
-    [[2.0]]
+        >>> selector = DimensionGumbelSelector(num_candidates=2)
+        >>> candidates = tf.constant([[[1.0], [3.0]]])  # candidate 0 is 1, candidate 1 is 3
+        >>> selector(candidates).numpy().tolist()  # softmax(alpha): equal weights
+        [[2.0]]
+        >>> with forced_candidate(selector, 1):
+        ...     selector(candidates).numpy().tolist()
+        [[3.0]]
+        >>> selector(candidates).numpy().tolist()
+        [[2.0]]
     """
     if not 0 <= index < selector.num_candidates:
         raise ValueError(
@@ -129,18 +129,18 @@ def probe_losses(
     Raises:
         ValueError: when the model has no selectors to probe.
 
-    Example:
+    Examples:
 
-    A one-field model whose output is the mixture of its two candidates,
-    with a label that candidate 0 gives exactly:
+        A one-field model whose output is the mixture of its two candidates,
+        with a label that candidate 0 gives exactly:
 
-    >>> candidates = tf.keras.Input(shape=(2, 1))
-    >>> selector = DimensionGumbelSelector(num_candidates=2, name="selector")
-    >>> model = tf.keras.Model(candidates, selector(candidates))
-    >>> model.compile(loss="mse")
-    >>> x, y = tf.constant([[[1.0], [3.0]]]), tf.constant([[1.0]])
-    >>> probe_losses(model, tf.data.Dataset.from_tensors((x, y)))  # (1 - 1)^2, (3 - 1)^2
-    {'selector': [0.0, 4.0]}
+        >>> candidates = tf.keras.Input(shape=(2, 1))
+        >>> selector = DimensionGumbelSelector(num_candidates=2, name="selector")
+        >>> model = tf.keras.Model(candidates, selector(candidates))
+        >>> model.compile(loss="mse")
+        >>> x, y = tf.constant([[[1.0], [3.0]]]), tf.constant([[1.0]])
+        >>> probe_losses(model, tf.data.Dataset.from_tensors((x, y)))  # (1 - 1)^2, (3 - 1)^2
+        {'selector': [0.0, 4.0]}
     """
     selectors = dict(selectors) if selectors is not None else find_selectors(model)
     if not selectors:

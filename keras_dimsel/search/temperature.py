@@ -44,15 +44,15 @@ class TemperatureSchedule:
     Raises:
         ValueError: when an argument is out of its range.
 
-    Example:
+    Examples:
 
-    >>> schedule = TemperatureSchedule()
-    >>> float(schedule(0))
-    1.0
-    >>> float(schedule(10_000 * 2000))  # 10,000 steps of 2000 examples
-    0.5
-    >>> round(float(schedule(10**9)), 4)  # the floor
-    0.01
+        >>> schedule = TemperatureSchedule()
+        >>> float(schedule(0))
+        1.0
+        >>> float(schedule(10_000 * 2000))  # 10,000 steps of 2000 examples
+        0.5
+        >>> round(float(schedule(10**9)), 4)  # the floor
+        0.01
 
     References:
         Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
@@ -151,22 +151,22 @@ class TemperatureAnnealing(tf.keras.callbacks.Callback):
     Raises:
         ValueError: when `schedule` is not callable or a count is invalid.
 
-    Example:
+    Examples:
 
-    >>> from keras_dimsel.layers import DimensionGumbelSelector
-    >>> selector = DimensionGumbelSelector(num_candidates=2, seed=0)
-    >>> candidates = tf.keras.Input(shape=(2, 1))
-    >>> model = tf.keras.Model(candidates, selector(candidates))
-    >>> model.compile(loss="mse")
-    >>> annealing = TemperatureAnnealing(
-    ...     TemperatureSchedule(rate=0.1, reference_batch_size=4), batch_size=4
-    ... )
-    >>> x, y = tf.ones([8, 2, 1]), tf.ones([8, 1])
-    >>> _ = model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[annealing])
-    >>> annealing.examples_seen
-    8
-    >>> round(float(selector.temperature.numpy()), 4)  # 1 - 0.1 * 8 / 4
-    0.8
+        >>> from keras_dimsel.layers import DimensionGumbelSelector
+        >>> selector = DimensionGumbelSelector(num_candidates=2, seed=0)
+        >>> candidates = tf.keras.Input(shape=(2, 1))
+        >>> model = tf.keras.Model(candidates, selector(candidates))
+        >>> model.compile(loss="mse")
+        >>> annealing = TemperatureAnnealing(
+        ...     TemperatureSchedule(rate=0.1, reference_batch_size=4), batch_size=4
+        ... )
+        >>> x, y = tf.ones([8, 2, 1]), tf.ones([8, 1])
+        >>> _ = model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[annealing])
+        >>> annealing.examples_seen
+        8
+        >>> round(float(selector.temperature.numpy()), 4)  # 1 - 0.1 * 8 / 4
+        0.8
 
     References:
         Zhao et al., "AutoDim: Field-aware Embedding Space Searching in
