@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 DEMO_DIR ?= demo_output
 DEMO_ROWS ?= 100000
 
-.PHONY: install demo test lint format bench-preprocess bench-autodim bench-amtl clean
+.PHONY: install demo test lint format docs docs-serve docs-figures bench-preprocess bench-autodim bench-amtl clean
 
 install: $(STAMP)
 
@@ -40,6 +40,21 @@ format: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# The site (mkdocs.yml); `make test` also builds it with --strict and runs every tutorial.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
+
+# The site's figures, from real runs: tutorials 2 (AutoDim on Criteo) and 3 (AMTL on MovieLens).
+FIGURES_DIR ?= docs_figures_runs
+docs-figures: $(STAMP)
+	$(BIN)/python -m tests.docs.pages docs/tutorials/02-autodim-criteo.md --workdir $(FIGURES_DIR)/02
+	$(BIN)/python -m tests.docs.pages docs/tutorials/03-amtl-warm-start.md --workdir $(FIGURES_DIR)/03
+	cp $(FIGURES_DIR)/02/runs/search/search.png docs/img/search_criteo.png
+	cp $(FIGURES_DIR)/03/runs/amtl/amtl_dims.png docs/img/amtl_dims_movielens.png
+
 bench-preprocess: $(STAMP)
 	$(BIN)/python benchmarks/preprocess_speed.py --rows 1000000 --out benchmarks/results/preprocess_speed.json
 
@@ -52,4 +67,4 @@ bench-amtl: $(STAMP)
 	$(BIN)/python benchmarks/amtl_speed.py --rows 200000 --repeats 7 --out benchmarks/results/amtl_speed.json
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) $(FIGURES_DIR) site build dist *.egg-info .pytest_cache .ruff_cache

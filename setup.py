@@ -12,7 +12,13 @@ EXTRAS = {
     # JSON (tfx[kfp] would pull kfp 2, which conflicts with the Beam GCP pins).
     "tfx": ["tfx>=1.16,<1.17", "dill", "kfp-pipeline-spec>=0.2.2,<0.3"],
     "tune": ["keras-tuner>=1.4.7,<1.5"],
-    "docs": ["mkdocs>=1.6", "mkdocs-material>=9", "mkdocstrings[python]>=0.26"],
+    # pymdown-extensions 12 changed Highlight(md, ...), which mkdocstrings 1.0 does not pass.
+    "docs": [
+        "mkdocs>=1.6",
+        "mkdocs-material>=9",
+        "mkdocstrings[python]>=0.26",
+        "pymdown-extensions>=10,<12",
+    ],
     "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.6"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})

@@ -60,6 +60,7 @@ class _WriteShard(beam.DoFn):
     def process(self, element) -> Iterator[tuple[str, int]]:
         split, index, batch = element
         path = shard_path(self._output_dir, split, index)
+        self._tf.io.gfile.makedirs(os.path.dirname(path))
         tmp = f"{path}.tmp-{os.getpid()}"
         options = self._tf.io.TFRecordOptions("GZIP", compression_level=GZIP_LEVEL)
         with self._tf.io.TFRecordWriter(tmp, options=options) as writer:

@@ -254,8 +254,8 @@ class ComputeFeatureStatistics(beam.PTransform):
 def build_pipeline(pipeline: beam.Pipeline, reader: Reader, config: PreprocessConfig):
     """Adds the whole job to `pipeline`; returns the PCollection of the spec path.
 
-    The split folders `DIR/train`, `DIR/validation` and `DIR/test` must exist
-    (`run` prepares the directory), as the example shards are written into them.
+    `run` also checks and prepares the output directory (a re-run replaces the
+    outputs of an earlier one); here the caller owns the pipeline and the folder.
 
     Args:
         pipeline: beam.Pipeline, the pipeline to add the steps to.
@@ -272,8 +272,6 @@ def build_pipeline(pipeline: beam.Pipeline, reader: Reader, config: PreprocessCo
         >>> directory = tempfile.mkdtemp()
         >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
         >>> config = PreprocessConfig(output_dir=directory)
-        >>> for split in ("train", "validation", "test"):
-        ...     os.makedirs(os.path.join(directory, split))
         >>> with beam.Pipeline() as pipeline:
         ...     written = build_pipeline(pipeline, reader, config)
         ...     _ = written | "PrintName" >> beam.Map(lambda path: print(os.path.basename(path)))
