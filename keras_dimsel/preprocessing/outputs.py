@@ -17,6 +17,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
+from keras_dimsel.data.feature_spec import SPLITS
 from keras_dimsel.data.reader import Rejection
 from keras_dimsel.preprocessing.statistics import write_bytes_atomically
 
@@ -56,11 +57,12 @@ class _WriteShard(beam.DoFn):
         import tensorflow as tf
 
         self._tf = tf
+        for split in SPLITS:
+            tf.io.gfile.makedirs(os.path.join(self._output_dir, split))
 
     def process(self, element) -> Iterator[tuple[str, int]]:
         split, index, batch = element
         path = shard_path(self._output_dir, split, index)
-        self._tf.io.gfile.makedirs(os.path.dirname(path))
         tmp = f"{path}.tmp-{os.getpid()}"
         options = self._tf.io.TFRecordOptions("GZIP", compression_level=GZIP_LEVEL)
         with self._tf.io.TFRecordWriter(tmp, options=options) as writer:

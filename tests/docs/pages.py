@@ -23,8 +23,9 @@ import subprocess
 import sys
 from typing import List, Tuple
 
+from tests.conftest import SHARED_DATA
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 RUN_LANGUAGES = ("python", "bash")
 NOT_RUN = "<!-- not run -->"
 _FENCE = re.compile(
@@ -32,7 +33,7 @@ _FENCE = re.compile(
 )
 
 _SHELL = """
-import os as _os, subprocess as _subprocess, sys as _sys
+import subprocess as _subprocess, sys as _sys
 
 
 def _shell(code):
