@@ -4,6 +4,12 @@ The exported model carries its lookup tables and only the embedding tables of
 the stage it was trained in, so a retrained AutoDim model is physically
 smaller than the full-dimension one. It reloads with plain
 `tf.saved_model.load`, without this library.
+
+The serving contract (docs/concepts/compact-export.md): one value per example
+for every feature, each input of shape `[batch]`; an empty string or NaN is a
+missing value, an unseen value takes the OOV id, and a request with inputs of
+other ranks, of different batch sizes or with an infinite number fails with
+an error naming the feature instead of giving an output.
 """
 
 from __future__ import annotations
@@ -56,11 +62,92 @@ def serving_signature(spec: FeatureSpec, fields) -> dict:
     }
 
 
+def check_serving_features(features: dict, spec: FeatureSpec) -> dict:
+    """The serving inputs, checked at run time: one value per example, finite numbers.
+
+    A loaded signature does not check the shapes of the tensors it is given,
+    and TensorFlow drops reshapes that the declared `[None]` shape makes look
+    redundant, so an unchecked `[batch, 2]` input would give an output of the
+    wrong shape instead of an error. Each check fails the whole request with a
+    `tf.errors.InvalidArgumentError` that names the feature:
+
+    - an input of another rank: "Shape of tensor item [4,1] is not compatible
+      with expected shape [?]" (the message of `tf.ensure_shape`);
+    - inputs of different batch sizes: "serving input `item` has 6 values but
+      `user` has 4: every feature needs one value per example";
+    - an infinite number: "serving input `price` holds 1 infinite value(s):
+      send NaN for a missing number". The training data never holds one (the
+      reader rejects such rows), so the model has no answer for it.
+
+    NaN and empty strings pass: they are missing values (`[MISSING]`).
+
+    Args:
+        features: dict of field name to tensor, the model's raw inputs.
+        spec: FeatureSpec, the artifact (which fields are numeric).
+
+    Returns:
+        dict of the same tensors, which the model may only read after the checks.
+
+    Examples:
+
+        >>> from keras_dimsel.data import FieldSpec
+        >>> spec = FeatureSpec(
+        ...     label="label",
+        ...     fields=(
+        ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
+        ...         FieldSpec("price", "numeric", 5, "vocab/price.txt", transform="log_square"),
+        ...     ),
+        ...     splits={"train": 100},
+        ... )
+        >>> @tf.function
+        ... def checked(features):
+        ...     return check_serving_features(features, spec)
+        >>> site, price = tf.constant(["news", ""]), tf.constant([2.5, float("nan")])
+        >>> checked({"site": site, "price": price})["price"].numpy().tolist()
+        [2.5, nan]
+        >>> try:
+        ...     checked({"site": tf.constant(["news", "shop", ""]), "price": tf.constant([2.5])})
+        ... except tf.errors.InvalidArgumentError as error:
+        ...     print(next(line for line in error.message.splitlines() if "assertion" in line))
+        assertion failed: [serving input `price` has 1 values but `site` has 3:
+        every feature needs one value per example]
+    """
+    # Checked when the model runs, unlike `tf.rank(value)`, which the declared
+    # `[None]` shape turns into the constant 1.
+    features = {name: tf.ensure_shape(value, [None]) for name, value in features.items()}
+    names = list(features)
+    first = names[0]
+    batch = tf.size(features[first])
+    checks = []
+    for name in names[1:]:
+        size = tf.size(features[name])
+        message = tf.strings.format(
+            f"serving input `{name}` has {{}} values but `{first}` has {{}}: "
+            "every feature needs one value per example",
+            (size, batch),
+        )
+        checks.append(tf.debugging.Assert(tf.equal(size, batch), [message]))
+    for name in names:
+        if spec.field(name).kind != "numeric":
+            continue
+        infinite = tf.reduce_sum(tf.cast(tf.math.is_inf(features[name]), tf.int32))
+        message = tf.strings.format(
+            f"serving input `{name}` holds {{}} infinite value(s): send NaN for a missing number",
+            infinite,
+        )
+        checks.append(tf.debugging.Assert(tf.equal(infinite, 0), [message]))
+    with tf.control_dependencies(checks):
+        return {name: tf.identity(value) for name, value in features.items()}
+
+
 def examples_signature(model):
     """A `tf.function` from serialized `tf.train.Example`s to the click probability.
 
     The examples are parsed as the training data stores them (see
-    `FeatureSpec.value_types`); the label may be absent.
+    `FeatureSpec.value_types`); the label may be absent, and so may any
+    feature: an absent feature parses as in training (`feature_description`),
+    to the missing value `""` or NaN when stored as text or floats. The parsed
+    values pass `check_serving_features`.
 
     Args:
         model: a `CTRModel`.
@@ -92,7 +179,8 @@ def examples_signature(model):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_examples(examples):
         features = model_features(spec, tf.io.parse_example(examples, description))
-        return {SERVING_OUTPUT: model(features, training=False)}
+        features = {name: features[name] for name in model.field_names}
+        return {SERVING_OUTPUT: model(check_serving_features(features, spec), training=False)}
 
     return serve_examples
 
@@ -111,6 +199,9 @@ def export_saved_model(model, directory: str, serve_examples: bool = False) -> s
             the raw feature values, and the vocabulary files travel with the
             model as assets (`assets/`). Otherwise `serving_default` takes the
             raw values.
+
+    The raw-value signature takes every field of the model, each as a
+    `[batch]` tensor; `check_serving_features` lists the requests it refuses.
 
     Returns:
         The directory.
@@ -137,7 +228,7 @@ def export_saved_model(model, directory: str, serve_examples: bool = False) -> s
 
     @tf.function(input_signature=[signature])
     def serve(features):
-        return {SERVING_OUTPUT: model(features, training=False)}
+        return {SERVING_OUTPUT: model(check_serving_features(features, model.spec), training=False)}
 
     signatures = {"serving_default": serve}
     if serve_examples:
