@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -439,6 +438,7 @@ def run_amtl(
         DEFAULT_LEARNING_RATE,
         WEIGHTS,
         TrainSettings,
+        _fit_resumably,
         _seed_everything,
         _write_json,
         evaluate,
@@ -487,18 +487,26 @@ def run_amtl(
         amtl_options=options,
         length_penalty=length_penalty,
     )
-    train = make_dataset(spec, "train", settings.batch_size, shuffle=True, seed=settings.seed)
-    model(next(iter(train))[0])
+    model(next(iter(make_dataset(spec, "train", settings.batch_size)))[0])
     if warm_start:
         warm_start_from_checkpoint(model, variables, source=warm_start)
     if not train_network:
         model.freeze_all_but_masks()
     model.compile(optimizer=tf.keras.optimizers.Adam(DEFAULT_LEARNING_RATE))
+    run_options = {
+        "command": "amtl",
+        "model": model_name,
+        "fields": list(fields),
+        "max_dim": max_dim,
+        "warm_start": warm_start,
+        "train_network": train_network,
+        "length_penalty": length_penalty,
+        **options,
+    }
     validation = make_dataset(spec, "validation", settings.batch_size)
-    start = time.perf_counter()
-    model.fit(train, validation_data=validation, epochs=settings.epochs, verbose=2)
-    train_seconds = time.perf_counter() - start
-
+    run, examples_per_second = _fit_resumably(
+        model, spec, settings, output, run_options, validation_data=validation
+    )
     compact, lengths = compact_model(model, spec, model_name)
     compact.compile()
     metrics = evaluate(compact, spec, settings.batch_size)
@@ -514,7 +522,7 @@ def run_amtl(
             "fields": list(fields),
             "average_dim": {name: float(values.mean()) for name, values in lengths.items()},
             "dim_by_frequency_group": groups,
-            "train_examples_per_second": spec.splits["train"] * settings.epochs / train_seconds,
+            "train_examples_per_second": examples_per_second,
             "warm_start": warm_start,
             "train_network": train_network,
             "length_penalty": length_penalty,
@@ -523,7 +531,9 @@ def run_amtl(
     )
     export_saved_model(compact, os.path.join(output, "saved_model"), settings.serve_examples)
     plot_amtl_dims(groups, max_dim, os.path.join(output, "amtl_dims.png"))
+    # Written last: a run directory with metrics.json is complete.
     _write_json(os.path.join(output, "metrics.json"), metrics)
+    run.remove()
     return metrics
 
 

@@ -250,6 +250,15 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _size(text: str) -> int:
+    from keras_dimsel.search.memory import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -261,6 +270,8 @@ def _non_negative_float(text: str) -> float:
 
 
 def _add_fit_arguments(parser, seed: bool = True) -> None:
+    from keras_dimsel.checkpointing import DEFAULT_CHECKPOINT_EVERY
+
     group = parser.add_argument_group("training")
     group.add_argument(
         "--epochs", type=_positive_int, help="passes over the train split (default 3)"
@@ -272,6 +283,16 @@ def _add_fit_arguments(parser, seed: bool = True) -> None:
     )
     if seed:
         group.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    group.add_argument(
+        "--checkpoint-every",
+        type=_non_negative_int,
+        default=DEFAULT_CHECKPOINT_EVERY,
+        metavar="N",
+        help=(
+            f"steps between checkpoints (default {DEFAULT_CHECKPOINT_EVERY}; 0 = epoch ends only); "
+            "re-running a killed command with the same --output resumes from the last one"
+        ),
+    )
 
 
 def _add_model_arguments(parser, model_required: bool = True) -> None:
@@ -370,6 +391,13 @@ def _add_search_arguments(parser) -> None:
         default=temperature.DEFAULT_RATE,
         metavar="R",
         help="temperature decrease per 2000 training examples (default 0.00005)",
+    )
+    group.add_argument(
+        "--memory-budget",
+        type=_size,
+        metavar="SIZE",
+        help="memory the supernet may take in training, e.g. 8G; the search stops before "
+        "it starts when its estimate is larger (default: 80%% of the physical memory)",
     )
 
 
@@ -535,7 +563,12 @@ def _load_spec(directory: str):
 def _settings(args: argparse.Namespace):
     from keras_dimsel.workflow import TrainSettings
 
-    return TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    return TrainSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+    )
 
 
 def _search_options(args: argparse.Namespace) -> dict:
@@ -557,6 +590,7 @@ def _search_options(args: argparse.Namespace) -> dict:
         "temperature_schedule": TemperatureSchedule(
             floor=args.temperature_floor, rate=args.temperature_rate
         ),
+        "memory_budget": args.memory_budget,
     }
 
 

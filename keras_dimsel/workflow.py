@@ -23,11 +23,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dimsel import _io
+from keras_dimsel.checkpointing import DEFAULT_CHECKPOINT_EVERY, ResumableFit, epoch_seed
 from keras_dimsel.data.feature_spec import FeatureSpec
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model
 from keras_dimsel.models import make_model
 from keras_dimsel.search.alternating import zip_train_validation
+from keras_dimsel.search.memory import check_search_memory, default_budget
 from keras_dimsel.search.plan import DEFAULT_TOLERANCE, DimensionPlan
 from keras_dimsel.search.probe import probe_losses
 from keras_dimsel.search.temperature import TemperatureSchedule
@@ -55,13 +57,17 @@ class TrainSettings:
 
     `batch_size=None` picks 2000 (the papers' setting) or less, so that an
     epoch has at least 100 steps; `epochs=None` picks 3. `serve_examples`
-    exports in the TFX convention (see `export_saved_model`).
+    exports in the TFX convention (see `export_saved_model`). Training writes
+    a checkpoint every `checkpoint_every` steps and at each epoch end, and a
+    run restarted with the same output directory continues from the last one
+    (`keras_dimsel.checkpointing`).
 
     Args:
         epochs: int or None, passes over the train split.
         batch_size: int or None, examples per batch.
-        seed: int, the seed of the weights, the shuffling and the Gumbel noise.
+        seed: int, the seed of the weights, the shuffling, dropout and the Gumbel noise.
         serve_examples: bool, export with a serialized-example signature.
+        checkpoint_every: int >= 0, steps between checkpoints; 0 = epoch ends only.
 
     Examples:
 
@@ -69,7 +75,7 @@ class TrainSettings:
         ...     label="label", fields=(), splits={"train": 50_000, "validation": 5000, "test": 5000}
         ... )
         >>> TrainSettings().resolve(spec)  # 50,000 / 100 steps per epoch
-        TrainSettings(epochs=3, batch_size=500, seed=0, serve_examples=False)
+        TrainSettings(epochs=3, batch_size=500, seed=0, serve_examples=False, checkpoint_every=1000)
         >>> TrainSettings(epochs=1, batch_size=2000).resolve(spec).batch_size
         2000
     """
@@ -78,6 +84,7 @@ class TrainSettings:
     batch_size: Optional[int] = None
     seed: int = 0
     serve_examples: bool = False
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
 
     def resolve(self, spec: FeatureSpec) -> TrainSettings:
         """The settings with every default filled in for the data of `spec`.
@@ -100,11 +107,50 @@ class TrainSettings:
         for name, value in (("epochs", self.epochs), ("batch_size", batch)):
             if value is not None and value <= 0:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {value}")
-        return TrainSettings(self.epochs or 3, batch, self.seed, self.serve_examples)
+        if self.checkpoint_every < 0:
+            raise ValueError(
+                f"`checkpoint_every` must be an integer >= 0. Received: {self.checkpoint_every}"
+            )
+        return dataclasses.replace(self, epochs=self.epochs or 3, batch_size=batch)
+
+    def steps_per_epoch(self, spec: FeatureSpec) -> int:
+        """Training steps in one epoch over the train split of `spec` (resolved settings)."""
+        return -(-spec.splits["train"] // self.batch_size)
+
+    def train_epochs(self, spec: FeatureSpec):
+        """The train split of each epoch, in an order fixed by the seed and the epoch.
+
+        Returns:
+            A callable from the epoch index to its shuffled dataset of batches.
+        """
+
+        def epoch_data(epoch: int) -> tf.data.Dataset:
+            seed = epoch_seed(self.seed, epoch)
+            return make_dataset(spec, "train", self.batch_size, shuffle=True, seed=seed)
+
+        return epoch_data
+
+    def record(self) -> dict:
+        """What defines a run's training (the options a resumed run must share)."""
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed}
 
 
 def _seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and TensorFlow, and makes TensorFlow's ops deterministic.
+
+    With op determinism on, the same seed gives the same weights, plan and
+    metrics on the same machine and software (tests/test_reliability.py).
+    """
     tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _data_record(spec: FeatureSpec) -> dict:
+    """What identifies the data of a run: split sizes and each field's vocabulary size."""
+    return {
+        "splits": dict(spec.splits),
+        "vocab_sizes": {field.name: field.vocab_size for field in spec.fields},
+    }
 
 
 def evaluate(model, spec: FeatureSpec, batch_size: int) -> dict:
@@ -151,19 +197,59 @@ def _write_json(path: str, record: dict) -> None:
     _io.write_text_atomically(path, json.dumps(record, indent=2) + "\n")
 
 
-def _fit_and_export(model, spec, settings: TrainSettings, output: str, extra: dict) -> dict:
+def _fit_resumably(
+    model, spec, settings: TrainSettings, output: str, options: dict, **fit_arguments
+) -> tuple[ResumableFit, Optional[float]]:
+    """Trains a compiled, built model over the run's epochs, resuming from its checkpoints.
+
+    Args:
+        model: a compiled Keras model, built on a batch.
+        spec: FeatureSpec, the artifact.
+        settings: TrainSettings, resolved.
+        output: str, the run directory (checkpoints in `output/checkpoints`).
+        options: dict, the run's options (a restart must give the same).
+        **fit_arguments: `epoch_data` (default: the shuffled train split),
+            `validation_data`, `callbacks`, `verbose` of `ResumableFit.fit`.
+
+    Returns:
+        `(run, examples_per_second)`: the `ResumableFit` (call `remove()` once
+        the results are written) and the training throughput of the steps this
+        call ran (None when the run had no steps left).
+    """
+    run = ResumableFit(
+        model,
+        output,
+        {**options, **settings.record(), "data": _data_record(spec)},
+        settings.steps_per_epoch(spec),
+        settings.epochs,
+        every=settings.checkpoint_every,
+    )
+    done = run.restore()
+    fit_arguments.setdefault("epoch_data", settings.train_epochs(spec))
+    seconds = run.fit(**fit_arguments)
+    epochs_done, steps_into_epoch = divmod(done, run.steps_per_epoch)
+    examples_before = epochs_done * spec.splits["train"] + steps_into_epoch * settings.batch_size
+    examples = spec.splits["train"] * settings.epochs - examples_before
+    return run, (examples / seconds if seconds else None)
+
+
+def _fit_and_export(
+    model, spec, settings: TrainSettings, output: str, options: dict, extra: dict
+) -> dict:
     model.compile(optimizer=tf.keras.optimizers.Adam(DEFAULT_LEARNING_RATE))
-    train = make_dataset(spec, "train", settings.batch_size, shuffle=True, seed=settings.seed)
+    model(next(iter(make_dataset(spec, "train", settings.batch_size)))[0])
     validation = make_dataset(spec, "validation", settings.batch_size)
-    start = time.perf_counter()
-    model.fit(train, validation_data=validation, epochs=settings.epochs, verbose=2)
-    train_seconds = time.perf_counter() - start
+    run, examples_per_second = _fit_resumably(
+        model, spec, settings, output, options, validation_data=validation
+    )
     metrics = evaluate(model, spec, settings.batch_size)
-    metrics["train_examples_per_second"] = spec.splits["train"] * settings.epochs / train_seconds
+    metrics["train_examples_per_second"] = examples_per_second
     metrics.update(extra)
     model.network_weights().write(os.path.join(output, WEIGHTS))
     export_saved_model(model, os.path.join(output, "saved_model"), settings.serve_examples)
+    # Written last: a run directory with metrics.json is complete.
     _write_json(os.path.join(output, "metrics.json"), metrics)
+    run.remove()
     return metrics
 
 
@@ -208,7 +294,8 @@ def run_baseline(
     _io.makedirs(output)
     model = make_model(model_name, spec, stage="full", dim=dim)
     full = {"full_embedding_params": int(model.embedding_params), "dim": dim}
-    return _fit_and_export(model, spec, settings, output, {**full, "model": model_name})
+    options = {"command": "baseline", "model": model_name, "dim": dim}
+    return _fit_and_export(model, spec, settings, output, options, {**full, "model": model_name})
 
 
 class AlphaHistory(tf.keras.callbacks.Callback):
@@ -223,7 +310,7 @@ class AlphaHistory(tf.keras.callbacks.Callback):
     Examples:
 
         Given to `fit(..., callbacks=[history])`, it records at the start, every
-        `every` steps and at the end; here the hooks are called by hand:
+        `every` steps and at the end of each `fit`; here the hooks are called by hand:
 
         >>> import pathlib, tempfile
         >>> from keras_dimsel.models.field_embeddings import FieldEmbeddings
@@ -249,6 +336,8 @@ class AlphaHistory(tf.keras.callbacks.Callback):
         self.rows: list[tuple[int, str, int, float]] = []
 
     def _record(self) -> None:
+        if self.rows and self.rows[-1][0] == self._step:
+            return  # already recorded at this step (e.g. the end of an epoch)
         candidates = self._fields.candidates
         for name, probabilities in self._fields.selection_probabilities().items():
             for dim, p in zip(candidates, probabilities):
@@ -257,8 +346,28 @@ class AlphaHistory(tf.keras.callbacks.Callback):
                     with self._writer.as_default(step=self._step):
                         tf.summary.scalar(f"alpha/{name}/{dim}", p)
 
+    def restore(self, step: int) -> None:
+        """Continues a resumed run: keeps the rows of `path` up to `step`, counts from there."""
+        self._step = step
+        self.rows = []
+        if step and _io.exists(self._path):
+            with _io.open_file(self._path) as f:
+                for line in f.read().splitlines()[1:]:
+                    at, name, dim, p = line.split(",")
+                    if int(at) <= step:
+                        self.rows.append((int(at), name, int(dim), float(p)))
+
+    def flush(self) -> None:
+        """Writes the rows recorded so far to `path`."""
+        lines = ["step,field,candidate,probability"]
+        lines += [f"{s},{f},{d},{p:.6f}" for s, f, d, p in self.rows]
+        _io.write_text_atomically(self._path, "\n".join(lines) + "\n")
+        if self._writer is not None:
+            self._writer.flush()
+
     def on_train_begin(self, logs=None):
-        self._record()
+        if self._step == 0:
+            self._record()
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
@@ -266,13 +375,8 @@ class AlphaHistory(tf.keras.callbacks.Callback):
             self._record()
 
     def on_train_end(self, logs=None):
-        if self._step % self._every:
-            self._record()
-        lines = ["step,field,candidate,probability"]
-        lines += [f"{s},{f},{d},{p:.6f}" for s, f, d, p in self.rows]
-        _io.write_text_atomically(self._path, "\n".join(lines) + "\n")
-        if self._writer is not None:
-            self._writer.flush()
+        self._record()
+        self.flush()
 
 
 def run_search(
@@ -293,6 +397,7 @@ def run_search(
     derive: str = "alpha",
     tolerance: float = DEFAULT_TOLERANCE,
     settings: Optional[TrainSettings] = None,
+    memory_budget: Optional[int] = None,
 ) -> DimensionPlan:
     """Searches one dimension per field (AutoDim) and writes `plan.json`.
 
@@ -340,6 +445,8 @@ def run_search(
         derive: str, `"alpha"` or `"probe"`.
         tolerance: float, the probe loss tolerance (`derive="probe"`).
         settings: TrainSettings or None (the defaults).
+        memory_budget: int or None, bytes the supernet may take in training
+            (`keras_dimsel.search.memory`); None is 80% of the physical memory.
 
     Returns:
         The DimensionPlan written to `plan.json`.
@@ -347,6 +454,8 @@ def run_search(
     Raises:
         ValueError: on an unknown `derive`, an empty validation split, or a
             budget no plan can fit.
+        MemoryBudgetError: when the supernet's estimated memory exceeds
+            `memory_budget` (checked before anything is built).
 
     Examples:
 
@@ -378,9 +487,18 @@ def run_search(
             f"no plan fits a budget of {budget:g}: with candidates {tuple(candidates)} the "
             f"smallest plan takes {min(candidates) / max(candidates):.1%} of the full model"
         )
+    vocab_sizes = {field.name: field.vocab_size for field in spec.fields}
+    print(
+        check_search_memory(
+            vocab_sizes,
+            candidates,
+            storage,
+            default_budget() if memory_budget is None else memory_budget,
+        )
+    )
     _seed_everything(settings.seed)
     _io.makedirs(output)
-    steps_per_epoch = -(-spec.splits["train"] // settings.batch_size)
+    steps_per_epoch = settings.steps_per_epoch(spec)
     total_steps = steps_per_epoch * settings.epochs
     if pretrain_steps is None:
         # Probing needs every candidate trained: alpha stays at equal weights throughout.
@@ -407,20 +525,42 @@ def run_search(
         mode=mode,
         temperature_schedule=temperature_schedule,
     )
-    train = make_dataset(spec, "train", settings.batch_size, shuffle=True, seed=settings.seed)
-    validation = make_dataset(
-        spec, "validation", settings.batch_size, shuffle=True, seed=settings.seed + 1
-    )
-    model(next(iter(train))[0])  # builds the weights, so alpha is recorded from step 0
+    model(next(iter(make_dataset(spec, "train", settings.batch_size)))[0])
     history = AlphaHistory(
         model.field_embeddings,
         os.path.join(output, "alpha_history.csv"),
         log_dir=os.path.join(output, "logs"),
     )
-    start = time.perf_counter()
-    pairs = zip_train_validation(train, validation, arch_every)
-    model.fit(pairs, epochs=settings.epochs, verbose=2, callbacks=[history])
-    seconds = time.perf_counter() - start
+    train_epochs = settings.train_epochs(spec)
+
+    def epoch_data(epoch: int) -> tf.data.Dataset:
+        # Alpha's validation batches, in an order of their own per epoch.
+        validation = make_dataset(
+            spec,
+            "validation",
+            settings.batch_size,
+            shuffle=True,
+            seed=epoch_seed(settings.seed + 1, epoch),
+        )
+        return zip_train_validation(train_epochs(epoch), validation, arch_every)
+
+    options = {
+        "command": "search",
+        "model": model_name,
+        "candidates": list(candidates),
+        "storage": storage,
+        "unify": unify,
+        "arch_every": arch_every,
+        "pretrain_steps": pretrain_steps,
+        "mode": mode,
+        "arch_learning_rate": arch_learning_rate,
+        "hard": hard,
+        "rank_scaling": rank_scaling,
+        "temperature_schedule": _describe_schedule(model.temperature_schedule),
+    }
+    run, examples_per_second = _fit_resumably(
+        model, spec, settings, output, options, epoch_data=epoch_data, callbacks=[history]
+    )
     vocab_sizes = {name: spec.field(name).vocab_size for name in model.field_names}
     alpha = model.field_embeddings.selection_probabilities()
     if derive == "probe":
@@ -430,13 +570,12 @@ def run_search(
         )
     else:
         plan = DimensionPlan.from_alpha(alpha, tuple(candidates), vocab_sizes, budget)
-    plan.save(os.path.join(output, "plan.json"))
     save_search_tables(model.field_embeddings, os.path.join(output, SEARCH_TABLES))
     _write_json(
         os.path.join(output, "search_metrics.json"),
         {
             "model": model_name,
-            "train_examples_per_second": spec.splits["train"] * settings.epochs / seconds,
+            "train_examples_per_second": examples_per_second,
             "epochs": settings.epochs,
             "batch_size": settings.batch_size,
             "pretrain_steps": pretrain_steps,
@@ -450,13 +589,18 @@ def run_search(
             "budget": budget,
             "derive": derive,
             "tolerance": tolerance if derive == "probe" else None,
-            "temperature_schedule": model.temperature_schedule.get_config()
-            if hasattr(model.temperature_schedule, "get_config")
-            else repr(model.temperature_schedule),
+            "temperature_schedule": _describe_schedule(model.temperature_schedule),
         },
     )
     plot_search(history.rows, plan, os.path.join(output, "search.png"))
+    # Written last: a search directory with plan.json is complete.
+    plan.save(os.path.join(output, "plan.json"))
+    run.remove()
     return plan
+
+
+def _describe_schedule(schedule) -> object:
+    return schedule.get_config() if hasattr(schedule, "get_config") else repr(schedule)
 
 
 def save_search_tables(field_embeddings, path: str) -> None:
@@ -628,7 +772,15 @@ def run_retrain(
         "fields": plan.fields,
         "warm_start": warm_start,
     }
-    return _fit_and_export(model, spec, settings, output, extra)
+    options = {
+        "command": "retrain",
+        "model": model_name,
+        "fields": dict(plan.fields),
+        "candidates": list(plan.candidates),
+        "unify": unify,
+        "warm_start": warm_start,
+    }
+    return _fit_and_export(model, spec, settings, output, options, extra)
 
 
 def comparison_report(plan: DimensionPlan, baseline: dict, autodim: dict) -> str:

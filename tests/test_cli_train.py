@@ -73,6 +73,8 @@ def test_search_rejects_bad_candidates(artifact, tmp_path, capsys, candidates, m
         ("--temperature-floor=0", "argument --temperature-floor: expected a positive number"),
         ("--tolerance=-0.1", "argument --tolerance: expected a non-negative number"),
         ("--derive=best", "argument --derive: invalid choice: 'best'"),
+        ("--memory-budget=8X", "argument --memory-budget: expected a positive size"),
+        ("--checkpoint-every=-1", "argument --checkpoint-every"),
     ],
 )
 def test_search_rejects_bad_search_settings(artifact, tmp_path, capsys, flag, message):
@@ -89,6 +91,17 @@ def test_search_refuses_a_budget_no_plan_fits_before_searching(artifact, tmp_pat
         "dimsel search: error: no plan fits a budget of 0.2: with candidates (2, 4, 8) the "
         "smallest plan takes 25.0% of the full model"
     )
+    assert not output.exists()
+
+
+def test_search_refuses_a_supernet_over_the_memory_budget_before_building_it(
+    artifact, tmp_path, capsys
+):
+    output = tmp_path / "r"
+    argv = ["search", "--data", artifact, "--model", "fm", "--output", str(output)]
+    err = _error_of(capsys, argv + ["--storage", "separate", "--memory-budget", "64K"])
+    assert err.startswith("dimsel search: error: the search supernet needs about ")
+    assert "over the memory budget of 64.0 KiB" in err
     assert not output.exists()
 
 

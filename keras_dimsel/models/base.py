@@ -17,6 +17,7 @@ import tensorflow_recommenders as tfrs
 
 from keras_dimsel.data.feature_spec import FeatureSpec
 from keras_dimsel.data.lookup import FeatureLookup
+from keras_dimsel.models.dropout import CheckpointedDropout
 from keras_dimsel.models.field_embeddings import FieldEmbeddings
 
 
@@ -39,7 +40,7 @@ def mlp(hidden_units: Sequence[int], dropout: float, name: str) -> tf.keras.Sequ
             tf.keras.layers.Dense(units, use_bias=False),
             tf.keras.layers.BatchNormalization(),
             tf.keras.layers.ReLU(),
-            tf.keras.layers.Dropout(dropout),
+            CheckpointedDropout(dropout),
         ]
     layers.append(tf.keras.layers.Dense(1))
     return tf.keras.Sequential(layers, name=name)
