@@ -82,6 +82,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_vocabulary_cap_arguments(parser) -> None:
+    cap = parser.add_argument_group("vocabulary cap (fields with huge numbers of values)")
+    cap.add_argument(
+        "--max-vocab-size",
+        type=_positive_int,
+        metavar="N",
+        help="keep at most N values per field, the most frequent; the others share "
+        "--hash-buckets ids picked by a hash of the value (default: no cap)",
+    )
+    cap.add_argument(
+        "--hash-buckets",
+        type=_non_negative_int,
+        metavar="B",
+        help="at most B hash buckets per field for the values without an id of their own "
+        "(beyond the cap, below --min-count or unseen); 0 = they share the OOV id "
+        "(default: one per 100 values left out, at most --max-vocab-size; none without a cap)",
+    )
+
+
 def _add_preprocess(subparsers) -> None:
     parser = subparsers.add_parser(
         "preprocess",
@@ -93,6 +112,7 @@ def _add_preprocess(subparsers) -> None:
         ),
     )
     _add_data_arguments(parser)
+    _add_vocabulary_cap_arguments(parser)
     parser.set_defaults(run=_run_preprocess)
 
 
@@ -186,6 +206,8 @@ def _preprocess(args: argparse.Namespace, beam_args: Sequence[str], output: str)
         min_count=args.min_count,
         split_ratios=parse_ratios(args.split),
         num_buckets=args.num_buckets,
+        max_vocab_size=args.max_vocab_size,
+        hash_buckets=args.hash_buckets,
     )
     reader = make_reader(
         args.dataset,
@@ -547,6 +569,7 @@ def _add_run(subparsers) -> None:
         ),
     )
     _add_data_arguments(parser)
+    _add_vocabulary_cap_arguments(parser)
     parser.add_argument("--model", choices=MODELS, default="deepfm", help="(default deepfm)")
     _add_search_arguments(parser)
     _add_fit_arguments(parser, seed=False)

@@ -1,7 +1,8 @@
 """Datasets, the feature statistics artifact, lookup layers and input functions.
 
 TensorFlow-side names (`FeatureLookup`, `make_dataset`) are imported lazily so
-that Beam workers, which only parse and count, never load TensorFlow.
+that Beam workers, which only parse and count, never load TensorFlow (only a
+field with hash buckets does, to hash its values with TensorFlow's own op).
 """
 
 from keras_dimsel.data.datasets import DATASETS, make_reader

@@ -5,6 +5,9 @@ The artifact directory holds
 - `feature_spec.json`: the label, one entry per field and the split sizes,
 - `vocab/<field>.txt`: `"<count> <value>"` lines, most frequent first (ties by
   value), counted on the train split only,
+- `vocab/<field>.buckets.txt`, for a field with hash buckets only:
+  `"<count> <bucket>"` lines, the summed train counts of the values that fall
+  in each bucket, in bucket order,
 - `train/`, `validation/`, `test/`: raw examples as gzip TFRecords of
   `tf.train.Example`,
 - `rejected/`: the malformed input rows with their reasons (JSON lines).
@@ -13,7 +16,17 @@ Every field, categorical or numeric, reaches the model as an integer id:
 
 - id 0 is the out-of-vocabulary (OOV) id: values never seen in the train split
   and values seen fewer than `min_count` times;
-- ids 1..V are the vocabulary entries, in file order.
+- ids 1..V are the vocabulary entries, in file order;
+- ids V+1..V+B are the field's B hash buckets, when it has some (`hash_buckets`
+  > 0, from `dimsel preprocess --max-vocab-size/--hash-buckets`). Every value
+  outside the vocabulary then goes to bucket `Fingerprint64(token) mod B`
+  (`tf.strings.to_hash_bucket_fast`), whether it was left out by the cap, seen
+  fewer than `min_count` times or never seen, and the OOV id 0 stays unused
+  (count 0). A bucket's count is the sum of the train counts of the values
+  that fall in it, so the frequency features of a hashed value are those of
+  its bucket.
+
+`vocab_size` counts every id, V + 1 + B, so a model needs nothing else.
 
 A field's raw value becomes a vocabulary *token* first (`keras_dimsel.data.tokens`):
 categorical values are their own token, numeric values are bucketised by the
@@ -29,6 +42,7 @@ import os
 from typing import Any, Iterator, Optional
 
 from keras_dimsel import _io
+from keras_dimsel.data.tokens import bucket_token
 
 FEATURE_SPEC_FILE = "feature_spec.json"
 SPLITS = ("train", "validation", "test")
@@ -53,11 +67,16 @@ class FieldSpec:
             `"log_square"` (Criteo rule) or `"quantiles"` (bucket boundaries).
         boundaries: list of float or None, the bucket boundaries of a
             `"quantiles"` field.
-        oov_count: int, train occurrences of values that fell below `min_count`.
+        oov_count: int, train occurrences of values mapped to the OOV id
+            (below `min_count`, or beyond the vocabulary cap without buckets).
+        hash_buckets: int, number of hash buckets after the vocabulary, 0 for none.
+        bucket_file: str or None, the bucket counts file relative to the
+            artifact directory, when `hash_buckets` > 0.
 
     Raises:
         ValueError: on an unknown `kind`, a numeric field without a known
-            `transform`, or a `"quantiles"` field without `boundaries`.
+            `transform`, a `"quantiles"` field without `boundaries`, or hash
+            buckets without a `bucket_file` or that do not fit in `vocab_size`.
 
     Examples:
 
@@ -73,6 +92,18 @@ class FieldSpec:
         Traceback (most recent call last):
         ...
         ValueError: `transform` of numeric field 'price' must be one of ('log_square', ...
+
+        A field whose rarer values share 100 hash buckets after its 1,000 own ids:
+
+        >>> site = FieldSpec(
+        ...     name="site", kind="categorical", vocab_size=1 + 1000 + 100,
+        ...     vocab_file="vocab/site.txt", hash_buckets=100,
+        ...     bucket_file="vocab/site.buckets.txt",
+        ... )
+        >>> site.vocabulary_entries, site.first_bucket_id
+        (1000, 1001)
+        >>> FieldSpec.from_json(site.to_json()) == site
+        True
     """
 
     name: str
@@ -83,6 +114,8 @@ class FieldSpec:
     transform: Optional[str] = None
     boundaries: Optional[tuple[float, ...]] = None
     oov_count: int = 0
+    hash_buckets: int = 0
+    bucket_file: Optional[str] = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -97,12 +130,40 @@ class FieldSpec:
             )
         if self.transform == "quantiles" and self.boundaries is None:
             raise ValueError(f"Quantile field '{self.name}' has no `boundaries`.")
+        if isinstance(self.hash_buckets, bool) or not isinstance(self.hash_buckets, int):
+            raise ValueError(
+                f"`hash_buckets` of field '{self.name}' must be an integer. "
+                f"Received: hash_buckets={self.hash_buckets!r}"
+            )
+        if self.hash_buckets < 0 or self.vocab_size < 1 + self.hash_buckets:
+            raise ValueError(
+                f"`hash_buckets` of field '{self.name}' must be in [0, vocab_size - 1]. "
+                f"Received: hash_buckets={self.hash_buckets}, vocab_size={self.vocab_size}"
+            )
+        if self.hash_buckets and not self.bucket_file:
+            raise ValueError(f"Field '{self.name}' has hash buckets but no `bucket_file`.")
+
+    @property
+    def vocabulary_entries(self) -> int:
+        """V, the number of values with an id of their own (ids 1..V)."""
+        return self.vocab_size - 1 - self.hash_buckets
+
+    @property
+    def first_bucket_id(self) -> int:
+        """The id of hash bucket 0 (V + 1); buckets take the last `hash_buckets` ids."""
+        return self.vocabulary_entries + 1
 
     def to_json(self) -> dict[str, Any]:
-        """Returns the field's `feature_spec.json` record (unset keys left out)."""
+        """Returns the field's `feature_spec.json` record (unset keys left out).
+
+        `hash_buckets` is written only when positive: an absent key means 0, as
+        in artifacts written before the key existed.
+        """
         record = dataclasses.asdict(self)
         if self.boundaries is not None:
             record["boundaries"] = list(self.boundaries)
+        if not self.hash_buckets:
+            del record["hash_buckets"]
         return {key: value for key, value in record.items() if value is not None}
 
     @classmethod
@@ -133,7 +194,10 @@ class FeatureSpec:
         rejected_rows: int, input rows rejected as malformed.
         directory: str, the artifact directory the spec was loaded from.
         dataset: str, the reader that produced the artifact.
-        min_count: int, values seen fewer times in train go to the OOV id.
+        min_count: int, values seen fewer times in train go to the OOV id
+            (or to their hash bucket, in a field that has buckets).
+        max_vocab_size: int or None, the per-field cap on the vocabulary the
+            artifact was made with (None: no cap).
         split_patterns: dict of split to a file pattern, for examples kept
             outside the artifact directory (a TFX ExampleGen's splits); by
             default each split is `DIR/<split>/*.tfrecord.gz`.
@@ -173,6 +237,7 @@ class FeatureSpec:
     min_count: int = 1
     split_patterns: dict[str, str] = dataclasses.field(default_factory=dict)
     value_types: dict[str, str] = dataclasses.field(default_factory=dict)
+    max_vocab_size: Optional[int] = None
 
     @property
     def field_names(self) -> list[str]:
@@ -200,7 +265,11 @@ class FeatureSpec:
         )
 
     def vocabulary(self, name: str) -> tuple[list[str], list[int]]:
-        """Returns the vocabulary values and train counts of one field, in id order.
+        """Returns the values and train counts of every id of one field but 0, in id order.
+
+        In a field with hash buckets the last `hash_buckets` entries are the
+        buckets, named `[BUCKET b]`, with the summed counts of their values,
+        so `[0] + counts` is the train count of every id (`vocab_size` of them).
 
         Args:
             name: str, the field name.
@@ -208,8 +277,37 @@ class FeatureSpec:
         Returns:
             `(values, counts)`: two lists; `values[i]` has id `i + 1` (id 0 is the OOV id).
         """
-        path = os.path.join(self.directory, self.field(name).vocab_file)
-        return read_vocabulary(path)
+        field = self.field(name)
+        values, counts = read_vocabulary(os.path.join(self.directory, field.vocab_file))
+        if field.hash_buckets:
+            bucket_counts = self.bucket_counts(name)
+            values += [bucket_token(b) for b in range(field.hash_buckets)]
+            counts += bucket_counts
+        return values, counts
+
+    def bucket_counts(self, name: str) -> list[int]:
+        """Returns the train count of each hash bucket of one field (empty without buckets).
+
+        Args:
+            name: str, the field name.
+
+        Returns:
+            list of int, one count per bucket, in bucket order.
+
+        Raises:
+            ValueError: when the bucket file does not hold one line per bucket.
+        """
+        field = self.field(name)
+        if not field.hash_buckets:
+            return []
+        path = os.path.join(self.directory, field.bucket_file)
+        buckets, counts = read_vocabulary(path)
+        if buckets != [str(b) for b in range(field.hash_buckets)]:
+            raise ValueError(
+                f"{path}: expected one '<count> <bucket>' line for each bucket "
+                f"0..{field.hash_buckets - 1}, in order"
+            )
+        return counts
 
     def split_files(self, split: str) -> list[str]:
         """The example files of one split (gzip TFRecords of `tf.train.Example`).
@@ -240,6 +338,7 @@ class FeatureSpec:
             "min_count": self.min_count,
             **({"split_patterns": dict(self.split_patterns)} if self.split_patterns else {}),
             **({"value_types": dict(self.value_types)} if self.value_types else {}),
+            **({"max_vocab_size": self.max_vocab_size} if self.max_vocab_size else {}),
         }
 
     def save(self, directory: Optional[str] = None) -> str:
@@ -286,6 +385,7 @@ class FeatureSpec:
             min_count=int(record.get("min_count", 1)),
             split_patterns=dict(record.get("split_patterns", {})),
             value_types=dict(record.get("value_types", {})),
+            max_vocab_size=record.get("max_vocab_size"),
         )
 
 

@@ -8,11 +8,12 @@ checks both give the same tokens.
 
 from __future__ import annotations
 
+import os
 from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from keras_dimsel.data.feature_spec import FeatureSpec, FieldSpec
+from keras_dimsel.data.feature_spec import OOV_INDEX, FeatureSpec, FieldSpec, read_vocabulary
 from keras_dimsel.data.tokens import MISSING_TOKEN
 
 
@@ -119,7 +120,10 @@ class FeatureLookup(tf.keras.layers.Layer):
 
     Id 0 is the out-of-vocabulary id (rare and unseen values); ids 1..V follow
     the vocabulary file order (most frequent first). Each field uses a
-    `tf.keras.layers.StringLookup` over its vocabulary tokens.
+    `tf.keras.layers.StringLookup` over its vocabulary tokens. In a field with
+    B hash buckets (`FieldSpec.hash_buckets`), every token outside the
+    vocabulary gets id `V + 1 + tf.strings.to_hash_bucket_fast(token, B)`
+    instead of 0: the bucket the preprocessing job counted it in.
 
     Args:
         spec: FeatureSpec or str, the artifact (or its directory).
@@ -153,6 +157,22 @@ class FeatureLookup(tf.keras.layers.Layer):
         [2, 1, 0, 0]
         >>> lookup.vocabulary_size("site")
         3
+
+        With 4 hash buckets after the 2 values (ids 3 to 6), an unseen value
+        goes to its bucket instead of the OOV id:
+
+        >>> with open(os.path.join(directory, "vocab", "site.buckets.txt"), "w") as f:
+        ...     _ = f.write("2 0\\n0 1\\n5 2\\n1 3\\n")
+        >>> hashed = FieldSpec(
+        ...     "site", "categorical", 7, "vocab/site.txt",
+        ...     hash_buckets=4, bucket_file="vocab/site.buckets.txt",
+        ... )
+        >>> spec = FeatureSpec("label", (hashed,), {"train": 21}, directory=directory)
+        >>> ids = FeatureLookup(spec)({"site": tf.constant(["news", "video", "sport", ""])})
+        >>> ids["site"].numpy().tolist()
+        [1, 6, 4, 3]
+        >>> 3 + tf.strings.to_hash_bucket_fast(["video", "sport", "[MISSING]"], 4).numpy()
+        array([6, 4, 3])
     """
 
     def __init__(self, spec, fields: Optional[Sequence[str]] = None, **kwargs):
@@ -165,7 +185,8 @@ class FeatureLookup(tf.keras.layers.Layer):
             spec.field(name)  # raises a KeyError naming the known fields
         self._lookups = {}
         for name in self.fields:
-            values, _ = spec.vocabulary(name)
+            field = spec.field(name)
+            values, _ = read_vocabulary(os.path.join(spec.directory, field.vocab_file))
             self._lookups[name] = tf.keras.layers.StringLookup(
                 vocabulary=values if values else None,
                 num_oov_indices=1,
@@ -191,10 +212,15 @@ class FeatureLookup(tf.keras.layers.Layer):
             raise ValueError(
                 f"FeatureLookup is missing input feature(s) {missing}. Expected: {self.fields}"
             )
-        return {
-            name: self._lookups[name](field_tokens(inputs[name], self.spec.field(name)))
-            for name in self.fields
-        }
+        return {name: self._field_ids(inputs[name], self.spec.field(name)) for name in self.fields}
+
+    def _field_ids(self, values: tf.Tensor, field: FieldSpec) -> tf.Tensor:
+        tokens = field_tokens(values, field)
+        ids = self._lookups[field.name](tokens)
+        if not field.hash_buckets:
+            return ids
+        buckets = tf.strings.to_hash_bucket_fast(tokens, field.hash_buckets)
+        return tf.where(ids == OOV_INDEX, buckets + field.first_bucket_id, ids)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -9,7 +9,52 @@ A parsed chunk is a `pa.RecordBatch` with the label (float32, 0.0 or 1.0), then
 one column per field: categorical fields as strings (`""` = missing), numeric
 fields as float32 (NaN = missing). Rows that cannot be parsed are returned as
 `Rejection`s with a one-line reason; the row count always adds up:
-accepted + rejected = non-blank input lines (header lines excluded).
+accepted + rejected = non-blank input lines (header lines excluded). A line
+ends at LF; a blank line holds nothing but its line ending (LF or CRLF) and
+perhaps a byte order mark (a line of spaces is a row, of one column). The
+outcome of a line never depends on the other lines or on where a chunk starts.
+
+What happens to each kind of input (`tests/reliability` generates every case
+below inside otherwise valid rows and checks its outcome):
+
+- CRLF line endings, and a UTF-8 byte order mark at the start of any line:
+  dropped.
+- Bytes not valid in the file's encoding (latin-1 text in a UTF-8 file, random
+  bytes): rejected, `undecodable bytes: not utf-8 at byte K of the line`.
+- A carriage return anywhere but in a CRLF ending, outside quotes: rejected,
+  `carriage return inside the line (...)`.
+- A quoted value that does not close on its line (comma-separated files: csv,
+  avazu, Criteo's CSV variant): rejected, `unclosed quote: a quoted value does
+  not end on its line`; the next line is read as usual. A quote that does not
+  start a value, and any quote in a tab-separated file, is part of the value.
+- Too many or too few columns (a tab inside a value of a tab-separated file is
+  a column break): rejected, `wrong number of columns: expected N, got M`.
+- Label: a number equal to 0 or 1 (`1`, `1.0`, ` 0 `, `+1`, `-0`, and `"1"`
+  in a CSV) is accepted; empty, any other number, NaN, inf or text is rejected,
+  `bad label '<raw>': expected 0 or 1`.
+- Categorical value: empty is the missing value (token `[MISSING]`); anything
+  else (`nan`, `inf`, ` 7 `, `a"b`, a tab in a CSV) is kept as written: never
+  trimmed, never read as a number.
+- Numeric value: empty, spaces, or `nan` in any case with an optional sign is
+  the missing value (NaN, token `[MISSING]`); `inf`, `infinity`, a number
+  beyond float64 (`1e400`) or text (`0x10`, `1,5`) is rejected,
+  `unparsable number in column 'C': '<raw>'`; a finite number beyond float32
+  (absolute value above 3.4028235e38) is rejected, `number out of float32
+  range in column 'C'`; any other number is accepted (spaces around it
+  allowed) and rounded to float32 (`1e-50` becomes 0).
+- Numeric value under `log_square` with v <= 2, negative counts included:
+  accepted, token `floor(v)` (-2.5 gives -3), clipped to [-2^53, 2^53].
+- A column that is not a field (a csv column the options do not name, Avazu's
+  `id`, MovieLens' timestamp): never checked.
+- Avazu `hour` that is not eight digits of a real date and hour: rejected,
+  `bad hour '<raw>': expected YYMMDDHH`.
+- MovieLens rating that is not a number equal to 1, 2, 3, 4 or 5: rejected,
+  `bad rating '<raw>': expected 1-5`; a user or item id missing from the
+  users or items table (ids compare as text: `01` is not `1`): rejected,
+  `unknown user id '<raw>'` or `unknown item id '<raw>'`.
+
+A row with several faults is rejected for the first one found: the encoding,
+then the line, the number of columns, and last the values.
 """
 
 from __future__ import annotations
@@ -187,11 +232,17 @@ class Reader(abc.ABC):
 def decode_lines(data: bytes, encoding: str, source: str) -> tuple[bytes, list[Rejection]]:
     """Returns `data` as UTF-8 with undecodable lines removed (and rejected).
 
+    A UTF-8 byte order mark at the start of any line is dropped, not only at
+    the start of the file: files joined with `cat` keep their marks, and a
+    row's outcome must not depend on whether its line starts a chunk.
+
     The fast path decodes the whole chunk once; only a chunk that fails is
     decoded line by line to find the bad lines.
     """
     if data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM) :]
+    if UTF8_BOM in data:
+        data = data.replace(b"\n" + UTF8_BOM, b"\n")
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError:
@@ -225,8 +276,14 @@ def read_delimited(
     Lines with the wrong number of columns are rejected with their text. Blank
     lines are skipped (they are not rows). All columns stay strings here; the
     readers convert and validate them.
+
+    One line is one row, whatever it holds: a line with a carriage return
+    other than the one of a CRLF line ending, or (with `quoting`) a quoted value
+    that does not end on the line, is rejected here, before the CSV parser,
+    which would otherwise cut the line in two at the carriage return or join
+    it with the following lines.
     """
-    rejected: list[Rejection] = []
+    data, rejected = _reject_broken_lines(data, delimiter, quoting, source)
     expected = len(column_names)
 
     def on_invalid_row(row) -> str:
@@ -239,10 +296,14 @@ def read_delimited(
         )
         return "skip"
 
-    if not data.strip():
+    # Only line endings left: no row. A line of spaces is a row (with one column).
+    if not data.strip(b"\r\n"):
         empty = [pa.array([], pa.string()) for _ in column_names]
         return pa.RecordBatch.from_arrays(empty, list(column_names)), rejected
-    table = pcsv.read_csv(
+    # The streaming reader, not `read_csv`: on Python 3.10 pyarrow's `read_csv`
+    # scans the whole Python heap (`gc.get_referrers`) on every call, which
+    # costs more than parsing a small chunk once TensorFlow is loaded.
+    table = pcsv.open_csv(
         io.BytesIO(data),
         read_options=pcsv.ReadOptions(
             column_names=list(column_names), use_threads=False, block_size=1 << 26
@@ -257,9 +318,68 @@ def read_delimited(
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
-    )
+    ).read_all()
     columns = [column.combine_chunks() for column in table.columns]
     return pa.RecordBatch.from_arrays(columns, list(column_names)), rejected
+
+
+def _line_pattern(delimiter: str, quoting: bool, carriage_return_is_data: bool) -> str:
+    """An RE2 pattern matching a line whose values all end on the line.
+
+    The CSV parser's rules: a quote opens a quoted value only as the first
+    character of a value, `""` inside it is a quote, and after the closing
+    quote the value continues unquoted up to the delimiter. With
+    `carriage_return_is_data` false, a carriage return may only appear inside
+    quotes or as the last character (the CR of a CRLF line ending).
+    """
+    separator = "\\x{" + f"{ord(delimiter):x}" + "}"  # the delimiter, escaped for RE2
+    other = separator if carriage_return_is_data else separator + "\\r"
+    value = f"[^{other}]*"
+    if quoting:
+        rest = f'(?:[^"{other}][^{other}]*)?'
+        value = f'(?:"(?:[^"]|"")*"{rest}|{rest})'
+    ending = "" if carriage_return_is_data else "\\r?"
+    return f"^{value}(?:{separator}{value})*{ending}$"
+
+
+def _reject_broken_lines(
+    data: bytes, delimiter: str, quoting: bool, source: str
+) -> tuple[bytes, list[Rejection]]:
+    """Rejects the lines the CSV parser would not read as exactly one row.
+
+    Only a chunk holding a quote (with `quoting`) or a carriage return that
+    does not end a line is looked at line by line, with two vectorised regular
+    expressions; clean chunks pass through untouched.
+    """
+    unclosed_possible = quoting and b'"' in data
+    bare_cr_possible = data.count(b"\r") != data.count(b"\r\n")
+    if not (unclosed_possible or bare_cr_possible):
+        return data, []
+    raw_lines = data.split(b"\n")
+    lines = pa.array(raw_lines, pa.binary()).cast(pa.string())
+    unclosed = np.zeros(len(raw_lines), dtype=bool)
+    if unclosed_possible:
+        pattern = _line_pattern(delimiter, quoting, carriage_return_is_data=True)
+        unclosed = ~pc.match_substring_regex(lines, pattern).to_numpy(zero_copy_only=False)
+    bare_cr = np.zeros(len(raw_lines), dtype=bool)
+    if bare_cr_possible:
+        pattern = _line_pattern(delimiter, quoting, carriage_return_is_data=False)
+        bare_cr = ~pc.match_substring_regex(lines, pattern).to_numpy(zero_copy_only=False)
+        bare_cr &= ~unclosed
+    broken = unclosed | bare_cr
+    if not broken.any():
+        return data, []
+    rejected = []
+    for row in np.flatnonzero(broken):
+        reason = (
+            "unclosed quote: a quoted value does not end on its line"
+            if unclosed[row]
+            else "carriage return inside the line (only a \\r\\n line ending is allowed)"
+        )
+        text = raw_lines[row].decode("utf-8")
+        rejected.append(Rejection(source, reason, text[:-1] if text.endswith("\r") else text))
+    kept = [line for line, bad in zip(raw_lines, broken.tolist()) if not bad]
+    return b"\n".join(kept), rejected
 
 
 def row_text(table: pa.RecordBatch, rows: np.ndarray, delimiter: str) -> list[str]:

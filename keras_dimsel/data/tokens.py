@@ -14,6 +14,12 @@ Rules (documented in the feature spec module):
 
 Numbers are float32 in the examples, so tokens are computed from the float32
 value (promoted to float64), exactly as the model sees it.
+
+A field with hash buckets (`dimsel preprocess --max-vocab-size/--hash-buckets`)
+sends every token outside its vocabulary to bucket
+`Fingerprint64(token) mod buckets`, the function of
+`tf.strings.to_hash_bucket_fast`: `hash_buckets` computes it here, for the
+bucket counts, and `FeatureLookup` in the model.
 """
 
 from __future__ import annotations
@@ -25,6 +31,42 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 MISSING_TOKEN = "[MISSING]"
+#: Tokens are hashed this many at a time (bounds the memory of a huge vocabulary).
+_HASH_SLICE = 1 << 20
+
+
+def bucket_token(bucket: int) -> str:
+    """The name of hash bucket `bucket` in `FeatureSpec.vocabulary` (`[BUCKET 3]`).
+
+    Only a label for reports: a raw value spelled like this is hashed like any other.
+    """
+    return f"[BUCKET {bucket}]"
+
+
+def hash_buckets(values: pa.Array, num_buckets: int) -> np.ndarray:
+    """The hash bucket of each token: `Fingerprint64(token) mod num_buckets`.
+
+    Computed by TensorFlow's own `tf.strings.to_hash_bucket_fast` (loaded
+    only when a field has buckets), so the model, which calls the same op on
+    the same tokens, finds every value in the bucket its count went to.
+
+    Args:
+        values: pa.Array or pa.ChunkedArray of strings, the tokens.
+        num_buckets: int, the number of buckets (positive).
+
+    Returns:
+        int64 array of bucket indices in [0, num_buckets).
+    """
+    import tensorflow as tf
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    buckets = np.empty(len(values), dtype=np.int64)
+    for start in range(0, len(values), _HASH_SLICE):
+        part = values.slice(start, _HASH_SLICE).to_numpy(zero_copy_only=False)
+        hashed = tf.strings.to_hash_bucket_fast(part.astype(object), num_buckets)
+        buckets[start : start + len(part)] = hashed.numpy()
+    return buckets
 
 
 def categorical_tokens(values: pa.Array) -> pa.Array:

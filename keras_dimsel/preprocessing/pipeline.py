@@ -19,9 +19,10 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
@@ -41,6 +42,7 @@ from keras_dimsel.preprocessing.statistics import (
     ComputeBoundaries,
     ComputeVocabulary,
     CountValues,
+    bucket_file_name,
     write_bytes_atomically,
 )
 
@@ -51,15 +53,39 @@ _OUTPUT_DIRS = (*SPLITS, VOCAB_DIR, REJECTED_DIR)
 class PreprocessConfig:
     """Settings of one preprocessing run.
 
+    A vocabulary cap guards against fields with hundreds of millions of ids:
+    each field keeps at most `max_vocab_size` values with an id of their own,
+    the most frequent ones (ties by value), among those seen at least
+    `min_count` times. In a field with hash buckets, every other value,
+    whether beyond the cap, below `min_count` or never seen in train, shares
+    one of the buckets' ids, picked by a hash of its token
+    (`tf.strings.to_hash_bucket_fast`, the same in the Beam job and in the
+    exported model), and a bucket's count is the sum of the train counts of
+    its values (AMTL's frequency features read it). Such a field has
+    `V + 1 + buckets` ids; id 0, the OOV id, is then unused.
+
     Args:
         output_dir: str, the artifact directory.
-        min_count: int, values seen fewer times in train map to the OOV id.
+        min_count: int, values seen fewer times in train get no id of their
+            own: they map to the OOV id, or share the hash buckets.
         split_ratios: three floats, train / validation / test fractions.
         num_buckets: int, buckets of `quantiles` numeric fields.
         chunk_bytes: int, input files are read in byte ranges of this size.
+        max_vocab_size: int or None, the most values per field with an id of
+            their own; None (the default) keeps them all.
+        hash_buckets: int or None, the most hash buckets per field for the
+            values without an id of their own; 0 for none (they share the OOV
+            id). None (the default) means none without a cap and, with a cap,
+            one bucket per 100 distinct values left out, at most
+            `max_vocab_size`. A field never gets more buckets than it has
+            values left out, and fewer than 2 become none
+            (`statistics.field_hash_buckets`). Also usable without a cap: the
+            values below `min_count` are then hashed instead of sharing id 0.
 
     Raises:
-        DataError: when `min_count` is below 1 or `num_buckets` below 2.
+        DataError: when `min_count` is below 1, `num_buckets` below 2,
+            `max_vocab_size` not a positive integer or `hash_buckets` not a
+            non-negative integer.
 
     Examples:
 
@@ -70,6 +96,17 @@ class PreprocessConfig:
         Traceback (most recent call last):
         ...
         keras_dimsel.data.reader.DataError: --min-count must be a positive integer. Received: 0
+
+        Keep the 50,000 most frequent values of each field; the others share
+        up to 1,000 hash buckets:
+
+        >>> capped = PreprocessConfig("artifacts/clicks", max_vocab_size=50_000, hash_buckets=1000)
+        >>> capped.max_vocab_size, capped.hash_buckets
+        (50000, 1000)
+        >>> PreprocessConfig(output_dir="artifacts/clicks", max_vocab_size=0)
+        Traceback (most recent call last):
+        ...
+        keras_dimsel.data.reader.DataError: --max-vocab-size must be a positive integer. Received: 0
     """
 
     output_dir: str
@@ -77,12 +114,26 @@ class PreprocessConfig:
     split_ratios: tuple[float, float, float] = DEFAULT_RATIOS
     num_buckets: int = DEFAULT_NUM_BUCKETS
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    max_vocab_size: Optional[int] = None
+    hash_buckets: Optional[int] = None
 
     def __post_init__(self):
         if self.min_count < 1:
             raise DataError(f"--min-count must be a positive integer. Received: {self.min_count}")
         if self.num_buckets < 2:
             raise DataError(f"--num-buckets must be at least 2. Received: {self.num_buckets}")
+        if self.max_vocab_size is not None and not _is_int_at_least(self.max_vocab_size, 1):
+            raise DataError(
+                f"--max-vocab-size must be a positive integer. Received: {self.max_vocab_size!r}"
+            )
+        if self.hash_buckets is not None and not _is_int_at_least(self.hash_buckets, 0):
+            raise DataError(
+                f"--hash-buckets must be a non-negative integer. Received: {self.hash_buckets!r}"
+            )
+
+
+def _is_int_at_least(value, minimum: int) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
 
 
 def make_feature_spec(
@@ -134,6 +185,7 @@ def make_feature_spec(
     specs = []
     for field in fields:
         summary = vocab.get(field.name, {"vocab_size": 1, "oov_count": 0})
+        hash_buckets = int(summary.get("hash_buckets", 0))
         specs.append(
             FieldSpec(
                 name=field.name,
@@ -147,6 +199,10 @@ def make_feature_spec(
                     else None
                 ),
                 oov_count=summary["oov_count"],
+                hash_buckets=hash_buckets,
+                bucket_file=(
+                    f"{VOCAB_DIR}/{bucket_file_name(field.name)}" if hash_buckets else None
+                ),
             )
         )
     return FeatureSpec(
@@ -156,6 +212,7 @@ def make_feature_spec(
         rejected_rows=int(rejected),
         dataset=dataset,
         min_count=config.min_count,
+        max_vocab_size=config.max_vocab_size,
         **extra,
     )
 
@@ -246,7 +303,7 @@ class ComputeFeatureStatistics(beam.PTransform):
         )
         counts = train | "CountValues" >> CountValues(self._fields, beam.pvalue.AsDict(boundaries))
         vocab = counts | "ComputeVocabulary" >> ComputeVocabulary(
-            config.output_dir, config.min_count
+            config.output_dir, config.min_count, config.max_vocab_size, config.hash_buckets
         )
         return {"boundaries": boundaries, "vocab": vocab}
 
@@ -424,7 +481,8 @@ def summary(spec: FeatureSpec) -> str:
         f"{'field':<20} {'kind':<12} {'vocab':>9}  transform",
     ]
     for field in spec.fields:
-        lines.append(
-            f"{field.name:<20} {field.kind:<12} {field.vocab_size:>9,}  {field.transform or ''}"
-        )
+        line = f"{field.name:<20} {field.kind:<12} {field.vocab_size:>9,}  {field.transform or ''}"
+        if field.hash_buckets:
+            line = f"{line.rstrip()}  ({field.hash_buckets:,} hash buckets)"
+        lines.append(line)
     return "\n".join(lines)

@@ -10,7 +10,7 @@ per-field totals meet.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -24,6 +24,8 @@ from keras_dimsel.data.reader import FieldDef
 
 DEFAULT_NUM_BUCKETS = 16
 VOCAB_DIR = "vocab"
+#: Without `--hash-buckets`, a capped field gets one bucket per this many values left out.
+VALUES_PER_HASH_BUCKET = 100
 # Partial count tables are merged once this many are pending.
 _COMPACT_EVERY = 16
 # Distinct numbers a quantile summary keeps exactly (about 1 MiB per field).
@@ -287,20 +289,78 @@ class CountValues(beam.PTransform):
         )
 
 
+def field_hash_buckets(
+    hash_buckets: Optional[int], max_vocab_size: Optional[int], left_out: int
+) -> int:
+    """The number of hash buckets one field gets.
+
+    `hash_buckets` asks for at most that many per field; None asks for none
+    without a cap and, with a cap, for one bucket per `VALUES_PER_HASH_BUCKET`
+    (100) values left out, at most `max_vocab_size` (so the table at most
+    doubles). A field never gets more buckets than it has distinct train values
+    left out of its vocabulary (beyond the cap or below `min_count`): a field
+    that keeps every value needs none. Fewer than 2 buckets become none, as a
+    single bucket would be the OOV id again.
+
+    Args:
+        hash_buckets: int or None, the buckets asked for (`--hash-buckets`).
+        max_vocab_size: int or None, the vocabulary cap (`--max-vocab-size`).
+        left_out: int, distinct train values without an id of their own.
+
+    Returns:
+        int, the number of buckets of the field.
+
+    Examples:
+
+        >>> field_hash_buckets(None, None, 5_000_000)  # no cap: the OOV id, as always
+        0
+        >>> field_hash_buckets(None, 1_000_000, 5_000_000)  # 1% of the values left out
+        50000
+        >>> field_hash_buckets(None, 1000, 5_000_000)  # never more buckets than the cap
+        1000
+        >>> field_hash_buckets(4096, 1000, 5_000_000), field_hash_buckets(4096, 1000, 300)
+        (4096, 300)
+        >>> field_hash_buckets(None, 1000, 80)  # one bucket would just be the OOV id
+        0
+    """
+    if hash_buckets is None:
+        if max_vocab_size is None:
+            return 0
+        hash_buckets = min(max_vocab_size, -(-left_out // VALUES_PER_HASH_BUCKET))
+    buckets = min(hash_buckets, left_out)
+    return buckets if buckets >= 2 else 0
+
+
 def write_vocabulary(
-    name: str, counts: pa.Table, output_dir: str, min_count: int
+    name: str,
+    counts: pa.Table,
+    output_dir: str,
+    min_count: int,
+    max_vocab_size: Optional[int] = None,
+    hash_buckets: Optional[int] = None,
 ) -> tuple[str, dict]:
-    """Writes `vocab/<name>.txt` (values with count >= min_count) and returns its summary.
+    """Writes `vocab/<name>.txt` and, with hash buckets, `vocab/<name>.buckets.txt`.
+
+    The vocabulary keeps the values seen at least `min_count` times, at most
+    the `max_vocab_size` most frequent of them (ties by value, the order of
+    `counts`). With hash buckets, every other train value (beyond the cap or
+    below `min_count`) adds its count to bucket
+    `tf.strings.to_hash_bucket_fast(value, buckets)`, the bucket the model
+    will look it up in; without, they go to the OOV id and `oov_count`.
 
     Args:
         name: str, the field name.
         counts: pa.Table of `value` and `count`, most frequent first (`MergeValueCounts`).
         output_dir: str, the artifact directory.
-        min_count: int, values seen fewer times go to the OOV id.
+        min_count: int, values seen fewer times get no id of their own.
+        max_vocab_size: int or None, the most values kept (None: no cap).
+        hash_buckets: int or None, the most buckets shared by the values left
+            out; the field gets `field_hash_buckets(hash_buckets, ...)`.
 
     Returns:
-        `(name, summary)`: the summary holds `vocab_size` (kept values + 1),
-        `oov_count` and `distinct_values`.
+        `(name, summary)`: the summary holds `vocab_size` (kept values + 1 +
+        buckets), `oov_count` (train rows left on the OOV id) and
+        `distinct_values`, plus `hash_buckets` when the field has buckets.
 
     Examples:
 
@@ -311,26 +371,61 @@ def write_vocabulary(
         ('site', {'vocab_size': 3, 'oov_count': 1, 'distinct_values': 3})
         >>> pathlib.Path(directory, "vocab", "site.txt").read_text().splitlines()
         ['5 news', '2 shop']
+
+        Keep one value; `shop` and `blog` share 2 hash buckets:
+
+        >>> write_vocabulary("site", counts, directory, 1, max_vocab_size=1, hash_buckets=2)
+        ('site', {'vocab_size': 4, 'oov_count': 0, 'distinct_values': 3, 'hash_buckets': 2})
+        >>> pathlib.Path(directory, "vocab", "site.buckets.txt").read_text().splitlines()
+        ['3 0', '0 1']
     """
     counts_np = counts.column("count").to_numpy()
     kept = int(np.count_nonzero(counts_np >= min_count))
-    values = counts.column("value").to_pylist()[:kept]
+    if max_vocab_size is not None:
+        kept = min(kept, max_vocab_size)
+    values = counts.column("value").slice(0, kept).to_pylist()
     text = "".join(format_vocabulary_line(c, v) for c, v in zip(counts_np[:kept].tolist(), values))
     path = FileSystems.join(output_dir, VOCAB_DIR, f"{name}.txt")
     write_bytes_atomically(path, text.encode("utf-8"))
-    return name, {
-        "vocab_size": kept + 1,
-        "oov_count": int(counts_np[kept:].sum()),
+    left_out = counts_np[kept:]
+    hash_buckets = field_hash_buckets(hash_buckets, max_vocab_size, len(left_out))
+    summary = {
+        "vocab_size": kept + 1 + hash_buckets,
+        "oov_count": 0 if hash_buckets else int(left_out.sum()),
         "distinct_values": len(counts_np),
     }
+    if hash_buckets:
+        buckets = tokens.hash_buckets(counts.column("value").slice(kept), hash_buckets)
+        bucket_counts = np.bincount(buckets, weights=left_out, minlength=hash_buckets)
+        lines = (format_vocabulary_line(int(c), str(b)) for b, c in enumerate(bucket_counts))
+        path = FileSystems.join(output_dir, VOCAB_DIR, bucket_file_name(name))
+        write_bytes_atomically(path, "".join(lines).encode("utf-8"))
+        summary["hash_buckets"] = hash_buckets
+    return name, summary
+
+
+def bucket_file_name(name: str) -> str:
+    """The bucket counts file of a field, inside `vocab/`.
+
+    Examples:
+
+        >>> bucket_file_name("site")
+        'site.buckets.txt'
+    """
+    return f"{name}.buckets.txt"
 
 
 class ComputeVocabulary(beam.PTransform):
     """`(field, counts)` to vocabulary files, emitting `(field, summary dict)`.
 
+    See `write_vocabulary` for what a field keeps and where the other values go.
+
     Args:
         output_dir: str, the artifact directory (`vocab/` is written inside).
-        min_count: int, values seen fewer times in train go to the OOV id.
+        min_count: int, values seen fewer times in train get no id of their own.
+        max_vocab_size: int or None, the most values kept per field (None: no cap).
+        hash_buckets: int or None, the most hash buckets per field for the
+            values left out (`field_hash_buckets`).
 
     Examples:
 
@@ -347,14 +442,23 @@ class ComputeVocabulary(beam.PTransform):
         ('site', {'vocab_size': 3, 'oov_count': 1, 'distinct_values': 3})
     """
 
-    def __init__(self, output_dir: str, min_count: int = 1):
+    def __init__(
+        self,
+        output_dir: str,
+        min_count: int = 1,
+        max_vocab_size: Optional[int] = None,
+        hash_buckets: Optional[int] = None,
+    ):
         super().__init__()
         self._output_dir = output_dir
         self._min_count = min_count
+        self._max_vocab_size = max_vocab_size
+        self._hash_buckets = hash_buckets
 
     def expand(self, counts):
+        options = (self._output_dir, self._min_count, self._max_vocab_size, self._hash_buckets)
         return counts | "WriteVocabulary" >> beam.Map(
-            lambda element: write_vocabulary(*element, self._output_dir, self._min_count)
+            lambda element: write_vocabulary(*element, *options)
         )
 
 
