@@ -155,3 +155,19 @@ def test_a_killed_baseline_resumes_to_the_same_metrics_and_refuses_other_options
     want = json.loads((tmp_path / "reference" / "metrics.json").read_text())
     for key in ("auc", "logloss", "embedding_params", "full_embedding_params"):
         assert got[key] == want[key], key
+
+
+def test_a_killed_amtl_run_resumes_to_the_same_compact_model(artifact, tmp_path):
+    masked = ("--fields", "user,item", "--max-dim", "8")
+    reference_run = _start(_command(artifact, "amtl", tmp_path / "reference", *masked))
+    resumed = tmp_path / "resumed"
+    argv = _command(artifact, "amtl", resumed, *masked)
+    step = _kill_after_checkpoint(argv, resumed, EVERY * 3)
+    assert step < EPOCHS * STEPS_PER_EPOCH and not (resumed / "metrics.json").exists()
+    result = _run(argv)
+    assert f"resuming at step {step} of {EPOCHS * STEPS_PER_EPOCH}" in result.stdout
+    _finish(reference_run)
+    got = json.loads((resumed / "metrics.json").read_text())
+    want = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+    for key in ("auc", "logloss", "embedding_params", "average_dim", "dim_by_frequency_group"):
+        assert got[key] == want[key], key

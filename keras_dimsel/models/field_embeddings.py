@@ -62,12 +62,14 @@ class FieldEmbeddings(tf.keras.layers.Layer):
         length_penalty: float >= 0, lambda of the memory term (amtl). In
             training it adds, per masked field,
 
-                lambda * mean_f (k_f + 1) / D,   f drawn uniformly among the field's ids
+                lambda * mean_f (k_f + 1) / D,   f over the field's ids (see penalty_sample)
 
             to the loss: the average length over the field's values, each
             value counted once whatever its frequency, which is what the
             compact table stores. 0 is the paper's objective (no memory term).
-        penalty_sample: int, the ids drawn per step for that average.
+        penalty_sample: int, the ids that average is taken over: evenly spaced
+            over the vocabulary, which is sorted by frequency, so every
+            frequency range is represented and no random state is involved.
 
     Input shape:
         A dict `{field: int ids of shape [batch]}`.
@@ -248,10 +250,11 @@ class FieldEmbeddings(tf.keras.layers.Layer):
         return (outputs, rows) if return_rows else outputs
 
     def _length_cost(self, name: str) -> tf.Tensor:
-        """lambda * the average length / D of uniformly drawn ids of a masked field."""
+        """lambda * the average length / D over evenly spaced ids of a masked field."""
         frequencies = self.frequencies[name]
         size = min(self.penalty_sample, frequencies.vocab_size)
-        ids = tf.random.uniform([size], 0, frequencies.vocab_size, dtype=tf.int64)
+        # Deterministic, unlike a random draw a checkpoint could not restore.
+        ids = np.round(np.linspace(0, frequencies.vocab_size - 1, size)).astype(np.int64)
         lengths = self.masks[name].soft_lengths(frequencies(ids))
         return self.length_penalty * tf.reduce_mean(lengths) / self.dim
 
