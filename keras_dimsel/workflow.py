@@ -398,6 +398,7 @@ def run_search(
     tolerance: float = DEFAULT_TOLERANCE,
     settings: Optional[TrainSettings] = None,
     memory_budget: Optional[int] = None,
+    learning_rate: float = DEFAULT_LEARNING_RATE,
 ) -> DimensionPlan:
     """Searches one dimension per field (AutoDim) and writes `plan.json`.
 
@@ -447,6 +448,7 @@ def run_search(
         settings: TrainSettings or None (the defaults).
         memory_budget: int or None, bytes the supernet may take in training
             (`keras_dimsel.search.memory`); None is 80% of the physical memory.
+        learning_rate: float > 0, the network's Adam rate (the paper's 0.001).
 
     Returns:
         The DimensionPlan written to `plan.json`.
@@ -517,8 +519,10 @@ def run_search(
     if arch_learning_rate is None:
         updates = max(1, (total_steps - pretrain_steps) // (1 if mode == "joint" else arch_every))
         arch_learning_rate = max(DEFAULT_LEARNING_RATE, ARCH_TRAVEL / updates)
+    if not learning_rate > 0:
+        raise ValueError(f"`learning_rate` must be positive. Received: {learning_rate!r}")
     model.compile(
-        optimizer=tf.keras.optimizers.Adam(DEFAULT_LEARNING_RATE),
+        optimizer=tf.keras.optimizers.Adam(learning_rate),
         arch_optimizer=tf.keras.optimizers.Adam(arch_learning_rate),
         arch_every=arch_every,
         pretrain_steps=pretrain_steps,
@@ -554,6 +558,7 @@ def run_search(
         "pretrain_steps": pretrain_steps,
         "mode": mode,
         "arch_learning_rate": arch_learning_rate,
+        "learning_rate": learning_rate,
         "hard": hard,
         "rank_scaling": rank_scaling,
         "temperature_schedule": _describe_schedule(model.temperature_schedule),
@@ -581,6 +586,7 @@ def run_search(
             "pretrain_steps": pretrain_steps,
             "arch_every": arch_every,
             "arch_learning_rate": arch_learning_rate,
+            "learning_rate": learning_rate,
             "storage": storage,
             "unify": unify,
             "mode": mode,

@@ -23,6 +23,7 @@ PACKAGES = (
 #: classes and functions their `__all__` names, if they have one) are public API.
 API_MODULES = (
     "keras_dimsel.workflow",
+    "keras_dimsel.tuning",
     "keras_dimsel.amtl",
     "keras_dimsel.checkpointing",
     "keras_dimsel.export",
@@ -66,6 +67,7 @@ DOCTEST_MODULES = (
     "keras_dimsel.amtl",
     "keras_dimsel.checkpointing",
     "keras_dimsel.export",
+    "keras_dimsel.tuning",
     "keras_dimsel.preprocessing.pipeline",
     "keras_dimsel.preprocessing.statistics",
     "keras_dimsel.preprocessing.read",
