@@ -342,7 +342,7 @@ class SearchTuner(BaseTuner):
         >>> tuner.search(verbose=0)  # doctest: +SKIP
         >>> best = tuner.oracle.get_best_trials(1)[0]  # doctest: +SKIP
         >>> best.hyperparameters.values  # doctest: +SKIP
-        {'arch_every': 10, 'temperature_rate': 0.0004..., 'arch_learning_rate': 0.21...}
+        {'arch_every': 10, 'temperature_rate': 0.0004..., 'arch_learning_rate': 0.21..., ...}
         >>> best_plan(tuner).fields  # doctest: +SKIP
         {'user': 8, 'item': 8, ...}
     """
