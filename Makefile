@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 DEMO_DIR ?= demo_output
 DEMO_ROWS ?= 100000
 
-.PHONY: install demo test lint format docs docs-serve docs-figures bench-preprocess bench-autodim bench-amtl clean
+.PHONY: install demo test lint format docs docs-serve docs-figures bench-preprocess bench-autodim bench-amtl bench-quick bench clean
 
 install: $(STAMP)
 
@@ -65,6 +65,17 @@ bench-autodim: $(STAMP)
 
 bench-amtl: $(STAMP)
 	$(BIN)/python benchmarks/amtl_speed.py --rows 200000 --repeats 7 --out benchmarks/results/amtl_speed.json
+
+# The benchmark study (benchmarks/README.md): summary.json, summary.md and PNG plots in
+# benchmarks/results. bench-quick: one seed, small settings, under ten minutes on two cores;
+# bench: the full study (hours; cells are cached, so an interrupted run resumes).
+# STUDY_ARGS passes more options, e.g. STUDY_ARGS=--dry-run lists the cells.
+STUDY_ARGS ?=
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/study.py --config quick --jobs 2 --out benchmarks/results $(STUDY_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/study.py --config full --jobs 2 --out benchmarks/results $(STUDY_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(FIGURES_DIR) site build dist *.egg-info .pytest_cache .ruff_cache

@@ -334,7 +334,7 @@ class SearchTuner(BaseTuner):
         >>> tuner = SearchTuner(
         ...     spec,
         ...     "fm",
-        ...     keras_tuner.oracles.BayesianOptimizationOracle(max_trials=10, seed=0),
+        ...     keras_tuner.oracles.BayesianOptimizationOracle(max_trials=10, seed=1),
         ...     directory=os.path.join(directory, "tuning"),
         ...     search_options={"candidates": (2, 8)},
         ...     settings=TrainSettings(epochs=1, batch_size=128),
@@ -484,7 +484,7 @@ class RandomDimensionTuner(BaseTuner):
         >>> tuner = RandomDimensionTuner(
         ...     spec,
         ...     "fm",
-        ...     keras_tuner.oracles.RandomSearchOracle(max_trials=10, seed=0),
+        ...     keras_tuner.oracles.RandomSearchOracle(max_trials=10, seed=1),
         ...     directory=os.path.join(directory, "ras"),
         ...     candidates=(2, 8, 16),
         ...     settings=TrainSettings(epochs=1, batch_size=128),
@@ -591,7 +591,7 @@ def best_plan(tuner: Union[SearchTuner, RandomDimensionTuner]) -> DimensionPlan:
     Examples:
 
         >>> tuner = RandomDimensionTuner(  # doctest: +SKIP
-        ...     spec, "fm", keras_tuner.oracles.RandomSearchOracle(max_trials=20, seed=0),
+        ...     spec, "fm", keras_tuner.oracles.RandomSearchOracle(max_trials=20, seed=1),
         ...     directory="ras", candidates=(2, 8, 16, 24, 32),
         ... )
         >>> tuner.search(verbose=0)  # doctest: +SKIP

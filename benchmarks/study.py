@@ -1,0 +1,226 @@
+"""The benchmark study: quality of every method on real data, speed, and the targets.
+
+Runs the grid of a declarative configuration (`study_config.py`: datasets x
+models x methods x seeds), each cell through the library's own functions
+(`study_cells.py`), the speed comparisons (`study_speed.py`), then writes
+into `--out`:
+
+- `summary.json`: a list of records (`study_records.py` documents the kinds);
+- `summary.md`: the report, with every target marked MET / NOT MET;
+- PNG plots (`study_report.py`).
+
+Finished cells are cached in the work directory, so an interrupted study
+resumes where it stopped.
+
+Usage (from the repository root):
+
+    .venv/bin/python benchmarks/study.py --config quick --out benchmarks/results
+    .venv/bin/python benchmarks/study.py --config full --dry-run   # list the cells
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import concurrent.futures  # noqa: E402
+import dataclasses  # noqa: E402
+import datetime  # noqa: E402
+import glob  # noqa: E402
+import json  # noqa: E402
+import multiprocessing  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from typing import List, Optional, Sequence  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import study_records  # noqa: E402
+from machine import REPO_ROOT, code_state, machine_description  # noqa: E402
+from study_config import (  # noqa: E402
+    CONFIGS,
+    DEFAULT_DATA_ROOT,
+    DEPENDENCIES,
+    Cell,
+    describe,
+    expand,
+    load_config,
+)
+
+PACKAGES = (
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-recommenders",
+    "apache-beam",
+    "keras-tuner",
+    "numpy",
+)
+PLOT_PATTERNS = ("auc_vs_params_*.png", "alpha_*.png", "amtl_dims_*.png")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", choices=tuple(CONFIGS), default="quick")
+    parser.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--work-dir", default=os.path.join(REPO_ROOT, "benchmarks", "work", "study")
+    )
+    parser.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help="the public samples")
+    parser.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the report from the cached cells and speed results, training nothing",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="worker processes training cells (speed runs alone)"
+    )
+    parser.add_argument("--note", default="", help="a line for the report (e.g. machine load)")
+    return parser.parse_args(argv)
+
+
+def run_cells(config, runner, report_only: bool, jobs: int = 1):
+    """Every cell's result (from the cache or trained), and the cells that failed.
+
+    With `jobs > 1` the cells train in that many worker processes: a cell's
+    time here goes mostly to tracing TensorFlow graphs, single-threaded
+    Python, so two processes use two cores. Cells that read another cell's
+    run (`DEPENDENCIES`) wait for a second phase; the datasets are
+    preprocessed here first, so no two workers run the Beam job on one.
+    """
+    from study_cells import attempt, attempt_in_worker
+
+    grid = expand(config)
+    results = {cell: runner.cached(cell) for cell in grid}
+    pending = [] if report_only else [cell for cell in grid if results[cell] is None]
+    failures = []
+    for dataset in dict.fromkeys(cell.dataset for cell in pending):
+        runner.spec(dataset)
+    # Longest first (more fields, longer traces), so the workers finish together.
+    fields = {name: len(runner.spec(name).fields) for name in {c.dataset for c in pending}}
+    phases = [
+        [c for c in pending if not DEPENDENCIES.get(c.method)],
+        [c for c in pending if DEPENDENCIES.get(c.method)],
+    ]
+    done = len(grid) - len(pending)
+
+    def finished(cell, result, failure):
+        nonlocal done
+        done += 1
+        results[cell] = result
+        if failure:
+            failures.append(failure)
+            print(f"[{done}/{len(grid)}] {cell.key}: FAILED {failure['error']}", flush=True)
+        else:
+            print(
+                f"[{done}/{len(grid)}] {cell.key}: AUC {result['auc']:.4f}, "
+                f"{result['embedding_params']:,} params, {result['seconds']:.0f}s",
+                flush=True,
+            )
+
+    for phase in phases:
+        phase = sorted(phase, key=lambda c: -fields[c.dataset])
+        if jobs <= 1:
+            for cell in phase:
+                finished(cell, *attempt(runner, cell))
+            continue
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = {
+                pool.submit(
+                    attempt_in_worker, config.name, runner.work_dir, runner.data_root, cell
+                ): cell
+                for cell in phase
+            }
+            for future in concurrent.futures.as_completed(futures):
+                finished(futures[future], *future.result())
+    return [results[cell] for cell in grid if results[cell] is not None], failures
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    config = load_config(args.config)
+    if args.dry_run:
+        print(describe(config))
+        return 0
+
+    import study_report
+    import study_speed
+    from study_cells import CellRunner
+
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    load_before, start = os.getloadavg(), time.perf_counter()
+    runner = CellRunner(config, args.work_dir, args.data_root)
+    cells, failures = run_cells(config, runner, args.report_only, args.jobs)
+    throughput: List[dict] = []
+    if config.speed:
+        speed_dir = os.path.join(args.work_dir, config.name, "speed")
+        if not args.report_only or os.path.exists(os.path.join(speed_dir, "throughput.json")):
+            throughput = study_speed.measure(config.speed, speed_dir)
+
+    run = {
+        "kind": "run",
+        "config": config.name,
+        "settings": dataclasses.asdict(config),
+        "command": " ".join(["benchmarks/study.py", *(argv or sys.argv[1:])]),
+        "machine": machine_description(PACKAGES),
+        "code": code_state(),
+        "started": started,
+        "seconds": time.perf_counter() - start,
+        "load_before": list(load_before),
+        "load_after": list(os.getloadavg()),
+        "cells": len(cells),
+        "cell_seconds": sum(c["seconds"] for c in cells),
+        "note": args.note,
+    }
+    run = _training_run(run, os.path.join(args.work_dir, config.name, "run.json"), args)
+    records = [run]
+    records += study_records.aggregate(cells)
+    records += study_records.stability(cells)
+    records += throughput
+    records += failures
+    records += study_records.evaluate_targets(records)
+    study_records.validate([r for r in records if r["kind"] != "failed_cell"])
+
+    os.makedirs(args.out, exist_ok=True)
+    for pattern in PLOT_PATTERNS:  # plots of an earlier study must not linger
+        for path in glob.glob(os.path.join(args.out, pattern)):
+            os.remove(path)
+    keys = [(c["dataset"], c["model"], c["method"], c["seed"]) for c in cells]
+    cell_dirs = {key: runner.cell_dir(Cell(*key)) for key in keys}
+    plots = study_report.write_plots(records, cells, config, cell_dirs, args.out)
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump(records, f, indent=2)
+        f.write("\n")
+    report = study_report.markdown(records, config, plots)
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write(report)
+    print(report)
+    return 0
+
+
+def _training_run(run: dict, path: str, args) -> dict:
+    """The run record of the study's training run.
+
+    A run that trains saves its record beside the cells; `--report-only`
+    keeps that record's start, duration and load (the report is about the
+    run that made the results), with the date the report was rewritten.
+    """
+    if not args.report_only:
+        with open(path, "w") as f:
+            json.dump(run, f, indent=2)
+        return run
+    if not os.path.exists(path):
+        return {**run, "note": args.note or "report written from cached cells"}
+    with open(path) as f:
+        trained = json.load(f)
+    trained["report_written"] = run["started"]
+    if args.note:
+        trained["note"] = args.note
+    return trained
+
+
+if __name__ == "__main__":
+    sys.exit(main())

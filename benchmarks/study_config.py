@@ -1,0 +1,316 @@
+"""The study's grid, declared as data: datasets x models x methods x seeds.
+
+Two configurations:
+
+- `quick` (`make bench-quick`): one seed, MovieLens-100K and the Criteo 10k
+  sample, one epoch, the core methods, and the speed comparisons on 100,000
+  synthetic rows. It fits in about ten minutes on two cores.
+- `full` (`make bench`): three seeds, every dataset with a reader, the three
+  backbones, every method, the library's default epochs, and the speed
+  comparisons on 1,000,000 synthetic rows. It takes hours.
+
+`expand(config)` turns a configuration into its cells, one per (dataset,
+model, method, seed), in the order they run (a method's dependencies first).
+Nothing here imports TensorFlow, so `--dry-run` and the tests stay fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, List, Optional, Tuple
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The public samples live beside the repository and are read in place, never copied.
+DEFAULT_DATA_ROOT = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
+CANDIDATES = (2, 8, 16, 24, 32)
+#: The dimension of the full-dimension model and AMTL's D: the largest candidate.
+FULL_DIM = max(CANDIDATES)
+#: The popularity exponent of the MDE rule (`study_mde`).
+MDE_ALPHA = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """How the study trains one method, in terms of the library's functions.
+
+    Args:
+        kind: str, one of `METHOD_KINDS`:
+            `baseline` (`run_baseline`), `mde` (`run_retrain` of the MDE plan),
+            `ras` (`RandomDimensionTuner` + `RandomSearchOracle`), `autodim`
+            (`run_search` + `run_retrain`), `amtl` (`run_amtl`).
+        options: dict, the keyword arguments that set the variant apart
+            (`mode`, `storage`, `unify`, `twins`, or `warm_start=True` for
+            AMTL started from the cell's `fde` run).
+        description: str, one line for the report.
+    """
+
+    kind: str
+    options: Dict[str, object] = dataclasses.field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self):
+        if self.kind not in METHOD_KINDS:
+            raise ValueError(f"`kind` must be one of {METHOD_KINDS}. Received: kind={self.kind!r}")
+
+
+METHOD_KINDS = ("baseline", "mde", "ras", "autodim", "amtl")
+
+METHODS: Dict[str, Method] = {
+    "fde": Method("baseline", {}, f"full dimension: every field at {FULL_DIM} (run_baseline)"),
+    "mde": Method(
+        "mde",
+        {"alpha": MDE_ALPHA},
+        f"mixed dimensions by popularity, d_f ~ (1 / vocab_f)^{MDE_ALPHA} (Ginart et al.)",
+    ),
+    "ras": Method("ras", {}, "random dims from the candidates, best of N by validation AUC"),
+    "autodim_s": Method("autodim", {"mode": "joint"}, "AutoDim-s: W and alpha on the same batch"),
+    "autodim": Method("autodim", {}, "AutoDim, default variant: shared storage, linear unify"),
+    "autodim_shared_zero_pad": Method(
+        "autodim", {"storage": "shared", "unify": "zero_pad"}, "AutoDim, shared + zero-pad"
+    ),
+    "autodim_separate_linear": Method(
+        "autodim", {"storage": "separate", "unify": "linear"}, "AutoDim, separate + linear"
+    ),
+    "autodim_separate_zero_pad": Method(
+        "autodim", {"storage": "separate", "unify": "zero_pad"}, "AutoDim, separate + zero-pad"
+    ),
+    "amtl_cold": Method("amtl", {}, "AMTL from a random initialisation"),
+    "amtl_warm": Method("amtl", {"warm_start": True}, "AMTL warm-started from the fde run"),
+    "aml": Method("amtl", {"twins": False}, "AML: AMTL with one branch (ablation), cold"),
+}
+#: Cells a method reads from: AMTL warm starts from the same seed's `fde` run.
+DEPENDENCIES: Dict[str, Tuple[str, ...]] = {"amtl_warm": ("fde",)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """One dataset of the study and its training settings.
+
+    Args:
+        name: str, the name in records and reports.
+        reader: str, the `make_reader` dataset name.
+        inputs: tuple of str, input paths relative to the data root.
+        models: tuple of str, the backbones run on it.
+        epochs: int or None, epochs per training run (None: the library's default).
+        batch_size: int or None, batch size (None: the library's default).
+        min_count: int, the preprocessing's `min_count`.
+    """
+
+    name: str
+    reader: str
+    inputs: Tuple[str, ...]
+    models: Tuple[str, ...]
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    min_count: int = 1
+
+    def settings(self) -> dict:
+        """The settings a cell's cached result must share to be reused."""
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "min_count": self.min_count}
+
+
+@dataclasses.dataclass(frozen=True)
+class Speed:
+    """The speed comparisons: one run per comparison on one synthetic data set.
+
+    Args:
+        rows: int, synthetic rows (80% train).
+        model: str, the backbone.
+        batch_size: int, the batch size of every variant and of the serving call.
+        repeats: int, timed epochs (and serving rounds) per variant, round-robin.
+        calls: int, `serving_default` calls per serving round.
+        preprocess: str, `"committed"` reads `results/preprocess_speed.json`;
+            `"run"` runs `preprocess_speed.py` on `preprocess_rows` rows.
+        preprocess_rows: int, rows of the preprocessing benchmark when it runs.
+    """
+
+    rows: int
+    model: str = "deepfm"
+    batch_size: int = 2000
+    repeats: int = 3
+    calls: int = 10
+    preprocess: str = "committed"
+    preprocess_rows: int = 1_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """A whole study: the grid, the speed comparisons and the datasets left out.
+
+    Args:
+        name: str, `quick` or `full` (cells are cached per configuration).
+        datasets: tuple of Dataset.
+        methods: tuple of str, keys of `METHODS`, in report order.
+        seeds: tuple of int.
+        ras_trials: int, N of RaS's best of N.
+        speed: Speed or None.
+        not_run: tuple of (dataset, reason) pairs the report lists.
+    """
+
+    name: str
+    datasets: Tuple[Dataset, ...]
+    methods: Tuple[str, ...]
+    seeds: Tuple[int, ...]
+    ras_trials: int
+    speed: Optional[Speed]
+    not_run: Tuple[Tuple[str, str], ...] = ()
+
+    def __post_init__(self):
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; known: {sorted(METHODS)}")
+
+    def dataset(self, name: str) -> Dataset:
+        """The dataset called `name`."""
+        for dataset in self.datasets:
+            if dataset.name == name:
+                return dataset
+        raise KeyError(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One training unit of the grid: a method on a dataset and backbone, with a seed."""
+
+    dataset: str
+    model: str
+    method: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """`dataset/model/method/seed<k>`, also the cell's directory under the work dir."""
+        return f"{self.dataset}/{self.model}/{self.method}/seed{self.seed}"
+
+
+MOVIELENS = Dataset("movielens-100k", "movielens-100k", ("ml-100k",), ("fm", "wide_deep", "deepfm"))
+CRITEO = Dataset("criteo", "criteo", ("criteo/train_head10k.txt",), ("fm", "wide_deep", "deepfm"))
+AVAZU = Dataset(
+    "avazu",
+    "avazu",
+    ("avazu/train_first8999.csv", "avazu/extra_1000_noheader.csv"),
+    ("fm", "wide_deep", "deepfm"),
+)
+#: Frappe is run only when the library has a reader for it (see `frappe_status`).
+FRAPPE = Dataset("frappe", "frappe", ("frappe",), ("fm", "wide_deep", "deepfm"))
+
+
+def frappe_status() -> Tuple[bool, str]:
+    """Whether the library reads Frappe, and if not, why the study leaves it out."""
+    from keras_dimsel.data.datasets import DATASETS
+
+    if "frappe" in DATASETS:
+        return True, ""
+    return False, (
+        "no reader: keras_dimsel.data.datasets reads "
+        f"{', '.join(DATASETS)}; the Frappe sample is libFM text "
+        "(`label idx:1` x 10), which the csv reader does not parse"
+    )
+
+
+def _quick() -> StudyConfig:
+    return StudyConfig(
+        name="quick",
+        datasets=(
+            dataclasses.replace(MOVIELENS, models=("fm", "deepfm"), epochs=1),
+            # 39 fields make a Criteo step slow; larger batches keep the run short.
+            dataclasses.replace(CRITEO, models=("fm",), epochs=1, batch_size=256),
+        ),
+        methods=("fde", "mde", "ras", "autodim_s", "autodim", "amtl_cold"),
+        seeds=(0,),
+        ras_trials=2,
+        speed=Speed(rows=100_000, repeats=3, calls=10, preprocess="committed"),
+        not_run=(
+            ("avazu", "left out of the quick configuration (run by `make bench`)"),
+            ("frappe", "left out of the quick configuration"),
+        ),
+    )
+
+
+def _full() -> StudyConfig:
+    datasets = [MOVIELENS, CRITEO, AVAZU]
+    not_run = []
+    has_frappe, reason = frappe_status()
+    if has_frappe:
+        datasets.append(FRAPPE)
+    else:
+        not_run.append(("frappe", reason))
+    return StudyConfig(
+        name="full",
+        datasets=tuple(datasets),
+        methods=tuple(METHODS),
+        seeds=(0, 1, 2),
+        ras_trials=10,
+        speed=Speed(rows=1_000_000, repeats=5, calls=20, preprocess="run"),
+        not_run=tuple(not_run),
+    )
+
+
+CONFIGS = {"quick": _quick, "full": _full}
+
+
+def load_config(name: str) -> StudyConfig:
+    """The configuration called `name` (`quick` or `full`).
+
+    Raises:
+        ValueError: on an unknown name.
+    """
+    if name not in CONFIGS:
+        raise ValueError(f"`config` must be one of {tuple(CONFIGS)}. Received: config={name!r}")
+    return CONFIGS[name]()
+
+
+def expand(config: StudyConfig) -> List[Cell]:
+    """Every cell of the grid, in run order.
+
+    Datasets, then models, then seeds, then methods in the configuration's
+    order, except that a method's dependencies (`DEPENDENCIES`) run first and
+    are added to the grid when the configuration does not list them.
+
+    Examples:
+
+        >>> cells = expand(load_config("quick"))
+        >>> len(cells)  # (2 MovieLens models + 1 Criteo model) x 6 methods x 1 seed
+        18
+        >>> cells[0].key
+        'movielens-100k/fm/fde/seed0'
+    """
+    order: List[str] = []
+    for method in config.methods:
+        for needed in DEPENDENCIES.get(method, ()):
+            if needed not in order:
+                order.append(needed)
+        if method not in order:
+            order.append(method)
+    return [
+        Cell(dataset.name, model, method, seed)
+        for dataset in config.datasets
+        for model in dataset.models
+        for seed in config.seeds
+        for method in order
+    ]
+
+
+def describe(config: StudyConfig) -> str:
+    """A plain-text listing of the configuration and its cells (`--dry-run`)."""
+    cells = expand(config)
+    lines = [
+        f"config {config.name}: {len(cells)} cells, seeds {list(config.seeds)}, "
+        f"RaS best of {config.ras_trials}",
+    ]
+    for dataset in config.datasets:
+        lines.append(
+            f"  {dataset.name}: models {list(dataset.models)}, epochs "
+            f"{dataset.epochs or 'default'}, batch size {dataset.batch_size or 'default'}"
+        )
+    for name, reason in config.not_run:
+        lines.append(f"  not run: {name}: {reason}")
+    if config.speed:
+        speed = config.speed
+        lines.append(
+            f"  speed: synthetic {speed.rows:,} rows, {speed.model}, batch {speed.batch_size}, "
+            f"{speed.repeats} repeats; preprocessing: {speed.preprocess}"
+        )
+    lines += [f"  {cell.key}" for cell in cells]
+    return "\n".join(lines)

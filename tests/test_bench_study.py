@@ -1,0 +1,287 @@
+"""The benchmark study's grid, aggregation, targets, schema and MDE rule (no training)."""
+
+import doctest
+import json
+import pathlib
+import sys
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import study_config  # noqa: E402
+import study_mde  # noqa: E402
+import study_records  # noqa: E402
+from study_config import Cell, Dataset, StudyConfig, expand, load_config  # noqa: E402
+from study_records import MET, NOT_MEASURED, NOT_MET  # noqa: E402
+
+
+def quality(dataset, model, method, aucs, params, **extra):
+    """A hand-made quality record (seeds 0..n-1)."""
+    mean, std = study_records.mean_std(aucs)
+    return {
+        "kind": "quality",
+        "dataset": dataset,
+        "model": model,
+        "method": method,
+        "seeds": list(range(len(aucs))),
+        "auc_mean": mean,
+        "auc_std": std,
+        "logloss_mean": 0.5,
+        "embedding_params": params,
+        "savedmodel_bytes": 1000,
+        **extra,
+    }
+
+
+def cell(method, seed, auc, params, **extra):
+    return {
+        "dataset": "d",
+        "model": "fm",
+        "method": method,
+        "seed": seed,
+        "auc": auc,
+        "logloss": 0.5,
+        "embedding_params": params,
+        "full_embedding_params": 1000,
+        "savedmodel_bytes": 2000 + seed,
+        **extra,
+    }
+
+
+# ---------------------------------------------------------------------------
+# The grid.
+
+
+def test_quick_config_expands_to_one_seed_of_the_core_methods():
+    cells = expand(load_config("quick"))
+    assert len(cells) == 18  # (2 MovieLens models + 1 Criteo model) x 6 methods
+    assert {c.dataset for c in cells} == {"movielens-100k", "criteo"}
+    assert {c.seed for c in cells} == {0}
+    assert [c.method for c in cells[:6]] == [
+        "fde", "mde", "ras", "autodim_s", "autodim", "amtl_cold",
+    ]  # fmt: skip
+    assert cells[0] == Cell("movielens-100k", "fm", "fde", 0)
+    assert cells[-1].key == "criteo/fm/amtl_cold/seed0"
+
+
+def test_full_config_runs_every_method_backbone_and_three_seeds():
+    config = load_config("full")
+    cells = expand(config)
+    assert {d.name for d in config.datasets} >= {"movielens-100k", "criteo", "avazu"}
+    per_dataset = len(study_config.METHODS) * 3 * 3  # methods x models x seeds
+    assert len(cells) == per_dataset * len(config.datasets)
+    assert len(set(cells)) == len(cells)
+    if "frappe" not in {d.name for d in config.datasets}:
+        assert dict(config.not_run)["frappe"].startswith("no reader")
+
+
+def test_a_dependency_runs_before_the_method_that_needs_it():
+    dataset = Dataset("d", "synthetic", (), ("fm",))
+    config = StudyConfig("t", (dataset,), ("amtl_warm", "autodim"), (0, 1), 2, None)
+    assert [c.method for c in expand(config)] == ["fde", "amtl_warm", "autodim"] * 2
+
+
+def test_an_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="unknown method"):
+        StudyConfig("t", (), ("autodim", "dpq"), (0,), 2, None)
+
+
+# ---------------------------------------------------------------------------
+# Aggregation over seeds.
+
+
+def test_aggregation_gives_mean_and_sample_std_over_seeds():
+    cells = [
+        cell("fde", 0, 0.70, 1000),
+        cell("fde", 2, 0.74, 1000),
+        cell("fde", 1, 0.72, 1000),
+        cell("autodim", 0, 0.71, 300, fields={"a": 8}),
+        cell("autodim", 1, 0.73, 500, fields={"a": 16}),
+    ]
+    records = {r["method"]: r for r in study_records.aggregate(cells)}
+    fde, auto = records["fde"], records["autodim"]
+    assert fde["seeds"] == [0, 1, 2]
+    assert fde["auc_mean"] == pytest.approx(0.72)
+    assert fde["auc_std"] == pytest.approx(0.02)  # ddof=1
+    assert fde["savedmodel_bytes"] == 2001
+    assert "std_note" not in fde
+    assert auto["embedding_params"] == 400
+    assert auto["params_vs_fde"] == pytest.approx(0.4)
+    assert auto["fields_by_seed"] == [{"a": 8}, {"a": 16}]
+
+
+def test_one_seed_reports_a_zero_std_and_says_why():
+    (record,) = study_records.aggregate([cell("fde", 3, 0.7, 1000)])
+    assert record["auc_std"] == 0.0
+    assert record["std_note"] == study_records.ONE_SEED_NOTE
+
+
+# ---------------------------------------------------------------------------
+# Stability.
+
+
+def test_stability_is_the_mean_pairwise_pearson_r_of_the_dims():
+    plans = [{"a": 2, "b": 8, "c": 16}, {"a": 2, "b": 8, "c": 32}, {"a": 2, "b": 8, "c": 16}]
+    cells = [cell("autodim", seed, 0.7, 100, fields=plan) for seed, plan in enumerate(plans)]
+    (record,) = study_records.stability(cells)
+    r = study_records.pearson([2, 8, 16], [2, 8, 32])
+    assert r == pytest.approx(216 / (98.667 * 504) ** 0.5, abs=1e-4)  # 0.9686
+    assert record["pearson_mean"] == pytest.approx((r + r + 1.0) / 3)
+    assert len(record["pairs"]) == 3
+
+
+def test_stability_of_one_seed_is_not_measured():
+    (record,) = study_records.stability([cell("autodim", 0, 0.7, 100, fields={"a": 2, "b": 8})])
+    assert record["pearson_mean"] is None
+    target = study_records.stability_target([record])
+    assert target["status"] == NOT_MEASURED
+    assert "one seed" in target["explanation"]
+
+
+# ---------------------------------------------------------------------------
+# Targets.
+
+
+def test_autodim_target_is_met_within_the_parameter_share_and_the_auc_tolerance():
+    records = [
+        quality("d", "fm", "fde", [0.70, 0.72, 0.74], 1000),
+        quality("d", "fm", "autodim", [0.701, 0.701, 0.701], 400),  # >= 0.72 - 0.02
+    ]
+    target = study_records.autodim_target(records)
+    assert target["status"] == MET
+    assert target["details"] == [
+        "met: d/fm: params 40.0% of FDE (<= 40%); AUC 0.7010 vs FDE 0.7200 - 0.0200 = 0.7000"
+    ]
+    assert "explanation" not in target
+
+
+def test_autodim_target_not_met_says_which_part_failed_and_why():
+    fields = {"user": 32, "genre": 2}
+    records = [
+        quality("d", "fm", "fde", [0.72], 1000),
+        quality(
+            "d", "fm", "autodim", [0.71], 500,
+            fields_by_seed=[fields], vocab_sizes={"user": 15, "genre": 10},
+        ),
+        quality("e", "fm", "fde", [0.72], 1000),
+        quality("e", "fm", "autodim", [0.73], 100),
+    ]  # fmt: skip
+    target = study_records.autodim_target(records)
+    assert target["status"] == NOT_MET
+    assert target["details"][0].startswith("NOT met: d/fm: params 50.0% of FDE")
+    assert target["details"][1].startswith("met: e/fm")
+    assert "d/fm: the plan keeps 50.0% of FDE's parameters" in target["explanation"]
+    assert "user (15 ids) at dim 32" in target["explanation"]
+    assert "d/fm: AUC -0.0100 against FDE" in target["explanation"]
+    assert "With one seed the FDE std is 0.0" in target["explanation"]
+
+
+def test_autodim_must_beat_ras_and_autodim_s_at_fewer_parameters():
+    records = [
+        quality("d", "fm", "autodim", [0.72], 300),
+        quality("d", "fm", "ras", [0.71], 600),
+        quality("d", "fm", "autodim_s", [0.72], 300),  # same params: not fewer
+    ]
+    target = study_records.autodim_vs_baselines_target(records)
+    assert target["status"] == NOT_MET
+    assert [d.split(":")[0] for d in target["details"]] == ["met", "NOT met"]
+    assert "autodim_s uses no more parameters (300 <= 300)" in target["explanation"]
+
+
+def test_amtl_target_checks_the_average_dim_and_the_auc():
+    records = [
+        quality("d", "fm", "fde", [0.72, 0.74], 1000),
+        quality("d", "fm", "amtl_cold", [0.73], 200, average_dim=12.0, max_dim=32),
+        quality("d", "fm", "amtl_warm", [0.73], 200, average_dim=14.0, max_dim=32),
+    ]
+    cold, warm = study_records.amtl_targets(records)
+    assert cold["status"] == MET  # 37.5% of D; 0.73 >= 0.73 - 0.0141
+    assert warm["status"] == NOT_MET  # 43.8% of D
+    assert "the masks keep 43.8% of D" in warm["explanation"]
+
+
+def test_speed_targets_compare_ratios_of_medians_with_their_direction():
+    throughput = [
+        {"kind": "throughput", "name": "search_vs_fde", "ratio": 0.5},
+        {"kind": "throughput", "name": "retrain_vs_fde", "ratio": 0.9},
+        {"kind": "throughput", "name": "serving_latency_vs_fde", "ratio": 1.0},
+    ]
+    statuses = {t["target"]: t["status"] for t in study_records.speed_targets(throughput)}
+    assert statuses == {
+        "search_vs_fde": MET,
+        "retrain_vs_fde": NOT_MET,
+        "serving_latency_vs_fde": MET,
+    }
+    missing = study_records.speed_targets([])
+    assert {t["status"] for t in missing} == {NOT_MEASURED}
+
+
+# ---------------------------------------------------------------------------
+# Schema.
+
+
+def test_generated_records_validate_against_the_schema():
+    cells = [cell("fde", 0, 0.7, 1000), cell("autodim", 0, 0.7, 300, fields={"a": 2, "b": 8})]
+    records = [{"kind": "run", "config": "quick", "machine": {}}]
+    records += study_records.aggregate(cells) + study_records.stability(cells)
+    records.append({"kind": "throughput", "name": "search_vs_fde", "ratio": 0.6})
+    records += study_records.evaluate_targets(records)
+    study_records.validate(records)
+    json.dumps(records)  # summary.json must be plain JSON
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"kind": "quality", "dataset": "d"}, "missing"),
+        ({"kind": "throughput", "name": "x", "ratio": "fast"}, "ratio must be a number"),
+        ({"kind": "speed", "name": "x"}, "unknown kind"),
+        (
+            {"kind": "target", "target": "t", "description": "", "status": "OK", "details": []},
+            "bad status",
+        ),
+    ],
+)
+def test_invalid_records_are_refused(record, message):
+    with pytest.raises(study_records.SchemaError, match=message):
+        study_records.validate([record])
+
+
+def test_committed_summary_validates():
+    path = BENCHMARKS / "results" / "summary.json"
+    if not path.exists():
+        pytest.skip("no committed study results")
+    records = json.loads(path.read_text())
+    study_records.validate([r for r in records if r["kind"] != "failed_cell"])
+    kinds = {r["kind"] for r in records}
+    assert {"run", "quality", "throughput", "target"} <= kinds
+
+
+# ---------------------------------------------------------------------------
+# The MDE rule.
+
+
+def test_mde_rule_gives_larger_dims_to_smaller_fields():
+    # d_f = nearest candidate to 32 * ((1 / V_f) / (1 / 2)) ^ 0.3
+    vocab = {"gender": 2, "age": 7, "zip": 100, "user": 1000}
+    dims = study_mde.mde_dims(vocab, (2, 8, 16, 24, 32), alpha=0.3)
+    # 32, 21.98, 9.90, 4.96
+    assert dims == {"gender": 32, "age": 24, "zip": 8, "user": 2}
+    plan = study_mde.mde_plan(vocab, (2, 8, 16, 24, 32), alpha=0.3)
+    assert plan.fields == dims
+    assert plan.embedding_params == 2 * 32 + 7 * 24 + 100 * 8 + 1000 * 2
+
+
+@pytest.mark.parametrize("module", [study_config, study_mde, study_records])
+def test_docstring_examples(module):
+    results = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert results.failed == 0
+
+
+def test_mde_rounds_ties_down_and_alpha_zero_gives_full_dims():
+    assert study_mde.round_to_candidate(12.0, (16, 8, 2)) == 8
+    assert study_mde.mde_dims({"a": 3, "b": 3000}, (2, 8), alpha=0.0) == {"a": 8, "b": 8}
+    with pytest.raises(ValueError, match="alpha"):
+        study_mde.mde_dims({"a": 3}, (2, 8), alpha=-1.0)
