@@ -272,6 +272,8 @@ class _Saver(tf.keras.callbacks.Callback):
 
     def __init__(self, run: ResumableFit, flushed: Sequence, verbose: int):
         super().__init__()
+        # The batch hook reads no logs: Keras then skips converting them to NumPy every step.
+        self._supports_tf_logs = True
         self._run = run
         self._flushed = list(flushed)
         self._verbose = verbose

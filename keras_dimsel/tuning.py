@@ -394,14 +394,6 @@ class SearchTuner(BaseTuner):
             overwrite=overwrite,
         )
 
-    def search(self, verbose: int = 1) -> None:
-        """Runs the trials the oracle asks for, skipping those already finished.
-
-        Args:
-            verbose: int, 0 silences keras-tuner's report of each trial.
-        """
-        super().search(verbose=verbose)
-
     def run_trial(self, trial, verbose: int = 1) -> dict:
         """Searches with the trial's values, retrains the plan and scores it.
 
@@ -534,14 +526,6 @@ class RandomDimensionTuner(BaseTuner):
         fields = {name: hp.Choice(name, list(self.candidates)) for name in self.spec.field_names}
         vocab_sizes = {name: self.spec.field(name).vocab_size for name in fields}
         return DimensionPlan(fields=fields, candidates=self.candidates, vocab_sizes=vocab_sizes)
-
-    def search(self, verbose: int = 1) -> None:
-        """Runs the trials the oracle asks for, skipping those already finished.
-
-        Args:
-            verbose: int, 0 silences keras-tuner's report of each trial.
-        """
-        super().search(verbose=verbose)
 
     def run_trial(self, trial, verbose: int = 1) -> dict:
         """Retrains the trial's plan and scores it.

@@ -328,6 +328,8 @@ class AlphaHistory(tf.keras.callbacks.Callback):
 
     def __init__(self, field_embeddings, path: str, log_dir: Optional[str] = None, every=10):
         super().__init__()
+        # The batch hook reads no logs: Keras then skips converting them to NumPy every step.
+        self._supports_tf_logs = True
         self._fields = field_embeddings
         self._path = path
         self._every = every
