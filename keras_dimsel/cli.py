@@ -1,7 +1,7 @@
 """The `dimsel` command line.
 
 ```
-dimsel preprocess --dataset {criteo,avazu,movielens-100k,movielens-1m,csv,synthetic}
+dimsel preprocess --dataset {criteo,avazu,movielens-100k,movielens-1m,frappe,csv,synthetic}
                   --input PATH [--input PATH ...] --output DIR [--min-count N]
                   [beam pipeline options, e.g. --runner DirectRunner]
 dimsel search     --data DIR --model {fm,wide_deep,deepfm} --output RUN

@@ -69,12 +69,25 @@ def test_quick_config_expands_to_one_seed_of_the_core_methods():
 def test_full_config_runs_every_method_backbone_and_three_seeds():
     config = load_config("full")
     cells = expand(config)
-    assert {d.name for d in config.datasets} >= {"movielens-100k", "criteo", "avazu"}
+    assert {d.name for d in config.datasets} >= {"movielens-100k", "criteo", "avazu", "frappe"}
     per_dataset = len(study_config.METHODS) * 3 * 3  # methods x models x seeds
     assert len(cells) == per_dataset * len(config.datasets)
     assert len(set(cells)) == len(cells)
-    if "frappe" not in {d.name for d in config.datasets}:
-        assert dict(config.not_run)["frappe"].startswith("no reader")
+    assert "frappe" not in dict(config.not_run)
+    assert config.dataset("frappe").inputs == (
+        "frappe/frappe.validation.libfm.gz",
+        "frappe/frappe.test.libfm.gz",
+    )
+
+
+def test_full_config_says_why_frappe_is_left_out_without_a_reader(monkeypatch):
+    from keras_dimsel.data import datasets
+
+    assert study_config.frappe_status() == (True, "")
+    monkeypatch.setattr(datasets, "DATASETS", tuple(d for d in datasets.DATASETS if d != "frappe"))
+    config = load_config("full")
+    assert "frappe" not in {d.name for d in config.datasets}
+    assert dict(config.not_run)["frappe"].startswith("no reader")
 
 
 def test_a_dependency_runs_before_the_method_that_needs_it():

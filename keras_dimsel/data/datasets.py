@@ -8,11 +8,12 @@ from typing import Optional, Sequence
 from keras_dimsel.data.avazu import AvazuReader
 from keras_dimsel.data.criteo import CriteoReader
 from keras_dimsel.data.csv import CsvReader
+from keras_dimsel.data.frappe import FrappeReader
 from keras_dimsel.data.movielens import MovieLensReader
 from keras_dimsel.data.reader import DataError, Reader
 from keras_dimsel.data.synthetic import SyntheticReader, generate_csv
 
-DATASETS = ("criteo", "avazu", "movielens-100k", "movielens-1m", "csv", "synthetic")
+DATASETS = ("criteo", "avazu", "movielens-100k", "movielens-1m", "frappe", "csv", "synthetic")
 DEFAULT_SYNTHETIC_ROWS = 100_000
 
 
@@ -92,4 +93,6 @@ def make_reader(
         raise DataError(f"{dataset} has no numeric fields: drop --numeric-transform")
     if dataset == "avazu":
         return AvazuReader(inputs)
+    if dataset == "frappe":
+        return FrappeReader(inputs)
     return MovieLensReader(inputs, dataset)

@@ -5,9 +5,10 @@ per line: a valid row, or a valid row with one corruption of a known class
 (undecodable bytes, latin-1 text, a byte order mark, CRLF or a stray carriage
 return, extra or missing columns, NaN / inf spellings, numbers beyond
 float32, negative counts under `log_square`, empty fields and labels, bad
-labels, quotes, tabs...). Every case carries its documented outcome (the
-table in `keras_dimsel.data.reader`): the accepted row and its tokens, or the
-exact rejection reason. The properties checked on every chunk:
+labels, quotes, tabs, Frappe's malformed, misplaced or weighted libFM
+pairs...). Every case carries its documented outcome (the table in
+`keras_dimsel.data.reader`, and `keras_dimsel.data.frappe` for its pairs): the
+accepted row and its tokens, or the exact rejection reason. The properties checked on every chunk:
 
 - `parse` never raises, and its batch has the reader's schema;
 - accepted + rejected == the non-blank lines of the chunk;
@@ -46,6 +47,9 @@ from keras_dimsel.data.criteo import COLUMNS as CRITEO_COLUMNS
 from keras_dimsel.data.criteo import CriteoReader
 from keras_dimsel.data.csv import CsvReader
 from keras_dimsel.data.feature_spec import FeatureSpec
+from keras_dimsel.data.frappe import COLUMNS as FRAPPE_COLUMNS
+from keras_dimsel.data.frappe import FIELD_RANGES as FRAPPE_RANGES
+from keras_dimsel.data.frappe import FrappeReader
 from keras_dimsel.data.movielens import ML_100K_GENRES, MovieLensReader
 from keras_dimsel.data.reader import UTF8_BOM, Reader, parse_numbers
 from keras_dimsel.data.tokens import MISSING_TOKEN
@@ -319,6 +323,40 @@ class MovieLensLayout(Layout):
         return {"bad_rating": bad_rating, "odd_rating": odd_rating, "unknown_id": unknown_id}
 
 
+class FrappeLayout(Layout):
+    """libFM lines: a 1 / -1 / 0 label, then one `<id>:1` pair per field; tokens are the ids."""
+
+    name = "frappe"
+    delimiter = " "
+    quoting = False
+    columns = FRAPPE_COLUMNS
+    categorical = FRAPPE_COLUMNS[1:]
+
+    def reader(self, directory):
+        path = directory / "frappe.libfm"
+        path.write_text(" ".join(["1", *(f"{low}:1" for _, low, _ in FRAPPE_RANGES)]) + "\n")
+        return FrappeReader([str(path)])
+
+    def valid(self, rng):
+        label = rng.choice(["1", "-1", "-1", "0"])
+        ids = [str(rng.randint(low, high)) for _, low, high in FRAPPE_RANGES]
+        row = {"label": 1.0 if label == "1" else 0.0, **dict(zip(self.categorical, ids))}
+        return [label, *(f"{i}:1" for i in ids)], row
+
+    def extra_kinds(self):
+        return {
+            "frappe_odd_label": frappe_odd_label,
+            "frappe_bad_label": frappe_bad_label,
+            "bad_pair": bad_pair,
+            "id_out_of_range": id_out_of_range,
+            "swapped_pairs": swapped_pairs,
+            "zero_padded_id": zero_padded_id,
+            "bad_weight": bad_weight,
+            "odd_weight": odd_weight,
+            "stray_space": stray_space,
+        }
+
+
 # ---------------------------------------------------------------------------
 # Corruption classes shared by the layouts. Each takes a valid row (cells and
 # parsed row) and returns the corrupt case with its documented outcome.
@@ -565,6 +603,103 @@ def unknown_id(layout, pick, rng, cells, row):
     return Case("unknown_id", layout.line(cells), reason=f"unknown {column} id {value!r}")
 
 
+def _pair_field(layout, pick) -> tuple[str, int, int, int]:
+    """A Frappe field: its name, cell index and id range."""
+    name, low, high = pick.choice(FRAPPE_RANGES)
+    return name, layout.index(name), low, high
+
+
+def frappe_odd_label(layout, pick, rng, cells, row):
+    """Any number equal to 1, -1 or 0 (tabs around it allowed); -1 and 0 read as 0."""
+    value = pick.choice(["1.0", "+1", "1e0", "-1.0", "-1e0", "-0", "0.0", "00", "\t1", "-1\t"])
+    cells[0] = value
+    label = 1.0 if float(value) == 1 else 0.0
+    return Case("frappe_odd_label", layout.line(cells), row={**row, "label": label})
+
+
+def frappe_bad_label(layout, pick, rng, cells, row):
+    value = pick.choice(["", "2", "-2", "0.5", "yes", "nan", "inf", "1e39", "1x", "+-1", "O"])
+    cells[0] = value
+    return Case(
+        "frappe_bad_label", layout.line(cells), reason=f"bad label {value!r}: expected 1 or -1"
+    )
+
+
+def bad_pair(layout, pick, rng, cells, row):
+    name, at, low, _ = _pair_field(layout, pick)
+    value = pick.choice(
+        ["", "x", str(low), f"{low}:", ":1", f"-{low}:1", f"{low}.0:1", "0x10:1", f"\t{low}:1",
+         "１:1", 'x"y', '"', "nan", f"{low};1", f"[{low}]:1"]
+    )  # fmt: skip
+    cells[at] = value
+    reason = f"bad pair {value!r} in field {name!r}: expected <id>:1"
+    return Case("bad_pair", layout.line(cells), reason=reason)
+
+
+def id_out_of_range(layout, pick, rng, cells, row):
+    name, at, low, high = _pair_field(layout, pick)
+    other = [r for r in FRAPPE_RANGES if r[0] != name]
+    _, other_low, other_high = pick.choice(other)
+    ids = [high + 1, 5382, 10**6, 10**30, pick.integer(other_low, other_high)]
+    if low > 0:
+        ids.append(low - 1)
+    feature_id = str(pick.choice(ids))
+    cells[at] = f"{feature_id}:{pick.choice(['1', '0', 'x'])}"
+    reason = f"feature id {feature_id} out of range for field {name!r} ({low}-{high})"
+    return Case("id_out_of_range", layout.line(cells), reason=reason)
+
+
+def swapped_pairs(layout, pick, rng, cells, row):
+    """Two neighbouring pairs swapped: the first of them has an id out of its range."""
+    at = pick.integer(1, len(cells) - 2)
+    cells[at], cells[at + 1] = cells[at + 1], cells[at]
+    name, low, high = FRAPPE_RANGES[at - 1]
+    feature_id = cells[at].split(":")[0]
+    reason = f"feature id {feature_id} out of range for field {name!r} ({low}-{high})"
+    return Case("swapped_pairs", layout.line(cells), reason=reason)
+
+
+def zero_padded_id(layout, pick, rng, cells, row):
+    """Leading zeros keep the id in range, and the token keeps them (ids are text)."""
+    name, at, _, _ = _pair_field(layout, pick)
+    feature_id = "0" * pick.integer(1, 25) + row[name]
+    cells[at] = f"{feature_id}:1"
+    return Case("zero_padded_id", layout.line(cells), row={**row, name: feature_id})
+
+
+def bad_weight(layout, pick, rng, cells, row):
+    name, at, _, _ = _pair_field(layout, pick)
+    value = pick.choice(["0", "2", "0.5", "-1", "nan", "inf", "x", "1:1", "1e39", "1,0", '"1"'])
+    cells[at] = f"{row[name]}:{value}"
+    reason = f"bad value {value!r} in field {name!r}: expected 1"
+    return Case("bad_weight", layout.line(cells), reason=reason)
+
+
+def odd_weight(layout, pick, rng, cells, row):
+    """Any number equal to 1 is a weight of 1."""
+    name, at, _, _ = _pair_field(layout, pick)
+    value = pick.choice(["1.0", "1e0", "+1", "01", "1.000", "1\t"])
+    cells[at] = f"{row[name]}:{value}"
+    return Case("odd_weight", layout.line(cells), row=row)
+
+
+def stray_space(layout, pick, rng, cells, row):
+    """A space at either end of the line or a double space is one more (empty) column."""
+    line = layout.line(cells)
+    where = pick.choice(["start", "end", "double"])
+    if where == "start":
+        line = b" " + line
+    elif where == "end":
+        line += b" "
+    else:
+        at = pick.integer(1, len(cells) - 1)
+        line = layout.line(cells[:at] + [""] + cells[at:])
+    reason = (
+        f"wrong number of columns: expected {len(layout.columns)}, got {len(layout.columns) + 1}"
+    )
+    return Case("stray_space", line, reason=reason)
+
+
 COMMON = {
     "garbage_bytes": garbage_bytes,
     "garbage_text": garbage_text,
@@ -614,6 +749,10 @@ def corruptions(layout: Layout) -> dict[str, Callable]:
         kinds["ignored_column"] = ignored_column
     if isinstance(layout, MovieLensLayout):
         del kinds["bad_label"], kinds["odd_label"], kinds["empty_label"]
+    if isinstance(layout, FrappeLayout):
+        # Its cells are `<id>:1` pairs and its labels 1 / -1: the layout's own kinds cover them.
+        for kind in ("bad_label", "odd_label", "empty_label", "tab", *CATEGORICAL):
+            del kinds[kind]
     kinds.update(layout.extra_kinds())
     return kinds
 
@@ -743,7 +882,7 @@ def check_chunk(reader: Reader, cases: list[Case], final_newline: bool, cut: int
         assert alone.batch.num_rows == (case.row is not None)
 
 
-LAYOUTS = [CsvLayout(), CriteoLayout(), AvazuLayout(), MovieLensLayout()]
+LAYOUTS = [CsvLayout(), CriteoLayout(), AvazuLayout(), MovieLensLayout(), FrappeLayout()]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=[layout.name for layout in LAYOUTS])
