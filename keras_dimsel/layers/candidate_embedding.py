@@ -296,14 +296,71 @@ class CandidateEmbedding(tf.keras.layers.Layer):
             for d, kernel in zip(self.candidates, self.unify_kernels):
                 kernels.append(tf.pad(kernel, [[offset, total - offset - d], [0, 0]]))
                 offset += d
-        kernel = tf.cast(tf.concat(kernels, axis=-1), dtype)
-        bias = tf.cast(tf.concat(self.unify_biases, axis=-1), dtype)
-        mapped = self._normalize(tf.matmul(inputs, kernel) + bias, training)
-        mapped = tf.reshape(mapped, [-1, self.num_candidates, d_max])
-        if self.batch_norm and self.rank_scaling:
-            factors = [(d / d_max) ** 0.5 for d in self.candidates]
-            mapped = mapped * tf.constant(factors, dtype=dtype)[:, None]
-        return mapped
+        kernel = tf.concat(kernels, axis=-1)
+        bias = tf.concat(self.unify_biases, axis=-1)
+        if self.batch_norm_layer is None:
+            mapped = tf.matmul(inputs, tf.cast(kernel, dtype)) + tf.cast(bias, dtype)
+        else:
+            mapped = self._normalized_map(inputs, kernel, bias, training)
+        return tf.reshape(mapped, [-1, self.num_candidates, d_max])
+
+    def _normalized_map(self, inputs, kernel, bias, training) -> tf.Tensor:
+        """BatchNorm(x K + b), times the rank scaling, computed through K.
+
+        Every column of y = x K + b is a linear function of the row x, so its
+        batch statistics follow from those of x: mean(y) = mean(x) K + b and
+        var(y) = diag(K^T C K), with C the [d_in, d_in] batch covariance of x.
+        The normalised output is then one matmul with the kernel scaled per
+        column, s = rsqrt(var + eps) (times sqrt(d_n / d_N) with rank scaling):
+
+            BN(y) * r = x (K * s) + (b - mean(y)) * s
+
+        This is the same function of x, K and b as a BatchNorm layer after the
+        map (the gradient of b is exactly zero in training, as there), without
+        a separate pass of normalisation over the [batch, N * d_N] outputs,
+        which cost as much as everything else in the layer. Outside training
+        the moving statistics take the place of the batch's, as in BatchNorm.
+        The statistics are computed in float32.
+        """
+        batch_norm = self.batch_norm_layer
+        x = tf.cast(inputs, tf.float32)
+        kernel = tf.cast(kernel, tf.float32)
+        bias = tf.cast(bias, tf.float32)
+
+        def batch_statistics():
+            count = tf.cast(tf.shape(x)[0], tf.float32)
+            mean_x = tf.reduce_mean(x, axis=0)
+            centered = x - mean_x
+            covariance = tf.matmul(centered, centered, transpose_a=True) / count
+            variance = tf.maximum(tf.reduce_sum(tf.matmul(covariance, kernel) * kernel, 0), 0.0)
+            mean = tf.linalg.matvec(kernel, mean_x, transpose_a=True) + bias
+            decay = 1.0 - batch_norm.momentum
+            # The moving variance is unbiased, as in the fused BatchNorm kernel.
+            unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
+            for moving, value in (
+                (batch_norm.moving_mean, mean),
+                (batch_norm.moving_variance, unbiased),
+            ):
+                moving.assign_sub((moving - tf.stop_gradient(value)) * decay)
+            return mean, variance
+
+        def moving_statistics():
+            return (
+                tf.convert_to_tensor(batch_norm.moving_mean),
+                tf.convert_to_tensor(batch_norm.moving_variance),
+            )
+
+        if training is None:
+            training = False
+        mean, variance = tf.__internal__.smart_cond.smart_cond(
+            training, batch_statistics, moving_statistics
+        )
+        scale = tf.math.rsqrt(variance + batch_norm.epsilon)
+        if self.rank_scaling:
+            factors = [(d / self.output_dim) ** 0.5 for d in self.candidates]
+            scale *= tf.repeat(tf.constant(factors, tf.float32), self.output_dim)
+        mapped = tf.nn.bias_add(tf.matmul(x, kernel * scale), (bias - mean) * scale)
+        return tf.cast(mapped, self.compute_dtype)
 
     def _zero_pad(self, raw: list, training) -> tf.Tensor:
         """BatchNorm of each raw candidate, then zeros up to d_N."""

@@ -166,6 +166,61 @@ def test_batch_norm_after_linear_map_normalises_each_candidate_over_the_batch(
     np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("storage", ["shared", "separate"])
+def test_linear_batch_norm_equals_a_batch_norm_layer_after_the_map(storage):
+    """Outputs, gradients and moving statistics of a Keras BatchNormalization after x K + b."""
+    tf.keras.utils.set_random_seed(3)
+    candidates, d_max = (2, 4, 8), 8
+    layer = CandidateEmbedding(
+        vocab_size=40, candidates=candidates, storage=storage, unify="linear", rank_scaling=True
+    )
+    plain = CandidateEmbedding(
+        vocab_size=40, candidates=candidates, storage=storage, unify="linear", batch_norm=False
+    )
+    plain.build((None,))
+    layer.build((None,))
+    for source, target in zip(layer.trainable_weights, plain.trainable_weights):
+        target.assign(source * 3.0 + 0.5)  # away from zero, so the bias and mean matter
+        source.assign(target)
+    # The fused kernel, as a BatchNorm layer over [batch, 1, 1, columns] runs.
+    reference = tf.keras.layers.BatchNormalization(center=False, scale=False, fused=True)
+    reference.build((None, 1, 1, len(candidates) * d_max))
+    factors = np.repeat([(d / d_max) ** 0.5 for d in candidates], d_max).astype(np.float32)
+
+    def expected(ids, training):
+        mapped = tf.reshape(plain(ids), [-1, 1, 1, len(candidates) * d_max])
+        normalized = tf.reshape(reference(mapped, training=training), [-1, len(factors)])
+        return tf.reshape(normalized * factors, [-1, len(candidates), d_max])
+
+    for step in range(3):
+        ids = tf.constant(np.random.default_rng(step).integers(0, 40, size=64))
+        with tf.GradientTape(persistent=True) as tape:
+            out = layer(ids, training=True)
+            ref = expected(ids, training=True)
+            weights = tf.constant(
+                np.random.default_rng(10 + step).normal(size=out.shape), tf.float32
+            )
+            loss, ref_loss = tf.reduce_sum(out * weights), tf.reduce_sum(ref * weights)
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+        grads = tape.gradient(loss, layer.trainable_weights)
+        ref_grads = tape.gradient(ref_loss, plain.trainable_weights)
+        for weight, grad, ref_grad in zip(layer.trainable_weights, grads, ref_grads):
+            grad, ref_grad = (tf.convert_to_tensor(g) for g in (grad, ref_grad))
+            np.testing.assert_allclose(grad, ref_grad, rtol=1e-3, atol=1e-3, err_msg=weight.name)
+            if "unify_bias" in weight.name:
+                # BatchNorm without a shift removes the bias: no gradient, exactly.
+                np.testing.assert_array_equal(grad, 0.0)
+    # What moved since the start (mean 0, variance 1), so small batch variances still count.
+    for name, start in (("moving_mean", 0.0), ("moving_variance", 1.0)):
+        ours = next(w for w in layer.non_trainable_weights if name in w.name)
+        np.testing.assert_allclose(ours - start, getattr(reference, name) - start, rtol=1e-3)
+    ids = tf.constant([0, 7, 39])
+    np.testing.assert_allclose(layer(ids), expected(ids, training=False), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        layer(ids, training=tf.constant(False)), expected(ids, False), rtol=1e-4, atol=1e-4
+    )
+
+
 def test_rank_scaling_gives_every_candidate_unit_variance_per_direction_it_spans():
     tf.keras.utils.set_random_seed(11)
     layer = CandidateEmbedding(
