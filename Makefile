@@ -60,6 +60,8 @@ bench-preprocess: $(STAMP)
 
 bench-autodim: $(STAMP)
 	$(BIN)/python benchmarks/autodim_speed.py --rows 200000 --repeats 7 --out benchmarks/results/autodim_speed.json
+	$(BIN)/python benchmarks/autodim_speed.py --rows 200000 --repeats 7 --input steps \
+		--out benchmarks/results/autodim_speed_steps.json
 	$(BIN)/python benchmarks/search_quality.py --rows 100000 --seeds 0 1 2 --derive alpha probe \
 		--out benchmarks/results/search_quality.json
 
