@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numbers
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 SUPPORTED_STORAGE = ("shared", "separate")
@@ -51,6 +52,13 @@ class CandidateEmbedding(tf.keras.layers.Layer):
 
           x~^n = (x^n - mu_B^n) / sqrt(var_B^n + eps)
           x^^n = [x~^n, 0, ..., 0]   (d_N - d_n zeros)
+
+    The N maps are stored as one kernel of shape `[d_N, N * d_N]` (shared
+    storage: W_n in the first d_n rows of column block n) or `[d_1 + ... + d_N,
+    N * d_N]` (separate storage: block diagonal) and one bias `[N * d_N]`, so
+    the optimizer updates two weights per field, not 2N. The entries outside
+    the blocks are zero and masked in the forward pass, so they stay zero;
+    `candidate_unify_weights()` cuts out each (W_n, b_n).
 
     BatchNorm makes the candidates comparable in magnitude. It has no learned
     scale or shift (`center=False, scale=False`), so it cannot undo the selection
@@ -215,26 +223,24 @@ class CandidateEmbedding(tf.keras.layers.Layer):
                 for d in self.candidates
             ]
 
-        self.unify_kernels = []
-        self.unify_biases = []
+        self._unify_mask = None  # numpy; a constant of whichever graph calls the layer
         if self.unify == "linear":
-            for d in self.candidates:
-                self.unify_kernels.append(
-                    self.add_weight(
-                        name=f"unify_kernel_{d}",
-                        shape=(d, d_max),
-                        initializer=_clone_initializer(self._kernel_initializer),
-                        trainable=True,
-                    )
-                )
-                self.unify_biases.append(
-                    self.add_weight(
-                        name=f"unify_bias_{d}",
-                        shape=(d_max,),
-                        initializer=_clone_initializer(self._bias_initializer),
-                        trainable=True,
-                    )
-                )
+            # All N maps in one kernel and one bias (see `_block_kernel`): one optimizer
+            # update per field instead of 2N.
+            mask = self._block_kernel([np.ones((d, d_max), np.float32) for d in self.candidates])
+            self._unify_mask = mask
+            self.unify_kernel = self.add_weight(
+                name="unify_kernel",
+                shape=mask.shape,
+                initializer=self._initial_unify_kernel,
+                trainable=True,
+            )
+            self.unify_bias = self.add_weight(
+                name="unify_bias",
+                shape=(self.num_candidates * d_max,),
+                initializer=_clone_initializer(self._bias_initializer),
+                trainable=True,
+            )
 
         # One BatchNorm over all candidates' columns at once: its statistics are per
         # column, so it is N BatchNorms, one per candidate (Eq. 2-3), in one op.
@@ -279,25 +285,61 @@ class CandidateEmbedding(tf.keras.layers.Layer):
         normalized = self.batch_norm_layer(tf.reshape(x, [-1, 1, 1, width]), training=training)
         return tf.reshape(normalized, [-1, width])
 
+    def _block_kernel(self, kernels: Sequence[np.ndarray]) -> np.ndarray:
+        """The one kernel that holds the N maps W_n ([d_n, d_N] each), as an array.
+
+        Column block n (d_N columns) maps candidate n: with shared storage the
+        input is the row X[v] of width d_N and x^n = X[v, :d_n] is its prefix, so
+        W_n fills the first d_n rows of the block; with separate storage the
+        input is the concatenation of the candidates and the kernel is block
+        diagonal. Every other entry is zero.
+        """
+        d_max = self.output_dim
+        rows = d_max if self.storage == "shared" else sum(self.candidates)
+        kernel = np.zeros((rows, self.num_candidates * d_max), np.float32)
+        offset = 0
+        for n, (d, block) in enumerate(zip(self.candidates, kernels)):
+            kernel[offset : offset + d, n * d_max : (n + 1) * d_max] = block
+            if self.storage == "separate":
+                offset += d
+        return kernel
+
+    def _initial_unify_kernel(self, shape, dtype=None) -> tf.Tensor:
+        # Each W_n drawn as a [d_n, d_N] dense kernel of its own (glorot: fan-in d_n).
+        blocks = [
+            _clone_initializer(self._kernel_initializer)((d, self.output_dim)).numpy()
+            for d in self.candidates
+        ]
+        return tf.constant(self._block_kernel(blocks), dtype=dtype or tf.float32)
+
+    def candidate_unify_weights(self) -> List[Tuple[tf.Tensor, tf.Tensor]]:
+        """The unify map (W_n [d_n, d_N], b_n [d_N]) of each candidate (linear unify).
+
+        Returns:
+            A list of N `(kernel, bias)` pairs, cut out of the one kernel and
+            bias the layer stores.
+        """
+        if self.unify != "linear":
+            raise ValueError("Only the linear unify has weights. Received: unify='zero_pad'")
+        d_max, offset, pairs = self.output_dim, 0, []
+        for n, d in enumerate(self.candidates):
+            columns = slice(n * d_max, (n + 1) * d_max)
+            pairs.append(
+                (self.unify_kernel[offset : offset + d, columns], self.unify_bias[columns])
+            )
+            if self.storage == "separate":
+                offset += d
+        return pairs
+
     def _linear(self, raw: list, training) -> tf.Tensor:
         """All candidates' maps W_n^T x^n + b_n as one matmul, then BatchNorm."""
         d_max, dtype = self.output_dim, raw[0].dtype
-        if self.storage == "shared":
-            # x^n = X[v, :d_n], so W_n^T x^n = (W_n padded with zero rows to d_N)^T X[v].
-            inputs = raw[-1]
-            kernels = [
-                tf.pad(kernel, [[0, d_max - d], [0, 0]])
-                for d, kernel in zip(self.candidates, self.unify_kernels)
-            ]
-        else:
-            # A block-diagonal map over the concatenated candidates.
-            inputs = tf.concat(raw, axis=-1)
-            total, offset, kernels = sum(self.candidates), 0, []
-            for d, kernel in zip(self.candidates, self.unify_kernels):
-                kernels.append(tf.pad(kernel, [[offset, total - offset - d], [0, 0]]))
-                offset += d
-        kernel = tf.concat(kernels, axis=-1)
-        bias = tf.concat(self.unify_biases, axis=-1)
+        # Shared: x^n = X[v, :d_n], a prefix of the row; separate: the concatenation.
+        inputs = raw[-1] if self.storage == "shared" else tf.concat(raw, axis=-1)
+        # The mask keeps the entries outside the blocks at zero: their gradient is zero.
+        kernel = tf.convert_to_tensor(self.unify_kernel)
+        kernel = kernel * tf.constant(self._unify_mask, kernel.dtype)
+        bias = self.unify_bias
         if self.batch_norm_layer is None:
             mapped = tf.matmul(inputs, tf.cast(kernel, dtype)) + tf.cast(bias, dtype)
         else:

@@ -47,16 +47,16 @@ def _layer(storage, unify, batch_norm=False, **kwargs):
     else:
         _assign(layer, {"candidate_table_1": TABLE_1, "candidate_table_2": TABLE_2})
     if unify == "linear":
-        _assign(
-            layer,
-            {
-                "unify_kernel_1": KERNEL_1,
-                "unify_bias_1": BIAS_1,
-                "unify_kernel_2": KERNEL_2,
-                "unify_bias_2": BIAS_2,
-            },
-        )
+        _assign(layer, {"unify_kernel": _kernel(storage), "unify_bias": BIAS_1 + BIAS_2})
     return layer
+
+
+def _kernel(storage):
+    """KERNEL_1 and KERNEL_2 in the layer's one kernel: column block n maps candidate n."""
+    if storage == "shared":  # the input is the row [x1, x2]; candidate 1 is its prefix [x1]
+        return [KERNEL_1[0] + KERNEL_2[0], [0.0, 0.0] + KERNEL_2[1]]
+    # separate: the input is [table_1 row, table_2 row], the kernel block diagonal
+    return [KERNEL_1[0] + [0.0, 0.0], [0.0, 0.0] + KERNEL_2[0], [0.0, 0.0] + KERNEL_2[1]]
 
 
 def test_shared_zero_pad_takes_row_prefixes_and_pads_with_zeros():
@@ -274,7 +274,7 @@ def test_batch_norm_keeps_statistics_per_candidate_column_and_no_trainable_weigh
     layer = CandidateEmbedding(vocab_size=3, candidates=(1, 2), storage=storage, unify=unify)
     layer.build((None,))
     trainable = 1 if storage == "shared" else 2
-    assert len(layer.trainable_weights) == trainable + (4 if unify == "linear" else 0)
+    assert len(layer.trainable_weights) == trainable + (2 if unify == "linear" else 0)
     assert {w.name.split("/")[-2]: w.shape for w in layer.non_trainable_weights} == {
         "batch_norm": (columns,)
     }
@@ -288,15 +288,12 @@ def test_batch_norm_keeps_statistics_per_candidate_column_and_no_trainable_weigh
     "storage, unify, expected",
     [
         ("shared", "linear", {
-            "candidate_table": (3, 2),
-            "unify_kernel_1": (1, 2), "unify_bias_1": (2,),
-            "unify_kernel_2": (2, 2), "unify_bias_2": (2,),
+            "candidate_table": (3, 2), "unify_kernel": (2, 4), "unify_bias": (4,),
         }),
         ("shared", "zero_pad", {"candidate_table": (3, 2)}),
         ("separate", "linear", {
             "candidate_table_1": (3, 1), "candidate_table_2": (3, 2),
-            "unify_kernel_1": (1, 2), "unify_bias_1": (2,),
-            "unify_kernel_2": (2, 2), "unify_bias_2": (2,),
+            "unify_kernel": (3, 4), "unify_bias": (4,),
         }),
         ("separate", "zero_pad", {"candidate_table_1": (3, 1), "candidate_table_2": (3, 2)}),
     ],
@@ -490,3 +487,38 @@ def test_docstring_example_runs():
 def test_supported_values_are_module_constants():
     assert candidate_embedding.SUPPORTED_STORAGE == ("shared", "separate")
     assert candidate_embedding.SUPPORTED_UNIFY == ("linear", "zero_pad")
+
+
+@pytest.mark.parametrize("storage", ["shared", "separate"])
+def test_unify_kernel_is_zero_outside_the_candidate_blocks_and_stays_zero(storage):
+    tf.keras.utils.set_random_seed(5)
+    layer = CandidateEmbedding(vocab_size=3, candidates=(1, 2), storage=storage, unify="linear")
+    layer.build((None,))
+    # Column block n (2 columns) maps candidate n; shared: rows [0, d_n), separate: its own rows.
+    outside = np.ones((2 if storage == "shared" else 3, 4), bool)
+    outside[0:1, 0:2] = False
+    outside[(slice(0, 2) if storage == "shared" else slice(1, 3)), 2:4] = False
+    np.testing.assert_array_equal(layer.unify_kernel.numpy()[outside], 0.0)
+    optimizer = tf.keras.optimizers.Adam(0.1)
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(layer(tf.constant([0, 1, 2]), training=True) - 1.0))
+        optimizer.apply_gradients(
+            zip(tape.gradient(loss, layer.trainable_weights), layer.trainable_weights)
+        )
+    kernel = layer.unify_kernel.numpy()
+    np.testing.assert_array_equal(kernel[outside], 0.0)
+    assert np.all(kernel[~outside] != 0.0)
+    # Each candidate's own map, cut out of the one kernel and bias.
+    pairs = layer.candidate_unify_weights()
+    assert [(tuple(k.shape), tuple(b.shape)) for k, b in pairs] == [((1, 2), (2,)), ((2, 2), (2,))]
+    rows_2 = slice(0, 2) if storage == "shared" else slice(1, 3)
+    np.testing.assert_array_equal(pairs[1][0], kernel[rows_2, 2:])
+    np.testing.assert_array_equal(pairs[0][1], layer.unify_bias.numpy()[:2])
+
+
+def test_candidate_unify_weights_needs_the_linear_unify():
+    layer = CandidateEmbedding(vocab_size=3, candidates=(1, 2), unify="zero_pad")
+    layer.build((None,))
+    with pytest.raises(ValueError, match="Only the linear unify has weights"):
+        layer.candidate_unify_weights()
