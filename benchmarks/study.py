@@ -173,6 +173,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "load_after": list(os.getloadavg()),
         "cells": len(cells),
         "cell_seconds": sum(c["seconds"] for c in cells),
+        "cell_commits": study_records.cell_commits(cells),
         "note": args.note,
     }
     run = _training_run(run, os.path.join(args.work_dir, config.name, "run.json"), args)

@@ -22,6 +22,7 @@ import traceback
 from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
+from machine import code_state
 from study_config import (
     CANDIDATES,
     DEPENDENCIES,
@@ -193,6 +194,8 @@ class CellRunner:
             "seed": cell.seed,
             "seconds": time.perf_counter() - start,
             "settings": self.cell_settings(cell),
+            # A long study can span commits; the report counts the cells of each.
+            "code": code_state(),
             **details,
         }
         _write_json(os.path.join(directory, CELL_RESULT), result)

@@ -536,3 +536,18 @@ def validate(records: Sequence[dict]) -> None:
             problems.append(f"record {index} (target): bad status {record.get('status')!r}")
     if problems:
         raise SchemaError("; ".join(problems))
+
+
+def cell_commits(cells: Sequence[dict]) -> Dict[str, int]:
+    """How many cells each commit trained (`unrecorded`: cells cached before commits were kept).
+
+    Examples:
+
+        >>> cell_commits([{"code": {"commit": "abc"}}, {"code": {"commit": "abc"}}, {}])
+        {'abc': 2, 'unrecorded': 1}
+    """
+    counts: Dict[str, int] = {}
+    for cell in cells:
+        commit = (cell.get("code") or {}).get("commit") or "unrecorded"
+        counts[commit] = counts.get(commit, 0) + 1
+    return counts

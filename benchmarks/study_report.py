@@ -42,6 +42,10 @@ def _machine_lines(run: dict) -> List[str]:
         f"- Ran {run['started']} for {run['seconds'] / 60:.1f} min; load average (1 min) "
         f"{run['load_before'][0]:.2f} at the start, {run['load_after'][0]:.2f} at the end.",
     ]
+    commits = run.get("cell_commits") or {}
+    if len(commits) > 1:
+        counts = ", ".join(f"{commit} ({n})" for commit, n in sorted(commits.items()))
+        lines.append(f"- The cells were trained at more than one commit: {counts} cells.")
     if run.get("report_written"):
         lines.append(f"- Report rewritten from the cached results on {run['report_written']}.")
     if run.get("note"):

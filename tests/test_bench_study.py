@@ -298,3 +298,24 @@ def test_mde_rounds_ties_down_and_alpha_zero_gives_full_dims():
     assert study_mde.mde_dims({"a": 3, "b": 3000}, (2, 8), alpha=0.0) == {"a": 8, "b": 8}
     with pytest.raises(ValueError, match="alpha"):
         study_mde.mde_dims({"a": 3}, (2, 8), alpha=-1.0)
+
+
+def test_cells_are_counted_per_commit_and_a_mixed_study_says_so():
+    import study_report
+
+    cells = [{"code": {"commit": "abc"}}, {"code": {"commit": "def"}}, {"code": {"commit": "abc"}}]
+    commits = study_records.cell_commits(cells + [{"seed": 0}])
+    assert commits == {"abc": 2, "def": 1, "unrecorded": 1}
+    run = {
+        "machine": {"cpu_model": "cpu", "cpu_count": 2, "cpus_usable": 2, "memory_gib": 1,
+                    "platform": "linux", "python": "3.10"},
+        "code": {"commit": "def"}, "started": "now", "seconds": 60.0,
+        "load_before": [0.0], "load_after": [0.0], "cell_commits": commits,
+    }  # fmt: skip
+    lines = study_report._machine_lines(run)
+    assert (
+        "- The cells were trained at more than one commit: abc (2), def (1), unrecorded (1) cells."
+        in lines
+    )
+    run["cell_commits"] = {"def": 3}
+    assert not any("more than one commit" in line for line in study_report._machine_lines(run))
