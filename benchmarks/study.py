@@ -37,6 +37,7 @@ import time  # noqa: E402
 from typing import List, Optional, Sequence  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import study_fields  # noqa: E402
 import study_records  # noqa: E402
 from machine import REPO_ROOT, code_state, machine_description  # noqa: E402
 from study_config import (  # noqa: E402
@@ -180,6 +181,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     records = [run]
     records += study_records.aggregate(cells)
     records += study_records.stability(cells)
+    for name in study_fields.FIELD_POWER_DATASETS:
+        if any(c["dataset"] == name for c in cells):
+            spec = runner.spec(name)
+            power = study_fields.field_power(spec)
+            records += study_fields.field_power_records(name, spec, power, cells)
     records += throughput
     records += failures
     records += study_records.evaluate_targets(records)

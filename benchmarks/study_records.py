@@ -38,8 +38,12 @@ REQUIRED_KEYS: Dict[str, Tuple[str, ...]] = {
     "stability": ("kind", "dataset", "model", "method", "seeds", "pearson_mean"),
     "target": ("kind", "target", "description", "status", "details"),
     "run": ("kind", "config", "machine"),
+    "field_power": ("kind", "dataset", "method", "field", "single_field_auc", "dims"),
 }
-_NUMBERS = ("auc_mean", "auc_std", "logloss_mean", "embedding_params", "savedmodel_bytes", "ratio")
+_NUMBERS = (
+    "auc_mean", "auc_std", "logloss_mean", "embedding_params", "savedmodel_bytes", "ratio",
+    "single_field_auc",
+)  # fmt: skip
 MET, NOT_MET, NOT_MEASURED = "MET", "NOT MET", "NOT MEASURED"
 
 #: The study's targets: thresholds of the issue.

@@ -189,6 +189,7 @@ def markdown(records: Sequence[dict], config: StudyConfig, plots: Sequence[str])
                 f"seeds {r['seeds']}{note}"
             )
         lines.append("")
+    lines += _field_power_lines(_by_kind(records, "field_power"))
     if plots:
         lines += ["## Plots", ""]
         lines += [f"![{name}]({name})" for name in plots]
@@ -302,3 +303,38 @@ def write_plots(
             if plot_amtl(masked, os.path.join(out, name)):
                 written.append(name)
     return written
+
+
+def _field_power_lines(records: Sequence[dict]) -> List[str]:
+    """Per dataset: each field's single-field AUC next to AutoDim's dims (the paper's Table 4)."""
+    from study_fields import rank_agreement
+
+    lines: List[str] = []
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        rows = sorted(
+            (r for r in records if r["dataset"] == dataset), key=lambda r: -r["single_field_auc"]
+        )
+        models = list(dict.fromkeys(m for r in rows for m in r["dims"]))
+        rho = rank_agreement(rows)
+        lines += [
+            f"## Single-field predictive power and {rows[0]['method']}'s dims: {dataset}",
+            "",
+            "Single-field AUC: the test AUC of the field alone, each row scored by the "
+            "train click rate of its value (no model, no seed). Dims: the plan of each "
+            "seed, in seed order.",
+            "",
+            "| field | vocabulary | single-field AUC | " + " | ".join(models) + " |",
+            "|---|---|---|" + "---|" * len(models),
+        ]
+        for r in rows:
+            dims = [", ".join(str(d) for d in r["dims"].get(m, [])) or "-" for m in models]
+            lines.append(
+                f"| {r['field']} | {r['vocab_size']:,} | {r['single_field_auc']:.4f} | "
+                + " | ".join(dims)
+                + " |"
+            )
+        verdict = (
+            "n/a (too few fields with dims, or one side constant)" if rho is None else f"{rho:.2f}"
+        )
+        lines += ["", f"Spearman's rho between single-field AUC and mean dim: {verdict}.", ""]
+    return lines

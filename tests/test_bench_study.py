@@ -5,12 +5,14 @@ import json
 import pathlib
 import sys
 
+import numpy as np
 import pytest
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import study_config  # noqa: E402
+import study_fields  # noqa: E402
 import study_mde  # noqa: E402
 import study_records  # noqa: E402
 from study_config import Cell, Dataset, StudyConfig, expand, load_config  # noqa: E402
@@ -287,7 +289,7 @@ def test_mde_rule_gives_larger_dims_to_smaller_fields():
     assert plan.embedding_params == 2 * 32 + 7 * 24 + 100 * 8 + 1000 * 2
 
 
-@pytest.mark.parametrize("module", [study_config, study_mde, study_records])
+@pytest.mark.parametrize("module", [study_config, study_fields, study_mde, study_records])
 def test_docstring_examples(module):
     results = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert results.failed == 0
@@ -319,3 +321,51 @@ def test_cells_are_counted_per_commit_and_a_mixed_study_says_so():
     )
     run["cell_commits"] = {"def": 3}
     assert not any("more than one commit" in line for line in study_report._machine_lines(run))
+
+
+def test_single_field_auc_scores_each_value_by_its_train_click_rate():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 50, size=4000)
+    rate = np.linspace(0.05, 0.95, 50)  # value k clicks at rate[k]
+    labels = (rng.random(4000) < rate[ids]).astype(float)
+    train, test = slice(0, 3000), slice(3000, None)
+    power = study_fields.single_field_auc(ids[train], labels[train], ids[test], labels[test])
+    best = study_fields.auc(labels[test], rate[ids[test]])  # the true rates
+    assert abs(power - best) < 0.02 and power > 0.7
+    noise = rng.integers(0, 50, size=4000)  # a field that says nothing about the label
+    useless = study_fields.single_field_auc(noise[train], labels[train], noise[test], labels[test])
+    assert abs(useless - 0.5) < 0.05
+    assert study_fields.auc(np.array([0, 1, 1]), np.array([0.2, 0.9, 0.1])) == 0.5
+    with pytest.raises(ValueError, match="both positive and negative"):
+        study_fields.auc(np.array([1, 1]), np.array([0.1, 0.2]))
+
+
+def test_field_power_records_and_report_put_dims_next_to_single_field_auc():
+    import study_report
+
+    class Field:
+        def __init__(self, name, vocab_size):
+            self.name, self.vocab_size = name, vocab_size
+
+    class Spec:
+        fields = (Field("user", 900), Field("gender", 3), Field("item", 1600))
+
+    cells = [
+        {"dataset": "ml", "model": "fm", "method": "autodim", "seed": s, "fields": f}
+        for s, f in enumerate(
+            [{"user": 8, "gender": 2, "item": 16}, {"user": 16, "gender": 2, "item": 16}]
+        )
+    ] + [{"dataset": "ml", "model": "fm", "method": "fde", "seed": 0}]
+    power = {"user": 0.68, "gender": 0.50, "item": 0.71}
+    records = study_fields.field_power_records("ml", Spec(), power, cells)
+    study_records.validate(records)
+    assert [(r["field"], r["dims"]) for r in records] == [
+        ("user", {"fm": [8, 16]}), ("gender", {"fm": [2, 2]}), ("item", {"fm": [16, 16]}),
+    ]  # fmt: skip
+    assert study_fields.rank_agreement(records) == pytest.approx(1.0)
+    lines = study_report._field_power_lines(records)
+    assert "| item | 1,600 | 0.7100 | 16, 16 |" in lines
+    assert lines.index("| item | 1,600 | 0.7100 | 16, 16 |") < lines.index(
+        "| gender | 3 | 0.5000 | 2, 2 |"
+    )
+    assert "Spearman's rho between single-field AUC and mean dim: 1.00." in lines
