@@ -43,8 +43,8 @@ from machine import REPO_ROOT, code_state, machine_description  # noqa: E402
 from study_config import (  # noqa: E402
     CONFIGS,
     DEFAULT_DATA_ROOT,
-    DEPENDENCIES,
     Cell,
+    dependencies,
     describe,
     expand,
     load_config,
@@ -88,7 +88,7 @@ def run_cells(config, runner, report_only: bool, jobs: int = 1):
     With `jobs > 1` the cells train in that many worker processes: a cell's
     time here goes mostly to tracing TensorFlow graphs, single-threaded
     Python, so two processes use two cores. Cells that read another cell's
-    run (`DEPENDENCIES`) wait for a second phase; the datasets are
+    run (`dependencies`) wait for a second phase; the datasets are
     preprocessed here first, so no two workers run the Beam job on one.
     """
     from study_cells import attempt, attempt_in_worker
@@ -102,8 +102,8 @@ def run_cells(config, runner, report_only: bool, jobs: int = 1):
     # Longest first (more fields, longer traces), so the workers finish together.
     fields = {name: len(runner.spec(name).fields) for name in {c.dataset for c in pending}}
     phases = [
-        [c for c in pending if not DEPENDENCIES.get(c.method)],
-        [c for c in pending if DEPENDENCIES.get(c.method)],
+        [c for c in pending if not dependencies(c)],
+        [c for c in pending if dependencies(c)],
     ]
     done = len(grid) - len(pending)
 

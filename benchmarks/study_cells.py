@@ -25,12 +25,12 @@ import tensorflow as tf
 from machine import code_state
 from study_config import (
     CANDIDATES,
-    DEPENDENCIES,
     FULL_DIM,
     METHODS,
     Cell,
     Dataset,
     StudyConfig,
+    dependencies,
 )
 from study_mde import mde_plan
 
@@ -179,8 +179,8 @@ class CellRunner:
         result = self.cached(cell)
         if result is not None:
             return result
-        for needed in DEPENDENCIES.get(cell.method, ()):
-            self.run(Cell(cell.dataset, cell.model, needed, cell.seed))
+        for needed in dependencies(cell):
+            self.run(needed)
         spec = self.spec(cell.dataset)
         directory = self.cell_dir(cell)
         os.makedirs(directory, exist_ok=True)
@@ -380,10 +380,27 @@ def _run_amtl(runner: CellRunner, cell: Cell, spec, directory: str, options: dic
     }
 
 
+def _run_transfer(runner: CellRunner, cell: Cell, spec, directory: str, options: dict) -> dict:
+    """Retrains this backbone with the plan another backbone's AutoDim cell searched."""
+    source = Cell(cell.dataset, options["source_model"], options["source_method"], cell.seed)
+    found = runner.run(source)  # cached: it ran in the first phase
+    plan = DimensionPlan.load(os.path.join(runner.cell_dir(source), found["search_dir"]))
+    run_dir = os.path.join(directory, "run")
+    metrics = _retrain(runner, cell, spec, plan, run_dir)
+    return {
+        **_quality(metrics, run_dir),
+        "fields": plan.fields,
+        "vocab_sizes": plan.vocab_sizes,
+        "source": source.key,
+        "run_dir": "run",
+    }
+
+
 _RUNNERS = {
     "baseline": _run_baseline,
     "mde": _run_mde,
     "ras": _run_ras,
     "autodim": _run_autodim,
     "amtl": _run_amtl,
+    "transfer": _run_transfer,
 }

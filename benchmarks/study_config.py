@@ -38,23 +38,26 @@ class Method:
         kind: str, one of `METHOD_KINDS`:
             `baseline` (`run_baseline`), `mde` (`run_retrain` of the MDE plan),
             `ras` (`RandomDimensionTuner` + `RandomSearchOracle`), `autodim`
-            (`run_search` + `run_retrain`), `amtl` (`run_amtl`).
+            (`run_search` + `run_retrain`), `amtl` (`run_amtl`), `transfer`
+            (`run_retrain` of the plan another backbone's cell searched).
         options: dict, the keyword arguments that set the variant apart
             (`mode`, `storage`, `unify`, `twins`, or `warm_start=True` for
             AMTL started from the cell's `fde` run).
         description: str, one line for the report.
+        models: tuple of str or None, the backbones it runs on (None: every one).
     """
 
     kind: str
     options: Dict[str, object] = dataclasses.field(default_factory=dict)
     description: str = ""
+    models: Optional[Tuple[str, ...]] = None
 
     def __post_init__(self):
         if self.kind not in METHOD_KINDS:
             raise ValueError(f"`kind` must be one of {METHOD_KINDS}. Received: kind={self.kind!r}")
 
 
-METHOD_KINDS = ("baseline", "mde", "ras", "autodim", "amtl")
+METHOD_KINDS = ("baseline", "mde", "ras", "autodim", "amtl", "transfer")
 
 METHODS: Dict[str, Method] = {
     "fde": Method("baseline", {}, f"full dimension: every field at {FULL_DIM} (run_baseline)"),
@@ -78,9 +81,35 @@ METHODS: Dict[str, Method] = {
     "amtl_cold": Method("amtl", {}, "AMTL from a random initialisation"),
     "amtl_warm": Method("amtl", {"warm_start": True}, "AMTL warm-started from the fde run"),
     "aml": Method("amtl", {"twins": False}, "AML: AMTL with one branch (ablation), cold"),
+    "autodim_fm_plan": Method(
+        "transfer",
+        {"source_model": "fm", "source_method": "autodim"},
+        "AutoDim's plan searched with FM, retrained in this backbone (transferability)",
+        models=("wide_deep", "deepfm"),
+    ),
 }
 #: Cells a method reads from: AMTL warm starts from the same seed's `fde` run.
 DEPENDENCIES: Dict[str, Tuple[str, ...]] = {"amtl_warm": ("fde",)}
+
+
+def dependencies(cell: Cell) -> List[Cell]:
+    """The cells `cell` reads from: `DEPENDENCIES` of its backbone, and a transfer's source.
+
+    Examples:
+
+        >>> [c.key for c in dependencies(Cell("criteo", "deepfm", "autodim_fm_plan", 1))]
+        ['criteo/fm/autodim/seed1']
+        >>> [c.key for c in dependencies(Cell("criteo", "fm", "amtl_warm", 0))]
+        ['criteo/fm/fde/seed0']
+    """
+    needed = [
+        Cell(cell.dataset, cell.model, m, cell.seed) for m in DEPENDENCIES.get(cell.method, ())
+    ]
+    method = METHODS[cell.method]
+    if method.kind == "transfer":
+        source = (method.options["source_model"], method.options["source_method"])
+        needed.append(Cell(cell.dataset, *source, cell.seed))
+    return needed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,7 +307,10 @@ def expand(config: StudyConfig) -> List[Cell]:
 
     Datasets, then models, then seeds, then methods in the configuration's
     order, except that a method's dependencies (`DEPENDENCIES`) run first and
-    are added to the grid when the configuration does not list them.
+    are added to the grid when the configuration does not list them. A method
+    with `models` runs on those backbones only; a transfer needs its source
+    backbone in the dataset's models (its source cell runs in the first
+    phase, see `study.run_cells`).
 
     Examples:
 
@@ -301,7 +333,15 @@ def expand(config: StudyConfig) -> List[Cell]:
         for model in dataset.models
         for seed in config.seeds
         for method in order
+        if _runs_on(METHODS[method], model, dataset)
     ]
+
+
+def _runs_on(method: Method, model: str, dataset: Dataset) -> bool:
+    """Whether a method has a cell on this backbone (and, for a transfer, a source)."""
+    if method.models is not None and model not in method.models:
+        return False
+    return method.kind != "transfer" or method.options["source_model"] in dataset.models
 
 
 def describe(config: StudyConfig) -> str:

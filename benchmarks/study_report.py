@@ -189,6 +189,7 @@ def markdown(records: Sequence[dict], config: StudyConfig, plots: Sequence[str])
                 f"seeds {r['seeds']}{note}"
             )
         lines.append("")
+    lines += _transfer_lines(_by_kind(records, "quality"))
     lines += _field_power_lines(_by_kind(records, "field_power"))
     if plots:
         lines += ["## Plots", ""]
@@ -338,3 +339,32 @@ def _field_power_lines(records: Sequence[dict]) -> List[str]:
         )
         lines += ["", f"Spearman's rho between single-field AUC and mean dim: {verdict}.", ""]
     return lines
+
+
+def _transfer_lines(quality: Sequence[dict]) -> List[str]:
+    """Per backbone: AutoDim with its own plan against the plan searched with FM."""
+    transferred = {}
+    for method, spec in METHODS.items():
+        if spec.kind == "transfer":
+            transferred[method] = spec.options["source_method"]
+    by_key = {(r["dataset"], r["model"], r["method"]): r for r in quality}
+    rows = []
+    for (dataset, model, method), record in by_key.items():
+        own = by_key.get((dataset, model, transferred.get(method)))
+        if method in transferred and own:
+            rows.append(
+                f"| {dataset} | {model} | {own['auc_mean']:.4f} ± {own['auc_std']:.4f} "
+                f"({own['embedding_params']:,}) | {record['auc_mean']:.4f} ± "
+                f"{record['auc_std']:.4f} ({record['embedding_params']:,}) | "
+                f"{record['auc_mean'] - own['auc_mean']:+.4f} |"
+            )
+    if not rows:
+        return []
+    return [
+        "## Transferability: dims searched with FM, retrained in another backbone",
+        "",
+        "| dataset | backbone | own search: AUC (params) | FM's plan: AUC (params) | difference |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]

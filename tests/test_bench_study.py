@@ -72,8 +72,12 @@ def test_full_config_runs_every_method_backbone_and_three_seeds():
     config = load_config("full")
     cells = expand(config)
     assert {d.name for d in config.datasets} >= {"movielens-100k", "criteo", "avazu", "frappe"}
-    per_dataset = len(study_config.METHODS) * 3 * 3  # methods x models x seeds
+    everywhere = [m for m in study_config.METHODS.values() if m.models is None]
+    # methods x models x seeds, and FM's plan retrained in wide_deep and deepfm
+    per_dataset = len(everywhere) * 3 * 3 + 2 * 3
     assert len(cells) == per_dataset * len(config.datasets)
+    transfers = {(c.model, c.seed) for c in cells if c.method == "autodim_fm_plan"}
+    assert transfers == {(m, s) for m in ("wide_deep", "deepfm") for s in (0, 1, 2)}
     assert len(set(cells)) == len(cells)
     assert "frappe" not in dict(config.not_run)
     assert config.dataset("frappe").inputs == (
@@ -369,3 +373,31 @@ def test_field_power_records_and_report_put_dims_next_to_single_field_auc():
         "| gender | 3 | 0.5000 | 2, 2 |"
     )
     assert "Spearman's rho between single-field AUC and mean dim: 1.00." in lines
+
+
+def test_a_transfer_runs_after_its_source_and_only_where_the_source_backbone_is():
+    both = Dataset("d", "synthetic", (), ("fm", "deepfm"))
+    config = StudyConfig("t", (both,), ("autodim", "autodim_fm_plan"), (0,), 2, None)
+    cells = expand(config)
+    assert [c.key for c in cells] == [
+        "d/fm/autodim/seed0", "d/deepfm/autodim/seed0", "d/deepfm/autodim_fm_plan/seed0",
+    ]  # fmt: skip
+    assert study_config.dependencies(cells[-1]) == [cells[0]]
+    no_fm = Dataset("e", "synthetic", (), ("deepfm",))
+    config = StudyConfig("t", (no_fm,), ("autodim", "autodim_fm_plan"), (0,), 2, None)
+    assert [c.method for c in expand(config)] == ["autodim"]
+
+
+def test_report_compares_each_backbone_s_own_plan_with_fm_s():
+    import study_report
+
+    records = [
+        quality("ml", "deepfm", "autodim", [0.70, 0.72], 1000),
+        quality("ml", "deepfm", "autodim_fm_plan", [0.69, 0.71], 800),
+        quality("ml", "fm", "autodim", [0.70], 800),
+    ]
+    lines = study_report._transfer_lines(records)
+    assert lines[0].startswith("## Transferability")
+    (row,) = [line for line in lines if line.startswith("| ml |")]
+    assert row == ("| ml | deepfm | 0.7100 ± 0.0141 (1,000) | 0.7000 ± 0.0141 (800) | -0.0100 |")
+    assert study_report._transfer_lines(records[:1]) == []
