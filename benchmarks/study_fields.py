@@ -18,6 +18,8 @@ import statistics
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
+from scipy.stats import rankdata
+from study_records import pearson
 
 #: The datasets whose table the report shows (the paper's is on MovieLens).
 FIELD_POWER_DATASETS = ("movielens-100k",)
@@ -37,15 +39,8 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     positives, negatives = int(labels.sum()), int((~labels).sum())
     if positives == 0 or negatives == 0:
         raise ValueError("the AUC needs both positive and negative labels")
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = np.asarray(scores)[order]
-    ranks = np.empty(len(order), np.float64)
-    # Average ranks over ties (1-based), as in the Mann-Whitney U statistic.
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    ends = np.r_[starts[1:], len(order)]
-    for start, end in zip(starts, ends):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
-    u = ranks[labels].sum() - positives * (positives + 1) / 2.0
+    # The Mann-Whitney U statistic, with tied scores at their average rank.
+    u = rankdata(scores)[labels].sum() - positives * (positives + 1) / 2.0
     return float(u / (positives * negatives))
 
 
@@ -136,18 +131,6 @@ def field_power_records(
     return records
 
 
-def _ranks(values: Sequence[float]) -> np.ndarray:
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    sorted_values = np.asarray(values)[order]
-    start = 0
-    for end in range(1, len(values) + 1):
-        if end == len(values) or sorted_values[end] != sorted_values[start]:
-            ranks[order[start:end]] = (start + end - 1) / 2.0
-            start = end
-    return ranks
-
-
 def rank_agreement(records: Sequence[dict]) -> Optional[float]:
     """Spearman's rho between the fields' single-field AUC and their mean chosen dim.
 
@@ -168,7 +151,5 @@ def rank_agreement(records: Sequence[dict]) -> Optional[float]:
         return None
     power = [r["single_field_auc"] for r in rows]
     dims = [statistics.fmean(d for seeds in r["dims"].values() for d in seeds) for r in rows]
-    a, b = _ranks(power), _ranks(dims)
-    if np.std(a) == 0 or np.std(b) == 0:
-        return None
-    return float(np.corrcoef(a, b)[0, 1])
+    rho = pearson(list(rankdata(power)), list(rankdata(dims)))  # None if a side is constant
+    return None if rho is None else float(rho)

@@ -54,7 +54,7 @@ except ImportError as error:  # the optional `tune` extra
 from keras_dimsel import _io, workflow
 from keras_dimsel.data.feature_spec import FeatureSpec
 from keras_dimsel.data.input_fn import make_dataset
-from keras_dimsel.models import MODELS, make_model
+from keras_dimsel.models import MODELS
 from keras_dimsel.search.plan import PLAN_FILE, DimensionPlan
 from keras_dimsel.search.temperature import DEFAULT_RATE, TemperatureSchedule
 from keras_dimsel.workflow import DEFAULT_CANDIDATES, TrainSettings
@@ -205,6 +205,7 @@ def validation_metrics(
         ...     candidates=(2, 8),
         ...     vocab_sizes={field.name: field.vocab_size for field in spec.fields},
         ... )
+        >>> from keras_dimsel.models import make_model
         >>> model = make_model("fm", spec, stage="plan", plan_dims=plan.fields, candidates=(2, 8))
         >>> _ = model(next(iter(make_dataset(spec, "validation", batch_size=64)))[0])
         >>> run_dir = os.path.join(directory, "retrain")
@@ -220,15 +221,7 @@ def validation_metrics(
     weights = os.path.join(run_dir, workflow.WEIGHTS)
     if not _io.exists(weights + ".index"):
         raise FileNotFoundError(f"{run_dir} holds no trained weights ({weights}.index not found)")
-    model = make_model(
-        model_name,
-        spec,
-        stage="plan",
-        fields=plan.field_names,
-        plan_dims=plan.fields,
-        candidates=plan.candidates,
-        unify=unify,
-    )
+    model = workflow._plan_model(model_name, spec, plan, unify)
     validation = make_dataset(spec, "validation", batch_size)
     model(next(iter(validation))[0])
     model.network_weights().read(weights).assert_existing_objects_matched()

@@ -701,6 +701,19 @@ def load_warm_start_tables(run_dir: str, plan: DimensionPlan) -> dict:
     return tables
 
 
+def _plan_model(model_name: str, spec: FeatureSpec, plan: DimensionPlan, unify: str):
+    """The retrain-stage model of a plan: one table [vocab, chosen dim] per field."""
+    return make_model(
+        model_name,
+        spec,
+        stage="plan",
+        fields=plan.field_names,
+        plan_dims=plan.fields,
+        candidates=plan.candidates,
+        unify=unify,
+    )
+
+
 def run_retrain(
     spec: FeatureSpec,
     plan: DimensionPlan,
@@ -761,15 +774,7 @@ def run_retrain(
             )
     _seed_everything(settings.seed)
     _io.makedirs(output)
-    model = make_model(
-        model_name,
-        spec,
-        stage="plan",
-        fields=plan.field_names,
-        plan_dims=plan.fields,
-        candidates=plan.candidates,
-        unify=unify,
-    )
+    model = _plan_model(model_name, spec, plan, unify)
     if warm_start:
         tables = load_warm_start_tables(warm_start, plan)
         for name, table in tables.items():
