@@ -504,7 +504,7 @@ def run_amtl(
         **options,
     }
     validation = make_dataset(spec, "validation", settings.batch_size)
-    run, examples_per_second = _fit_resumably(
+    run, examples_per_second, kept = _fit_resumably(
         model, spec, settings, output, run_options, validation_data=validation
     )
     compact, lengths = compact_model(model, spec, model_name)
@@ -527,6 +527,7 @@ def run_amtl(
             "train_network": train_network,
             "length_penalty": length_penalty,
             **options,
+            **kept,
         }
     )
     export_saved_model(compact, os.path.join(output, "saved_model"), settings.serve_examples)

@@ -302,3 +302,83 @@ class _Saver(tf.keras.callbacks.Callback):
             callback.flush()
         self._run.save()
         self._saved_at = self._run.steps_done
+
+
+class BestEpoch(tf.keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the best validation score, across restarts.
+
+    At each epoch end where `monitor` improves on the best so far, the model's
+    variables are written to `directory/epoch-<e>` and then `best.json` names
+    that epoch, so a run killed at any moment finds the state of a finished
+    epoch. `restore_best()` loads those weights into the model once training
+    is over. Put this callback before the one that writes the run's
+    checkpoint: an epoch whose checkpoint exists has then been considered.
+
+    Args:
+        model: the Keras model being trained.
+        directory: str, where the best weights and `best.json` live (inside
+            the run's checkpoints, so they go with them once the run is done).
+        monitor: str, the logged validation metric, higher is better.
+
+    Examples:
+
+        >>> import tempfile
+        >>> model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+        >>> _ = model(tf.zeros([1, 2]))
+        >>> best = BestEpoch(model, tempfile.mkdtemp(), monitor="val_auc")
+        >>> _ = model.layers[0].kernel.assign([[1.0], [1.0]])
+        >>> best.on_epoch_end(0, {"val_auc": 0.7})
+        >>> _ = model.layers[0].kernel.assign([[2.0], [2.0]])
+        >>> best.on_epoch_end(1, {"val_auc": 0.6})
+        >>> best.restore_best(), model.layers[0].kernel.numpy().ravel().tolist()
+        ({'epoch': 1, 'val_auc': 0.7}, [1.0, 1.0])
+    """
+
+    STATE = "best.json"
+
+    def __init__(self, model: tf.keras.Model, directory: str, monitor: str = "val_auc"):
+        super().__init__()
+        self._model = model
+        self.directory = directory
+        self.monitor = monitor
+        self._checkpoint = tf.train.Checkpoint(variables=list(model.variables))
+        self.best = self._read_state()
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise ValueError(
+                f"keeping the best epoch needs the validation metric {self.monitor!r}, and "
+                f"the epoch logged only {sorted(logs or {})}"
+            )
+        value = float(value)
+        if self.best is not None and not value > self.best[self.monitor]:
+            return
+        previous = self.best
+        _io.makedirs(self.directory)
+        prefix = os.path.join(self.directory, f"epoch-{epoch + 1}")
+        self._checkpoint.write(prefix)
+        self.best = {"epoch": epoch + 1, self.monitor: value}
+        _io.write_text_atomically(
+            os.path.join(self.directory, self.STATE), json.dumps(self.best) + "\n"
+        )
+        if previous is not None and previous["epoch"] != self.best["epoch"]:
+            for path in tf.io.gfile.glob(
+                os.path.join(self.directory, f"epoch-{previous['epoch']}.*")
+            ):
+                tf.io.gfile.remove(path)
+
+    def restore_best(self) -> Optional[dict]:
+        """Loads the best epoch's weights into the model; returns its record (None: none yet)."""
+        if self.best is None:
+            return None
+        prefix = os.path.join(self.directory, f"epoch-{self.best['epoch']}")
+        self._checkpoint.read(prefix).assert_consumed()
+        return dict(self.best)
+
+    def _read_state(self) -> Optional[dict]:
+        path = os.path.join(self.directory, self.STATE)
+        if not _io.exists(path):
+            return None
+        with _io.open_file(path) as f:
+            return json.load(f)

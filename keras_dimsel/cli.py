@@ -315,6 +315,14 @@ def _add_fit_arguments(parser, seed: bool = True) -> None:
             "re-running a killed command with the same --output resumes from the last one"
         ),
     )
+    group.add_argument(
+        "--keep-best",
+        action="store_true",
+        help=(
+            "end with the weights of the epoch of best validation AUC, not the last epoch's "
+            "(the search keeps its last state)"
+        ),
+    )
 
 
 def _add_model_arguments(parser, model_required: bool = True) -> None:
@@ -591,6 +599,7 @@ def _settings(args: argparse.Namespace):
         batch_size=args.batch_size,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
+        keep_best=args.keep_best,
     )
 
 

@@ -23,7 +23,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dimsel import _io
-from keras_dimsel.checkpointing import DEFAULT_CHECKPOINT_EVERY, ResumableFit, epoch_seed
+from keras_dimsel.checkpointing import (
+    CHECKPOINTS,
+    DEFAULT_CHECKPOINT_EVERY,
+    BestEpoch,
+    ResumableFit,
+    epoch_seed,
+)
 from keras_dimsel.data.feature_spec import FeatureSpec
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model
@@ -62,20 +68,27 @@ class TrainSettings:
     run restarted with the same output directory continues from the last one
     (`keras_dimsel.checkpointing`).
 
+    `keep_best=True` ends a run that trains a final model (baseline, retrain,
+    AMTL) with the weights of its epoch of best validation AUC, instead of
+    the last epoch's: on small data a model can overfit within the epochs
+    asked for. The search always keeps its last state.
+
     Args:
         epochs: int or None, passes over the train split.
         batch_size: int or None, examples per batch.
         seed: int, the seed of the weights, the shuffling, dropout and the Gumbel noise.
         serve_examples: bool, export with a serialized-example signature.
         checkpoint_every: int >= 0, steps between checkpoints; 0 = epoch ends only.
+        keep_best: bool, end with the epoch of best validation AUC.
 
     Examples:
 
         >>> spec = FeatureSpec(
         ...     label="label", fields=(), splits={"train": 50_000, "validation": 5000, "test": 5000}
         ... )
-        >>> TrainSettings().resolve(spec)  # 50,000 / 100 steps per epoch
-        TrainSettings(epochs=3, batch_size=500, seed=0, serve_examples=False, checkpoint_every=1000)
+        >>> settings = TrainSettings().resolve(spec)  # 50,000 / 100 steps per epoch
+        >>> settings.epochs, settings.batch_size, settings.keep_best
+        (3, 500, False)
         >>> TrainSettings(epochs=1, batch_size=2000).resolve(spec).batch_size
         2000
     """
@@ -85,6 +98,7 @@ class TrainSettings:
     seed: int = 0
     serve_examples: bool = False
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    keep_best: bool = False
 
     def resolve(self, spec: FeatureSpec) -> TrainSettings:
         """The settings with every default filled in for the data of `spec`.
@@ -132,7 +146,10 @@ class TrainSettings:
 
     def record(self) -> dict:
         """What defines a run's training (the options a resumed run must share)."""
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed}
+        record = {"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed}
+        if self.keep_best:  # absent when off: runs made before the option still resume
+            record["keep_best"] = True
+        return record
 
 
 def _seed_everything(seed: int) -> None:
@@ -199,8 +216,12 @@ def _write_json(path: str, record: dict) -> None:
 
 def _fit_resumably(
     model, spec, settings: TrainSettings, output: str, options: dict, **fit_arguments
-) -> tuple[ResumableFit, Optional[float]]:
+) -> tuple[ResumableFit, Optional[float], dict]:
     """Trains a compiled, built model over the run's epochs, resuming from its checkpoints.
+
+    With `settings.keep_best` and `validation_data`, the model ends with the
+    weights of its epoch of best validation AUC (`BestEpoch`, kept beside the
+    checkpoints so a restarted run still knows it).
 
     Args:
         model: a compiled Keras model, built on a batch.
@@ -212,10 +233,13 @@ def _fit_resumably(
             `validation_data`, `callbacks`, `verbose` of `ResumableFit.fit`.
 
     Returns:
-        `(run, examples_per_second)`: the `ResumableFit` (call `remove()` once
-        the results are written) and the training throughput of the steps this
-        call ran (None when the run had no steps left).
+        `(run, examples_per_second, kept)`: the `ResumableFit` (call `remove()`
+        once the results are written), the training throughput of the steps
+        this call ran (None when the run had no steps left), and for the
+        metrics `{"best_epoch": e, "best_val_auc": v}` when the best epoch was
+        kept, else `{}`.
     """
+    keep_best = settings.keep_best and fit_arguments.get("validation_data") is not None
     run = ResumableFit(
         model,
         output,
@@ -226,11 +250,16 @@ def _fit_resumably(
     )
     done = run.restore()
     fit_arguments.setdefault("epoch_data", settings.train_epochs(spec))
+    if keep_best:
+        best = BestEpoch(model, os.path.join(output, CHECKPOINTS, "best"), monitor="val_auc")
+        fit_arguments["callbacks"] = [*fit_arguments.get("callbacks", ()), best]
     seconds = run.fit(**fit_arguments)
+    record = best.restore_best() if keep_best else None
+    kept = {"best_epoch": record["epoch"], "best_val_auc": record["val_auc"]} if record else {}
     epochs_done, steps_into_epoch = divmod(done, run.steps_per_epoch)
     examples_before = epochs_done * spec.splits["train"] + steps_into_epoch * settings.batch_size
     examples = spec.splits["train"] * settings.epochs - examples_before
-    return run, (examples / seconds if seconds else None)
+    return run, (examples / seconds if seconds else None), kept
 
 
 def _fit_and_export(
@@ -239,11 +268,12 @@ def _fit_and_export(
     model.compile(optimizer=tf.keras.optimizers.Adam(DEFAULT_LEARNING_RATE))
     model(next(iter(make_dataset(spec, "train", settings.batch_size)))[0])
     validation = make_dataset(spec, "validation", settings.batch_size)
-    run, examples_per_second = _fit_resumably(
+    run, examples_per_second, kept = _fit_resumably(
         model, spec, settings, output, options, validation_data=validation
     )
     metrics = evaluate(model, spec, settings.batch_size)
     metrics["train_examples_per_second"] = examples_per_second
+    metrics.update(kept)
     metrics.update(extra)
     model.network_weights().write(os.path.join(output, WEIGHTS))
     export_saved_model(model, os.path.join(output, "saved_model"), settings.serve_examples)
@@ -565,7 +595,7 @@ def run_search(
         "rank_scaling": rank_scaling,
         "temperature_schedule": _describe_schedule(model.temperature_schedule),
     }
-    run, examples_per_second = _fit_resumably(
+    run, examples_per_second, _ = _fit_resumably(
         model, spec, settings, output, options, epoch_data=epoch_data, callbacks=[history]
     )
     vocab_sizes = {name: spec.field(name).vocab_size for name in model.field_names}

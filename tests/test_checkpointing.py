@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras_dimsel.checkpointing import (
     CHECKPOINTS,
     OPTIONS,
+    BestEpoch,
     CheckpointMismatchError,
     ResumableFit,
     epoch_seed,
@@ -140,6 +141,62 @@ def test_bad_arguments(tmp_path, arguments, message):
 def test_epoch_seeds_differ_between_epochs_and_seeds():
     seeds = {epoch_seed(seed, epoch) for seed in range(5) for epoch in range(5)}
     assert len(seeds) == 25 and all(0 <= s < 2**31 for s in seeds)
+
+
+class _Scores(tf.keras.callbacks.Callback):
+    """Logs a given validation score at each epoch end, before the callbacks after it."""
+
+    def __init__(self, scores):
+        super().__init__()
+        self.scores = scores
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_auc"] = self.scores[epoch]
+
+
+def _fit_keeping_best(run_dir, scores, callbacks=()):
+    model = _model()
+    best = BestEpoch(model, os.path.join(run_dir, CHECKPOINTS, "best"))
+    run = ResumableFit(model, str(run_dir), {"lr": 0.01}, STEPS_PER_EPOCH, EPOCHS, every=2)
+    run.fit(_epoch_data, callbacks=[*callbacks, _Scores(scores), best], verbose=0)
+    return model, best.restore_best()
+
+
+@pytest.mark.parametrize("best_epoch, scores", [(1, [0.9, 0.7, 0.8]), (2, [0.6, 0.8, 0.8])])
+def test_the_best_epoch_s_weights_are_restored(tmp_path, best_epoch, scores):
+    reference, _ = _fit(tmp_path / "reference", epochs=best_epoch)
+    last, _ = _fit(tmp_path / "last")
+    model, record = _fit_keeping_best(tmp_path / "best", scores)
+    assert record == {"epoch": best_epoch, "val_auc": max(scores)}  # a tie keeps the first
+    for got, want in zip(model.weights, reference.weights):
+        np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=got.name)
+    assert not all(
+        np.array_equal(got.numpy(), final.numpy())
+        for got, final in zip(model.weights, last.weights)
+    )
+    # Only the best epoch's weights are on disk.
+    names = os.listdir(tmp_path / "best" / CHECKPOINTS / "best")
+    assert {name.split(".")[0] for name in names} == {f"epoch-{best_epoch}", "best"}
+
+
+@pytest.mark.parametrize("kill_at", [7, 12])
+def test_the_best_epoch_survives_a_restart(tmp_path, kill_at):
+    scores = [0.6, 0.8, 0.7]
+    reference, _ = _fit(tmp_path / "reference", epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        _fit_keeping_best(tmp_path / "best", scores, callbacks=[_Kill(kill_at)])
+    model, record = _fit_keeping_best(tmp_path / "best", scores)
+    assert record == {"epoch": 2, "val_auc": 0.8}
+    for got, want in zip(model.weights, reference.weights):
+        np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=got.name)
+
+
+def test_keeping_the_best_epoch_without_its_score_names_it(tmp_path):
+    model = _model()
+    best = BestEpoch(model, str(tmp_path), monitor="val_auc")
+    with pytest.raises(ValueError, match="validation metric 'val_auc'.*'loss'"):
+        best.on_epoch_end(0, {"loss": 0.5})
+    assert best.restore_best() is None
 
 
 class TestCheckpointedDropout:

@@ -240,3 +240,20 @@ def test_run_reports_both_models_and_resumes(tmp_path, capsys):
 
     err = _error_of(capsys, argv[:-1] + ["--storage", "separate"])
     assert "other options (storage, warm_start)" in err
+
+
+def test_keep_best_ends_with_the_epoch_of_best_validation_auc(artifact, tmp_path):
+    # Settings where this small sample's validation AUC peaks before the last epoch.
+    common = ["--data", artifact, "--model", "fm", "--dim", "16", "--batch-size", "32"]
+    best_dir = tmp_path / "best"
+    argv = ["baseline", *common, "--epochs", "4", "--keep-best", "--output", str(best_dir)]
+    assert main(argv) == 0
+    kept = json.loads((best_dir / "metrics.json").read_text())
+    assert kept["best_epoch"] < 4 and 0.5 < kept["best_val_auc"] <= 1.0
+    # Training is deterministic: the kept model is the one trained for that many epochs.
+    shorter = tmp_path / "shorter"
+    argv = ["baseline", *common, "--epochs", str(kept["best_epoch"]), "--output", str(shorter)]
+    assert main(argv) == 0
+    expected = json.loads((shorter / "metrics.json").read_text())
+    assert (kept["auc"], kept["logloss"]) == (expected["auc"], expected["logloss"])
+    assert "best_epoch" not in expected
