@@ -206,7 +206,10 @@ class CellRunner:
         """The library's training settings for a cell."""
         dataset = self.config.dataset(cell.dataset)
         return workflow.TrainSettings(
-            epochs=dataset.epochs, batch_size=dataset.batch_size, seed=cell.seed
+            epochs=dataset.epochs,
+            batch_size=dataset.batch_size,
+            seed=cell.seed,
+            keep_best=dataset.keep_best,
         )
 
 

@@ -137,10 +137,7 @@ def markdown(records: Sequence[dict], config: StudyConfig, plots: Sequence[str])
     quality = _by_kind(records, "quality")
     lines += ["", "## Quality", ""]
     for dataset in config.datasets:
-        settings = (
-            f"epochs {dataset.epochs or 'library default'}, batch size "
-            f"{dataset.batch_size or 'library default'}"
-        )
+        settings = dataset.describe()
         for model in dataset.models:
             rows = [r for r in quality if r["dataset"] == dataset.name and r["model"] == model]
             if not rows:
