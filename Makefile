@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 DEMO_DIR ?= demo_output
 DEMO_ROWS ?= 100000
 
-.PHONY: install demo test lint format docs docs-serve docs-figures bench-preprocess bench-autodim bench-amtl bench-quick bench clean
+.PHONY: install demo test lint format docs docs-serve docs-figures bench-preprocess bench-autodim bench-amtl bench-export bench-quick bench clean
 
 install: $(STAMP)
 
@@ -67,6 +67,9 @@ bench-autodim: $(STAMP)
 
 bench-amtl: $(STAMP)
 	$(BIN)/python benchmarks/amtl_speed.py --rows 200000 --repeats 7 --out benchmarks/results/amtl_speed.json
+
+bench-export: $(STAMP)
+	$(BIN)/python benchmarks/export_speed.py --model deepfm --repeats 5 --out benchmarks/results/export_speed.json
 
 # The benchmark study (benchmarks/README.md): summary.json, summary.md and PNG plots in
 # benchmarks/results. bench-quick: one seed, small settings, under ten minutes on two cores;
