@@ -35,6 +35,7 @@ DEFAULT_TRAIN_CONFIG = {
     "derive": "alpha",
     "budget": None,
     "length_penalty": 0.02,
+    "keep_best": False,  # end each run with its epoch of best validation AUC
 }
 
 #: Preprocessing defaults of the feature-statistics component.

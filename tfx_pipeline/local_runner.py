@@ -50,6 +50,11 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--keep-best",
+        action="store_true",
+        help="end each training run with its epoch of best validation AUC",
+    )
     parser.add_argument("--tolerance", type=float, default=configs.AUC_TOLERANCE)
     parser.add_argument("--rows", type=int, default=20_000, help="synthetic rows")
     group = parser.add_argument_group("csv")
@@ -102,6 +107,7 @@ def build(args, beam_args: Sequence[str]):
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "seed": args.seed,
+        "keep_best": args.keep_best,
     }
     return create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,

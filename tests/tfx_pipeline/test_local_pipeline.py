@@ -1,5 +1,6 @@
 """The whole pipeline on LocalDagRunner: executions, cache, the pushed model, bad data."""
 
+import json
 import os
 
 import numpy as np
@@ -19,7 +20,7 @@ COMPONENTS = {
     "FeatureStatisticsGen", "BaselineTrainer", "Trainer", "Evaluator", "Pusher",
 }  # fmt: skip
 # A tiny run: the test is about the wiring; blessing is checked with a wide tolerance.
-SMALL = ["--rows", "3000", "--epochs", "1", "--dim", "8", "--tolerance", "1.0"]
+SMALL = ["--rows", "3000", "--epochs", "2", "--dim", "8", "--tolerance", "1.0", "--keep-best"]
 
 
 def _executions_by_component(output: str) -> dict:
@@ -57,6 +58,13 @@ def test_pipeline_runs_caches_and_pushes_a_compact_model(tmp_path):
     assert set(first) == COMPONENTS
     complete = metadata_store_pb2.Execution.COMPLETE
     assert all(states == [complete] for states in first.values()), first
+    # --keep-best reaches the trainers: the baseline and the retrain keep their best epoch.
+    kept = [
+        json.load(open(os.path.join(root, "metrics.json")))
+        for root, _, files in os.walk(os.path.join(output, "pipeline_root"))
+        if "metrics.json" in files
+    ]
+    assert len(kept) >= 2 and all(m["best_epoch"] in (1, 2) for m in kept), kept
 
     assert local_runner.main(argv) == 0
     second = _executions_by_component(output)
