@@ -8,7 +8,14 @@ import tensorflow as tf
 
 from keras_dimsel.data.feature_spec import FeatureSpec
 
-_STORED = {"bytes": (tf.string, ""), "int": (tf.int64, 0), "float": (tf.float32, float("nan"))}
+#: What an absent integer parses to: no default would do, 0 being a value like any
+#: other; `model_features` turns it into the missing value ("" or NaN).
+INT_MISSING = -(2**63)
+_STORED = {
+    "bytes": (tf.string, ""),
+    "int": (tf.int64, INT_MISSING),
+    "float": (tf.float32, float("nan")),
+}
 
 
 def feature_description(spec: FeatureSpec) -> dict:
@@ -61,7 +68,9 @@ def model_features(spec: FeatureSpec, parsed: dict) -> dict:
     """Parsed examples to `{field: raw values}` in the model's types.
 
     Categorical fields become strings (an integer id `17` becomes `"17"`, the
-    token the vocabulary holds), numeric fields float32.
+    token the vocabulary holds), numeric fields float32. An absent integer
+    (`INT_MISSING`) becomes the missing value, `""` or NaN, as an absent
+    string or float does.
 
     Args:
         spec: FeatureSpec, the artifact.
@@ -92,14 +101,22 @@ def model_features(spec: FeatureSpec, parsed: dict) -> dict:
         ['price', 'site']
         >>> features["site"].numpy().tolist()
         [b'17']
+        >>> absent = {**parsed, "site": tf.constant([INT_MISSING, 0], tf.int64)}
+        >>> model_features(spec, absent)["site"].numpy().tolist()
+        [b'', b'0']
     """
     features = {}
     for field in spec.fields:
         value = parsed[field.name]
+        absent = value == INT_MISSING if value.dtype == tf.int64 else None
         if field.kind == "categorical" and value.dtype != tf.string:
             value = tf.strings.as_string(value)
+            if absent is not None:
+                value = tf.where(absent, tf.constant(""), value)
         elif field.kind != "categorical" and value.dtype != tf.float32:
             value = tf.cast(value, tf.float32)
+            if absent is not None:
+                value = tf.where(absent, tf.constant(float("nan")), value)
         features[field.name] = value
     return features
 
