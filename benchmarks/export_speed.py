@@ -32,12 +32,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_dimsel.data.input_fn import make_dataset  # noqa: E402
-from keras_dimsel.export import (  # noqa: E402
-    SERVING_OUTPUT,
-    check_serving_features,
-    export_saved_model,
-    serving_signature,
-)
+from keras_dimsel.export import SERVING_OUTPUT, export_saved_model, raw_signature  # noqa: E402
 from keras_dimsel.models import MODELS, make_model  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,13 +44,7 @@ from study_config import CRITEO, DEFAULT_DATA_ROOT  # noqa: E402
 
 def save_keras_root(model, directory: str) -> None:
     """The replaced export: the Keras model is the SavedModel's root."""
-    signature = serving_signature(model.spec, model.field_names)
-
-    @tf.function(input_signature=[signature])
-    def serve(features):
-        return {SERVING_OUTPUT: model(check_serving_features(features, model.spec), training=False)}
-
-    tf.saved_model.save(model, directory, signatures={"serving_default": serve})
+    tf.saved_model.save(model, directory, signatures={"serving_default": raw_signature(model)})
 
 
 EXPORTS = {"keras_root": save_keras_root, "serving_root": export_saved_model}

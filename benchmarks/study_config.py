@@ -139,8 +139,11 @@ class Dataset:
 
     def settings(self) -> dict:
         """The settings a cell's cached result must share to be reused."""
-        settings = {"epochs": self.epochs, "batch_size": self.batch_size}
-        settings["min_count"] = self.min_count
+        settings = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "min_count": self.min_count,
+        }
         if self.keep_best:  # absent when off: results cached before the option still match
             settings["keep_best"] = True
         return settings

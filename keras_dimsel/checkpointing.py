@@ -363,9 +363,7 @@ class BestEpoch(tf.keras.callbacks.Callback):
             os.path.join(self.directory, self.STATE), json.dumps(self.best) + "\n"
         )
         if previous is not None and previous["epoch"] != self.best["epoch"]:
-            for path in tf.io.gfile.glob(
-                os.path.join(self.directory, f"epoch-{previous['epoch']}.*")
-            ):
+            for path in _io.glob(os.path.join(self.directory, f"epoch-{previous['epoch']}.*")):
                 tf.io.gfile.remove(path)
 
     def restore_best(self) -> Optional[dict]:

@@ -146,6 +146,40 @@ def check_serving_features(features: dict, spec: FeatureSpec) -> dict:
         return {name: tf.identity(value) for name, value in features.items()}
 
 
+def raw_signature(model):
+    """A `tf.function` from raw feature values to the click probability.
+
+    Args:
+        model: a `CTRModel`.
+
+    Returns:
+        A `tf.function` taking every field of the model as a `[batch]` tensor
+        (`serving_signature`), checked by `check_serving_features`, and
+        returning `{"probability": [batch] float32}`.
+
+    Examples:
+
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> from keras_dimsel.models import make_model
+        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
+        >>> serve = raw_signature(model)
+        >>> outputs = serve({"user": tf.constant(["u1", ""]), "device": tf.constant(["d2", "d0"])})
+        >>> print(outputs["probability"].shape)
+        (2,)
+    """
+
+    @tf.function(input_signature=[serving_signature(model.spec, model.field_names)])
+    def serve(features):
+        return {SERVING_OUTPUT: model(check_serving_features(features, model.spec), training=False)}
+
+    return serve
+
+
 def examples_signature(model):
     """A `tf.function` from serialized `tf.train.Example`s to the click probability.
 
@@ -230,12 +264,7 @@ def export_saved_model(model, directory: str, serve_examples: bool = False) -> s
         >>> saved_embedding_params(path)  # (79 + 9) ids * 4
         352
     """
-    signature = serving_signature(model.spec, model.field_names)
-
-    @tf.function(input_signature=[signature])
-    def serve(features):
-        return {SERVING_OUTPUT: model(check_serving_features(features, model.spec), training=False)}
-
+    serve = raw_signature(model)
     signatures = {"serving_default": serve}
     if serve_examples:
         signatures = {"serving_default": examples_signature(model), "serving_raw": serve}

@@ -108,16 +108,16 @@ def model_features(spec: FeatureSpec, parsed: dict) -> dict:
     features = {}
     for field in spec.fields:
         value = parsed[field.name]
-        absent = value == INT_MISSING if value.dtype == tf.int64 else None
         if field.kind == "categorical" and value.dtype != tf.string:
-            value = tf.strings.as_string(value)
-            if absent is not None:
-                value = tf.where(absent, tf.constant(""), value)
+            converted, missing = tf.strings.as_string(value), tf.constant("")
         elif field.kind != "categorical" and value.dtype != tf.float32:
-            value = tf.cast(value, tf.float32)
-            if absent is not None:
-                value = tf.where(absent, tf.constant(float("nan")), value)
-        features[field.name] = value
+            converted, missing = tf.cast(value, tf.float32), tf.constant(float("nan"))
+        else:
+            features[field.name] = value
+            continue
+        if value.dtype == tf.int64:
+            converted = tf.where(value == INT_MISSING, missing, converted)
+        features[field.name] = converted
     return features
 
 
