@@ -73,14 +73,18 @@ bench-export: $(STAMP)
 
 # The benchmark study (benchmarks/README.md): summary.json, summary.md and PNG plots in
 # benchmarks/results. bench-quick: one seed, small settings, under ten minutes on two cores;
-# bench: the full study (hours; cells are cached, so an interrupted run resumes).
+# bench: the full study (hours). Its finished cells are kept in BENCH_STORE, committed,
+# so it resumes where the last run stopped, also on another machine; to train every
+# cell again, give an empty store: make bench BENCH_STORE=/tmp/new-cells.
 # STUDY_ARGS passes more options, e.g. STUDY_ARGS=--dry-run lists the cells.
 STUDY_ARGS ?=
+BENCH_STORE ?= benchmarks/results/cells
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/study.py --config quick --jobs 2 --out benchmarks/results $(STUDY_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/study.py --config full --jobs 2 --out benchmarks/results $(STUDY_ARGS)
+	$(BIN)/python benchmarks/study.py --config full --jobs 2 --out benchmarks/results \
+		--store $(BENCH_STORE) $(STUDY_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(FIGURES_DIR) site build dist *.egg-info .pytest_cache .ruff_cache

@@ -32,6 +32,7 @@ import datetime  # noqa: E402
 import glob  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from typing import List, Optional, Sequence  # noqa: E402
@@ -69,6 +70,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--work-dir", default=os.path.join(REPO_ROOT, "benchmarks", "work", "study")
     )
     parser.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help="the public samples")
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="keep each finished cell's result (and the speed results) here too, and reuse "
+        "what is there: a study resumes on another machine (`make bench` uses "
+        "benchmarks/results/cells)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the cells and exit")
     parser.add_argument(
         "--report-only",
@@ -85,27 +93,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def run_cells(config, runner, report_only: bool, jobs: int = 1):
     """Every cell's result (from the cache or trained), and the cells that failed.
 
-    With `jobs > 1` the cells train in that many worker processes: a cell's
-    time here goes mostly to tracing TensorFlow graphs, single-threaded
-    Python, so two processes use two cores. Cells that read another cell's
-    run (`dependencies`) wait for a second phase; the datasets are
-    preprocessed here first, so no two workers run the Beam job on one.
+    Cells run in the grid's order (`expand`: dataset, backbone, seed, method),
+    so a study that stops early leaves whole tables behind. With `jobs > 1`
+    they train in that many worker processes: a cell's time here goes mostly
+    to tracing TensorFlow graphs, single-threaded Python, so two processes use
+    two cores. A cell that reads another cell's run (`dependencies`) starts
+    once that cell has finished; the datasets are preprocessed here first, so
+    no two workers run the Beam job on one.
     """
     from study_cells import attempt, attempt_in_worker
 
     grid = expand(config)
     results = {cell: runner.cached(cell) for cell in grid}
-    pending = [] if report_only else [cell for cell in grid if results[cell] is None]
+    waiting = [] if report_only else [cell for cell in grid if results[cell] is None]
     failures = []
-    for dataset in dict.fromkeys(cell.dataset for cell in pending):
+    for dataset in dict.fromkeys(cell.dataset for cell in waiting):
         runner.spec(dataset)
-    # Longest first (more fields, longer traces), so the workers finish together.
-    fields = {name: len(runner.spec(name).fields) for name in {c.dataset for c in pending}}
-    phases = [
-        [c for c in pending if not dependencies(c)],
-        [c for c in pending if dependencies(c)],
-    ]
-    done = len(grid) - len(pending)
+    done = len(grid) - len(waiting)
 
     def finished(cell, result, failure):
         nonlocal done
@@ -121,23 +125,53 @@ def run_cells(config, runner, report_only: bool, jobs: int = 1):
                 flush=True,
             )
 
-    for phase in phases:
-        phase = sorted(phase, key=lambda c: -fields[c.dataset])
-        if jobs <= 1:
-            for cell in phase:
-                finished(cell, *attempt(runner, cell))
-            continue
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = {
-                pool.submit(
-                    attempt_in_worker, config.name, runner.work_dir, runner.data_root, cell
-                ): cell
-                for cell in phase
-            }
-            for future in concurrent.futures.as_completed(futures):
-                finished(futures[future], *future.result())
+    if jobs <= 1:  # the grid's order puts every dependency first
+        for cell in waiting:
+            finished(cell, *attempt(runner, cell))
+        return [results[cell] for cell in grid if results[cell] is not None], failures
+
+    context = multiprocessing.get_context("spawn")
+    running = {}
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        while waiting or running:
+            for cell in ready(waiting, list(running.values()), jobs - len(running)):
+                waiting.remove(cell)
+                future = pool.submit(
+                    attempt_in_worker,
+                    config.name,
+                    runner.work_dir,
+                    runner.data_root,
+                    runner.store_root,
+                    cell,
+                )
+                running[future] = cell
+            ended, _ = concurrent.futures.wait(
+                running, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in ended:
+                finished(running.pop(future), *future.result())
     return [results[cell] for cell in grid if results[cell] is not None], failures
+
+
+def ready(waiting: List[Cell], running: List[Cell], slots: int) -> List[Cell]:
+    """The next cells to start: the first `slots` waiting cells whose dependencies are done.
+
+    Examples:
+
+        >>> fde, warm = Cell("d", "fm", "fde", 0), Cell("d", "fm", "amtl_warm", 0)
+        >>> other = Cell("d", "fm", "mde", 0)
+        >>> [c.method for c in ready([fde, warm, other], [], 2)]
+        ['fde', 'mde']
+        >>> [c.method for c in ready([warm], [fde], 1)]
+        []
+        >>> [c.method for c in ready([warm], [], 1)]
+        ['amtl_warm']
+    """
+    busy = set(waiting) | set(running)
+    startable = [c for c in waiting if not any(d in busy for d in dependencies(c))]
+    if not startable and not running and waiting:
+        raise RuntimeError(f"cells wait for each other: {[c.key for c in waiting]}")
+    return startable[: max(slots, 0)]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -148,18 +182,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
 
     import study_report
-    import study_speed
     from study_cells import CellRunner
 
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     load_before, start = os.getloadavg(), time.perf_counter()
-    runner = CellRunner(config, args.work_dir, args.data_root)
+    runner = CellRunner(config, args.work_dir, args.data_root, args.store)
     cells, failures = run_cells(config, runner, args.report_only, args.jobs)
     throughput: List[dict] = []
     if config.speed:
-        speed_dir = os.path.join(args.work_dir, config.name, "speed")
-        if not args.report_only or os.path.exists(os.path.join(speed_dir, "throughput.json")):
-            throughput = study_speed.measure(config.speed, speed_dir)
+        throughput = _speed(config, runner, args)
 
     run = {
         "kind": "run",
@@ -177,7 +208,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "cell_commits": study_records.cell_commits(cells),
         "note": args.note,
     }
-    run = _training_run(run, os.path.join(args.work_dir, config.name, "run.json"), args)
+    run_home = runner.store.root if runner.store else os.path.join(args.work_dir, config.name)
+    run = _training_run(run, os.path.join(run_home, "run.json"), args)
     records = [run]
     records += study_records.aggregate(cells)
     records += study_records.stability(cells)
@@ -208,14 +240,49 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+def _speed(config, runner, args) -> List[dict]:
+    """The speed records: from the store or the work directory, else measured (not with
+    `--report-only`)."""
+    import study_speed
+
+    speed_dir = os.path.join(args.work_dir, config.name, "speed")
+    cache = os.path.join(speed_dir, study_speed.CACHE)
+    stored = runner.store.throughput_path if runner.store else None
+    if stored and os.path.exists(stored) and not os.path.exists(cache):
+        os.makedirs(speed_dir, exist_ok=True)
+        shutil.copyfile(stored, cache)
+    if args.report_only and not os.path.exists(cache):
+        return []
+    records = study_speed.measure(config.speed, speed_dir)
+    if stored and not os.path.exists(stored):
+        os.makedirs(os.path.dirname(stored), exist_ok=True)
+        shutil.copyfile(cache, stored)
+    return records
+
+
 def _training_run(run: dict, path: str, args) -> dict:
     """The run record of the study's training run.
 
-    A run that trains saves its record beside the cells; `--report-only`
-    keeps that record's start, duration and load (the report is about the
-    run that made the results), with the date the report was rewritten.
+    A run that trains saves its record beside the cells (in the store when
+    there is one), and lists the runs before it on the same cells under
+    `earlier_runs`: a long study resumed on other machines says so.
+    `--report-only` keeps that record's start, duration and load (the report
+    is about the runs that made the results), with the date the report was
+    rewritten.
     """
     if not args.report_only:
+        if os.path.exists(path):
+            with open(path) as f:
+                earlier = json.load(f)
+            run["earlier_runs"] = earlier.pop("earlier_runs", []) + [
+                {
+                    "started": earlier["started"],
+                    "seconds": earlier["seconds"],
+                    "commit": earlier["code"]["commit"],
+                    "cpu_model": earlier["machine"].get("cpu_model"),
+                }
+            ]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
             json.dump(run, f, indent=2)
         return run

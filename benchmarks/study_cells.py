@@ -11,12 +11,24 @@ A cell whose `metrics.json` exists is read back instead of run, so an
 interrupted study resumes; an interrupted training run continues from its
 own checkpoints (the library's `ResumableFit`), since the run directory is the
 same. A cached result made with other settings is an error, not a silent reuse.
+
+The work directory holds models and checkpoints, too large to keep. A
+`CellStore` (`study.py --store`) keeps what the report and the dependent cells
+read, small enough to commit, so that a study resumes on another machine or
+from a clean checkout:
+
+    <store>/<config>/cells/<dataset>/<model>/<method>/seed<k>/
+        metrics.json                         the cell's result
+        search/plan.json                     a search's plan (a transfer retrains it)
+        search/alpha_history.csv             a search's alpha trajectories (the plots)
+    <store>/<config>/speed/throughput.json   the speed comparisons
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import traceback
 from typing import Dict, Optional, Tuple
@@ -42,6 +54,8 @@ from keras_dimsel.preprocessing.pipeline import run as run_beam_job
 from keras_dimsel.search.plan import DimensionPlan
 
 CELL_RESULT = "metrics.json"
+#: What a store keeps of a cell besides its result, relative to the cell's directory.
+STORED_FILES = ("search/plan.json", "search/alpha_history.csv")
 #: keras-tuner's oracles treat seed 0 as "no seed" (`seed or random.randint(...)`), which
 #: would make RaS's trials depend on what ran before in the process: the oracle gets seed + 1.
 RAS_ORACLE_SEED_OFFSET = 1
@@ -110,6 +124,52 @@ def prepare_dataset(dataset: Dataset, data_root: str, work_dir: str) -> FeatureS
     return spec
 
 
+class CellStore:
+    """Finished cells' results kept apart from the work directory (see the module doc).
+
+    Args:
+        root: str, the store's directory (`benchmarks/results/cells` for `make bench`).
+        config_name: str, the configuration whose cells it holds.
+    """
+
+    def __init__(self, root: str, config_name: str):
+        self.root = os.path.join(root, config_name)
+
+    def cell_dir(self, cell: Cell) -> str:
+        return os.path.join(self.root, "cells", cell.key)
+
+    @property
+    def throughput_path(self) -> str:
+        """Where the speed comparisons' records are kept."""
+        return os.path.join(self.root, "speed", "throughput.json")
+
+    def has(self, cell: Cell) -> bool:
+        return os.path.exists(os.path.join(self.cell_dir(cell), CELL_RESULT))
+
+    def save(self, cell: Cell, directory: str) -> None:
+        """Copies a finished cell's result and `STORED_FILES` from its work directory."""
+        _copy_cell(directory, self.cell_dir(cell))
+
+    def restore(self, cell: Cell, directory: str) -> bool:
+        """Copies a stored cell into its work directory; False when the store lacks it."""
+        if not self.has(cell):
+            return False
+        _copy_cell(self.cell_dir(cell), directory)
+        return True
+
+
+def _copy_cell(source: str, destination: str) -> None:
+    """Copies a cell's kept files; its result last, so a copy that stops halfway is not a cell."""
+    for name in STORED_FILES:
+        if os.path.exists(os.path.join(source, name)):
+            os.makedirs(os.path.dirname(os.path.join(destination, name)), exist_ok=True)
+            shutil.copyfile(os.path.join(source, name), os.path.join(destination, name))
+    os.makedirs(destination, exist_ok=True)
+    _write_json(
+        os.path.join(destination, CELL_RESULT), _read_json(os.path.join(source, CELL_RESULT))
+    )
+
+
 class CellRunner:
     """Runs cells of one configuration, each through the library's functions.
 
@@ -117,12 +177,18 @@ class CellRunner:
         config: StudyConfig.
         work_dir: str, the study's work directory.
         data_root: str, the folder holding the public samples.
+        store: str or None, a `CellStore` root: finished cells are copied
+            there, and a cell found there is not run again.
     """
 
-    def __init__(self, config: StudyConfig, work_dir: str, data_root: str):
+    def __init__(
+        self, config: StudyConfig, work_dir: str, data_root: str, store: Optional[str] = None
+    ):
         self.config = config
         self.work_dir = work_dir
         self.data_root = data_root
+        self.store_root = store
+        self.store = CellStore(store, config.name) if store else None
         self._specs: Dict[str, FeatureSpec] = {}
 
     def cell_dir(self, cell: Cell) -> str:
@@ -151,21 +217,27 @@ class CellRunner:
         return settings
 
     def cached(self, cell: Cell) -> Optional[dict]:
-        """The cell's result when it is on disk, else None.
+        """The cell's result when it is in the work directory or the store, else None.
+
+        A cell found only in the store is copied into the work directory; one
+        found only in the work directory is copied into the store.
 
         Raises:
             StudyError: when the cached result was made with other settings.
         """
-        path = os.path.join(self.cell_dir(cell), CELL_RESULT)
-        if not os.path.exists(path):
+        directory = self.cell_dir(cell)
+        path = os.path.join(directory, CELL_RESULT)
+        if not os.path.exists(path) and not (self.store and self.store.restore(cell, directory)):
             return None
         result = _read_json(path)
         if result.get("settings") != self.cell_settings(cell):
             raise StudyError(
                 f"{path} was made with settings {result.get('settings')}, the configuration "
-                f"now asks for {self.cell_settings(cell)}: delete the cell or give another "
-                "--work-dir"
+                f"now asks for {self.cell_settings(cell)}: delete the cell (here and in the "
+                "store) or give another --work-dir and --store"
             )
+        if self.store and not self.store.has(cell):
+            self.store.save(cell, directory)
         return result
 
     def run(self, cell: Cell) -> dict:
@@ -199,6 +271,8 @@ class CellRunner:
             **details,
         }
         _write_json(os.path.join(directory, CELL_RESULT), result)
+        if self.store:
+            self.store.save(cell, directory)
         tf.keras.backend.clear_session()  # one process runs every cell
         return result
 
@@ -232,13 +306,15 @@ def attempt(runner: CellRunner, cell: Cell) -> Tuple[Optional[dict], Optional[di
 _WORKER_RUNNERS: Dict[tuple, CellRunner] = {}
 
 
-def attempt_in_worker(config_name: str, work_dir: str, data_root: str, cell: Cell):
+def attempt_in_worker(
+    config_name: str, work_dir: str, data_root: str, store: Optional[str], cell: Cell
+):
     """`attempt` in a worker process: one `CellRunner` per process and configuration."""
     from study_config import load_config
 
-    key = (config_name, work_dir, data_root)
+    key = (config_name, work_dir, data_root, store)
     if key not in _WORKER_RUNNERS:
-        _WORKER_RUNNERS[key] = CellRunner(load_config(config_name), work_dir, data_root)
+        _WORKER_RUNNERS[key] = CellRunner(load_config(config_name), work_dir, data_root, store)
     return attempt(_WORKER_RUNNERS[key], cell)
 
 
@@ -351,10 +427,13 @@ def _run_autodim(runner: CellRunner, cell: Cell, spec, directory: str, options: 
 
 
 def _run_amtl(runner: CellRunner, cell: Cell, spec, directory: str, options: dict) -> dict:
-    warm_start = None
+    warm_start, source_auc = None, None
     if options.pop("warm_start", False):
         source = Cell(cell.dataset, cell.model, "fde", cell.seed)
         warm_start = os.path.join(runner.cell_dir(source), "run")
+        # A source read from the store has its result but not its model: train it
+        # again (op determinism makes it the same model on the same machine).
+        source_auc = _run_baseline(runner, source, spec, runner.cell_dir(source), {})["auc"]
     run_dir = os.path.join(directory, "run")
     metrics = _finished(run_dir) or amtl.run_amtl(
         spec,
@@ -379,6 +458,7 @@ def _run_amtl(runner: CellRunner, cell: Cell, spec, directory: str, options: dic
         "average_dim_by_field": metrics["average_dim"],
         "dim_by_frequency_group": metrics["dim_by_frequency_group"],
         "warm_start": warm_start is not None,
+        **({"warm_start_source_auc": source_auc} if warm_start else {}),
         "run_dir": "run",
     }
 
@@ -386,7 +466,7 @@ def _run_amtl(runner: CellRunner, cell: Cell, spec, directory: str, options: dic
 def _run_transfer(runner: CellRunner, cell: Cell, spec, directory: str, options: dict) -> dict:
     """Retrains this backbone with the plan another backbone's AutoDim cell searched."""
     source = Cell(cell.dataset, options["source_model"], options["source_method"], cell.seed)
-    found = runner.run(source)  # cached: it ran in the first phase
+    found = runner.run(source)  # cached: run_cells starts a transfer after its source
     plan = DimensionPlan.load(os.path.join(runner.cell_dir(source), found["search_dir"]))
     run_dir = os.path.join(directory, "run")
     metrics = _retrain(runner, cell, spec, plan, run_dir)

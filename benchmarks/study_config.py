@@ -333,8 +333,8 @@ def expand(config: StudyConfig) -> List[Cell]:
     order, except that a method's dependencies (`DEPENDENCIES`) run first and
     are added to the grid when the configuration does not list them. A method
     with `models` runs on those backbones only; a transfer needs its source
-    backbone in the dataset's models (its source cell runs in the first
-    phase, see `study.run_cells`).
+    backbone in the dataset's models, before it in the grid (`study.run_cells`
+    starts a cell once the cells it reads have finished).
 
     Examples:
 

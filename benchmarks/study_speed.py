@@ -158,6 +158,10 @@ def preprocessing_record(speed: Speed, work_dir: str) -> dict:
     )
 
 
+#: The speed records' cache in the work directory.
+CACHE = "throughput.json"
+
+
 def measure(speed: Speed, work_dir: str) -> List[dict]:
     """Every speed record of the study (cached in `work_dir/throughput.json`).
 
@@ -166,7 +170,7 @@ def measure(speed: Speed, work_dir: str) -> List[dict]:
         `retrain_vs_fde`, `retrain_zero_pad_vs_fde`, `amtl_vs_fde`,
         `serving_latency_vs_fde`, `amtl_serving_latency_vs_fde`, `beam_vs_pandas`.
     """
-    cache = os.path.join(work_dir, "throughput.json")
+    cache = os.path.join(work_dir, CACHE)
     if os.path.exists(cache):
         with open(cache) as f:
             return json.load(f)
