@@ -78,7 +78,7 @@ bench-export: $(STAMP)
 # cell again, give an empty store: make bench BENCH_STORE=/tmp/new-cells.
 # STUDY_ARGS passes more options, e.g. STUDY_ARGS=--dry-run lists the cells.
 STUDY_ARGS ?=
-BENCH_STORE ?= benchmarks/results/cells
+BENCH_STORE ?= benchmarks/results/study
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/study.py --config quick --jobs 2 --out benchmarks/results $(STUDY_ARGS)
 

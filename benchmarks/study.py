@@ -75,7 +75,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=None,
         help="keep each finished cell's result (and the speed results) here too, and reuse "
         "what is there: a study resumes on another machine (`make bench` uses "
-        "benchmarks/results/cells)",
+        "benchmarks/results/study)",
     )
     parser.add_argument("--dry-run", action="store_true", help="list the cells and exit")
     parser.add_argument(

@@ -128,7 +128,7 @@ class CellStore:
     """Finished cells' results kept apart from the work directory (see the module doc).
 
     Args:
-        root: str, the store's directory (`benchmarks/results/cells` for `make bench`).
+        root: str, the store's directory (`benchmarks/results/study` for `make bench`).
         config_name: str, the configuration whose cells it holds.
     """
 
