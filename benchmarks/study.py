@@ -50,6 +50,7 @@ from study_config import (  # noqa: E402
     expand,
     load_config,
 )
+from study_store import CellStore  # noqa: E402
 
 PACKAGES = (
     "tensorflow",
@@ -178,7 +179,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     config = load_config(args.config)
     if args.dry_run:
-        print(describe(config))
+        done = {}
+        if args.store:
+            stored = CellStore(args.store, config.name).results(expand(config))
+            done = {cell: result["seconds"] for cell, result in stored.items()}
+        print(describe(config, done))
         return 0
 
     import study_report

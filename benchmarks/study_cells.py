@@ -12,23 +12,12 @@ interrupted study resumes; an interrupted training run continues from its
 own checkpoints (the library's `ResumableFit`), since the run directory is the
 same. A cached result made with other settings is an error, not a silent reuse.
 
-The work directory holds models and checkpoints, too large to keep. A
-`CellStore` (`study.py --store`) keeps what the report and the dependent cells
-read, small enough to commit, so that a study resumes on another machine or
-from a clean checkout:
-
-    <store>/<config>/cells/<dataset>/<model>/<method>/seed<k>/
-        metrics.json                         the cell's result
-        search/plan.json                     a search's plan (a transfer retrains it)
-        search/alpha_history.csv             a search's alpha trajectories (the plots)
-    <store>/<config>/speed/throughput.json   the speed comparisons
+Finished cells can also be kept in a `study_store.CellStore` (`--store`).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 import traceback
 from typing import Dict, Optional, Tuple
@@ -45,6 +34,7 @@ from study_config import (
     dependencies,
 )
 from study_mde import mde_plan
+from study_store import CELL_RESULT, CellStore, read_json, write_json
 
 from keras_dimsel import amtl, workflow
 from keras_dimsel.data import make_reader
@@ -53,9 +43,6 @@ from keras_dimsel.preprocessing.pipeline import PreprocessConfig
 from keras_dimsel.preprocessing.pipeline import run as run_beam_job
 from keras_dimsel.search.plan import DimensionPlan
 
-CELL_RESULT = "metrics.json"
-#: What a store keeps of a cell besides its result, relative to the cell's directory.
-STORED_FILES = ("search/plan.json", "search/alpha_history.csv")
 #: keras-tuner's oracles treat seed 0 as "no seed" (`seed or random.randint(...)`), which
 #: would make RaS's trials depend on what ran before in the process: the oracle gets seed + 1.
 RAS_ORACLE_SEED_OFFSET = 1
@@ -72,20 +59,6 @@ def directory_bytes(path: str) -> int:
     for root, _, files in os.walk(path):
         total += sum(os.path.getsize(os.path.join(root, name)) for name in files)
     return total
-
-
-def _read_json(path: str) -> dict:
-    with open(path) as f:
-        return json.load(f)
-
-
-def _write_json(path: str, record: dict) -> None:
-    """Writes `record` under a temporary name, then renames it: no half-written results."""
-    partial = path + ".partial"
-    with open(partial, "w") as f:
-        json.dump(record, f, indent=2)
-        f.write("\n")
-    os.replace(partial, path)
 
 
 def prepare_dataset(dataset: Dataset, data_root: str, work_dir: str) -> FeatureSpec:
@@ -106,7 +79,7 @@ def prepare_dataset(dataset: Dataset, data_root: str, work_dir: str) -> FeatureS
     record = {"reader": dataset.reader, "inputs": list(dataset.inputs)}
     record["min_count"] = dataset.min_count
     record_path = os.path.join(output, _PREPROCESS_RECORD)
-    if os.path.exists(record_path) and _read_json(record_path) == record:
+    if os.path.exists(record_path) and read_json(record_path) == record:
         return FeatureSpec.load(output)
     inputs = [os.path.join(data_root, path) for path in dataset.inputs]
     missing = [path for path in inputs if not os.path.exists(path)]
@@ -115,59 +88,13 @@ def prepare_dataset(dataset: Dataset, data_root: str, work_dir: str) -> FeatureS
     start = time.perf_counter()
     reader = make_reader(dataset.reader, inputs, output_dir=output)
     spec = run_beam_job(reader, PreprocessConfig(output_dir=output, min_count=dataset.min_count))
-    _write_json(record_path, record)
+    write_json(record_path, record)
     print(
         f"preprocessed {dataset.name} with the Beam job in {time.perf_counter() - start:.1f}s: "
         f"{spec.splits}",
         flush=True,
     )
     return spec
-
-
-class CellStore:
-    """Finished cells' results kept apart from the work directory (see the module doc).
-
-    Args:
-        root: str, the store's directory (`benchmarks/results/study` for `make bench`).
-        config_name: str, the configuration whose cells it holds.
-    """
-
-    def __init__(self, root: str, config_name: str):
-        self.root = os.path.join(root, config_name)
-
-    def cell_dir(self, cell: Cell) -> str:
-        return os.path.join(self.root, "cells", cell.key)
-
-    @property
-    def throughput_path(self) -> str:
-        """Where the speed comparisons' records are kept."""
-        return os.path.join(self.root, "speed", "throughput.json")
-
-    def has(self, cell: Cell) -> bool:
-        return os.path.exists(os.path.join(self.cell_dir(cell), CELL_RESULT))
-
-    def save(self, cell: Cell, directory: str) -> None:
-        """Copies a finished cell's result and `STORED_FILES` from its work directory."""
-        _copy_cell(directory, self.cell_dir(cell))
-
-    def restore(self, cell: Cell, directory: str) -> bool:
-        """Copies a stored cell into its work directory; False when the store lacks it."""
-        if not self.has(cell):
-            return False
-        _copy_cell(self.cell_dir(cell), directory)
-        return True
-
-
-def _copy_cell(source: str, destination: str) -> None:
-    """Copies a cell's kept files; its result last, so a copy that stops halfway is not a cell."""
-    for name in STORED_FILES:
-        if os.path.exists(os.path.join(source, name)):
-            os.makedirs(os.path.dirname(os.path.join(destination, name)), exist_ok=True)
-            shutil.copyfile(os.path.join(source, name), os.path.join(destination, name))
-    os.makedirs(destination, exist_ok=True)
-    _write_json(
-        os.path.join(destination, CELL_RESULT), _read_json(os.path.join(source, CELL_RESULT))
-    )
 
 
 class CellRunner:
@@ -229,7 +156,7 @@ class CellRunner:
         path = os.path.join(directory, CELL_RESULT)
         if not os.path.exists(path) and not (self.store and self.store.restore(cell, directory)):
             return None
-        result = _read_json(path)
+        result = read_json(path)
         if result.get("settings") != self.cell_settings(cell):
             raise StudyError(
                 f"{path} was made with settings {result.get('settings')}, the configuration "
@@ -270,7 +197,7 @@ class CellRunner:
             "code": code_state(),
             **details,
         }
-        _write_json(os.path.join(directory, CELL_RESULT), result)
+        write_json(os.path.join(directory, CELL_RESULT), result)
         if self.store:
             self.store.save(cell, directory)
         tf.keras.backend.clear_session()  # one process runs every cell
@@ -321,7 +248,7 @@ def attempt_in_worker(
 def _finished(run_dir: str) -> Optional[dict]:
     """The metrics of a library run directory that finished (it writes metrics.json last)."""
     path = os.path.join(run_dir, "metrics.json")
-    return _read_json(path) if os.path.exists(path) else None
+    return read_json(path) if os.path.exists(path) else None
 
 
 def _quality(metrics: dict, run_dir: str) -> dict:
@@ -387,7 +314,7 @@ def _run_ras(runner: CellRunner, cell: Cell, spec, directory: str, options: dict
     run_dir = os.path.join(tuner.get_trial_dir(best.trial_id), "retrain")
     plan = best_plan(tuner)
     return {
-        **_quality(_read_json(os.path.join(run_dir, "metrics.json")), run_dir),
+        **_quality(read_json(os.path.join(run_dir, "metrics.json")), run_dir),
         "fields": plan.fields,
         "vocab_sizes": plan.vocab_sizes,
         "trials": len(tuner.oracle.trials),
@@ -407,7 +334,7 @@ def _run_autodim(runner: CellRunner, cell: Cell, spec, directory: str, options: 
         )
     run_dir = os.path.join(directory, "retrain")
     metrics = _retrain(runner, cell, spec, plan, run_dir, unify=options.get("unify", "linear"))
-    search = _read_json(os.path.join(search_dir, "search_metrics.json"))
+    search = read_json(os.path.join(search_dir, "search_metrics.json"))
     steps = -(-spec.splits["train"] // search["batch_size"]) * search["epochs"]
     live = max(0, steps - search["pretrain_steps"])
     return {

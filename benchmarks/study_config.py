@@ -368,13 +368,34 @@ def _runs_on(method: Method, model: str, dataset: Dataset) -> bool:
     return method.kind != "transfer" or method.options["source_model"] in dataset.models
 
 
-def describe(config: StudyConfig) -> str:
-    """A plain-text listing of the configuration and its cells (`--dry-run`)."""
+def describe(config: StudyConfig, done: Optional[Dict[Cell, float]] = None) -> str:
+    """A plain-text listing of the configuration and its cells (`--dry-run`).
+
+    Args:
+        config: StudyConfig.
+        done: dict of the finished cells (a store's) to their training
+            seconds; they are marked, and counted in the first line.
+
+    Examples:
+
+        >>> text = describe(load_config("quick"), {Cell("criteo", "fm", "fde", 0): 61.5})
+        >>> print(text.splitlines()[0])
+        config quick: 18 cells, seeds [0], RaS best of 2; done: 1 of 18 (62 s of training)
+        >>> print(text.splitlines()[-6])
+          criteo/fm/fde/seed0  done, 62 s
+    """
     cells = expand(config)
-    lines = [
+    done = done or {}
+    header = (
         f"config {config.name}: {len(cells)} cells, seeds {list(config.seeds)}, "
-        f"RaS best of {config.ras_trials}",
-    ]
+        f"RaS best of {config.ras_trials}"
+    )
+    if done:
+        header += (
+            f"; done: {sum(c in done for c in cells)} of {len(cells)} "
+            f"({_duration(sum(done.values()))} of training)"
+        )
+    lines = [header]
     for dataset in config.datasets:
         lines.append(f"  {dataset.name}: models {list(dataset.models)}, {dataset.describe()}")
     for name, reason in config.not_run:
@@ -385,5 +406,17 @@ def describe(config: StudyConfig) -> str:
             f"  speed: synthetic {speed.rows:,} rows, {speed.model}, batch {speed.batch_size}, "
             f"{speed.repeats} repeats; preprocessing: {speed.preprocess}"
         )
-    lines += [f"  {cell.key}" for cell in cells]
+    lines += [
+        f"  {cell.key}  done, {_duration(done[cell])}" if cell in done else f"  {cell.key}"
+        for cell in cells
+    ]
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    """`62 s`, `14 min`, `3.2 h`."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
