@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -384,6 +384,7 @@ def run_amtl(
     twins: bool = True,
     train_network: bool = True,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    initial_length: Union[int, str, None] = None,
     settings=None,
 ) -> dict:
     """Trains value-level dimensions (AMTL), exports the compact model, writes metrics.
@@ -405,6 +406,10 @@ def run_amtl(
         length_penalty: float >= 0, the weight of the memory term (the
             average length over each masked field's values, divided by D);
             0 is the paper's objective.
+        initial_length: the length every value starts with: None (the
+            paper's start) for the random lengths of freshly initialised mask
+            networks, an int in [1, D], or `"full"` for D, with which a warm
+            start begins as exactly the trained model.
         settings: `TrainSettings`.
 
     Returns:
@@ -470,6 +475,17 @@ def run_amtl(
     unknown = [name for name in fields if name not in spec.field_names]
     if unknown:
         raise ValueError(f"field(s) {unknown} are not in the data; its fields: {spec.field_names}")
+    if initial_length == "full":
+        initial_length = max_dim
+    elif initial_length is not None and not (
+        isinstance(initial_length, int)
+        and not isinstance(initial_length, bool)
+        and 1 <= initial_length <= max_dim
+    ):
+        raise ValueError(
+            f"`initial_length` must be None, 'full' or an integer in [1, {max_dim}] "
+            f"(the max dim). Received: initial_length={initial_length!r}"
+        )
     _seed_everything(settings.seed)
     _io.makedirs(output)
     options = {
@@ -478,6 +494,8 @@ def run_amtl(
         "straight_through": straight_through,
         "twins": twins,
     }
+    if initial_length is not None:  # absent when random: runs made before the option resume
+        options["initial_length"] = initial_length
     model = make_model(
         model_name,
         spec,

@@ -15,7 +15,7 @@ dimsel baseline   --data DIR --model M --dim 32 --output RUN3
 dimsel amtl       --data DIR --model M --output RUN4 [--fields a,b] [--max-dim D]
                   [--warm-start RUN3] [--hidden-units 64] [--temperature 1.0]
                   [--no-straight-through] [--single-branch] [--masks-only]
-                  [--length-penalty LAMBDA]
+                  [--length-penalty LAMBDA] [--initial-length full|K]
 dimsel run        --dataset synthetic --output DIR   (preprocess, baseline, search, retrain)
 ```
 
@@ -493,6 +493,18 @@ def _positive_ints(text: str) -> tuple:
     return values
 
 
+def _initial_length(text: str):
+    """`full` or a positive integer (checked against D by `run_amtl`)."""
+    if text == "full":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected full or a positive integer, got {text!r}"
+        ) from None
+
+
 def _add_amtl(subparsers) -> None:
     from keras_dimsel import amtl
 
@@ -553,6 +565,14 @@ def _add_amtl(subparsers) -> None:
         metavar="LAMBDA",
         help="weight of the memory term: the average length over each masked field's values "
         f"divided by the max dim (default {amtl.DEFAULT_LENGTH_PENALTY}; 0 is the paper's loss)",
+    )
+    group.add_argument(
+        "--initial-length",
+        type=_initial_length,
+        metavar="full|K",
+        help="start every value at this length (full: the max dim, so that a warm start "
+        "begins as exactly the trained model) instead of the random lengths of freshly "
+        "initialised mask networks",
     )
     group.add_argument(
         "--masks-only",
@@ -696,6 +716,7 @@ def _run_amtl(args: argparse.Namespace, extra: Sequence[str]) -> int:
         twins=args.twins,
         train_network=args.train_network,
         length_penalty=args.length_penalty,
+        initial_length=args.initial_length,
         settings=_settings(args),
     )
     print(amtl.summary_table(metrics))

@@ -87,6 +87,27 @@ def test_warm_start_copies_every_trained_weight_and_leaves_the_masks(spec):
         np.testing.assert_array_equal(got.numpy(), want)
 
 
+@pytest.mark.parametrize("name", ["fm", "wide_deep", "deepfm"])
+def test_a_warm_start_at_the_full_length_starts_as_the_trained_model(spec, name):
+    tf.keras.utils.set_random_seed(2)
+    full = make_model(name, spec, stage="full", dim=D)
+    features = _features(spec)
+    full(features)
+    rng = np.random.default_rng(0)  # every weight away from its initial value
+    full.set_weights([w + rng.uniform(-0.1, 0.1, w.shape) for w in full.get_weights()])
+    model = _amtl_model(spec, name, initial_length=D)
+    amtl.warm_start_from_model(model, full)
+    np.testing.assert_allclose(
+        model(features, training=False).numpy(), full(features, training=False).numpy(), rtol=1e-6
+    )
+    for field in MASKED:
+        assert set(model.field_embeddings.value_lengths_now()[field].tolist()) == {D}
+    # With random lengths the warm-started model computes something else.
+    random = _amtl_model(spec, name)
+    amtl.warm_start_from_model(random, full)
+    assert not np.allclose(random(features).numpy(), full(features).numpy(), rtol=1e-3)
+
+
 def test_warm_start_from_a_model_of_another_dim_or_other_fields_is_refused(spec):
     model = _amtl_model(spec)
     other_dim = make_model("deepfm", spec, stage="full", dim=4)
@@ -169,6 +190,14 @@ def test_dimsel_amtl_with_warm_start_writes_the_report_and_the_compact_model(
     assert all(len(groups) == 7 for groups in metrics["dim_by_frequency_group"].values())
     assert metrics["embedding_params"] < metrics["full_embedding_params"]
     assert metrics["max_dim"] == D and metrics["warm_start"] == base
+    assert "initial_length" not in metrics  # the paper's random start
+    full_start = str(tmp_path / "amtl_full_start")
+    argv_full = ["amtl", "--model", "fm", "--output", full_start, "--warm-start", base]
+    assert main(argv_full + ["--fields", "user,item", "--initial-length", "full"] + common) == 0
+    assert (
+        json.loads((tmp_path / "amtl_full_start" / "metrics.json").read_text())["initial_length"]
+        == D
+    )
     assert (output / "amtl_dims.png").stat().st_size > 1000
     assert saved_embedding_params(str(output / "saved_model")) == metrics["embedding_params"]
 
@@ -181,3 +210,7 @@ def test_dimsel_amtl_with_warm_start_writes_the_report_and_the_compact_model(
     assert f"the warm-start run {base} trained model 'fm', not 'deepfm'" in err
     err = _error_of(capsys, argv[:-1] + [str(tmp_path)] + common)
     assert "holds no trained weights" in err
+    err = _error_of(capsys, argv + ["--initial-length", "9"] + common)
+    assert "`initial_length` must be None, 'full' or an integer in [1, 8]" in err
+    err = _error_of(capsys, argv + ["--initial-length", "random"] + common)
+    assert "expected full or a positive integer, got 'random'" in err

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from keras_dimsel.layers.frequency_features import FEATURE_NAMES, LOG_COUNT_INDEX
+
+#: The logit margin of `initial_length` over the other lengths. With D = 32 the
+#: relaxed selection softmax(h / T) at T = 1 gives the start length e^3 / (e^3 + 31),
+#: about 0.39 of its weight, so the gradient still reaches every other length.
+INITIAL_LENGTH_MARGIN = 3.0
 
 
 def _is_int(value: Any) -> bool:
@@ -47,6 +52,12 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
     training the mask is always the hard one. `twins=False` keeps h-AML only
     (the paper's single-branch AML ablation).
 
+    With `initial_length=k` every value starts at length k: the branches'
+    last kernels start at zero and their biases give length k a margin of
+    `INITIAL_LENGTH_MARGIN` over the others, so h_f is the same for every
+    value until the first update. A warm start uses k = D, so that before
+    training the masked model computes exactly what the trained model did.
+
     Args:
         max_dim: int, D, the embedding dimension (the longest length).
         hidden_units: sequence of int, the hidden layers of each branch.
@@ -58,6 +69,9 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
         mixing_index: int, the column of the frequency features holding the
             standardised log count.
         kernel_initializer: initializer of the branches' kernels.
+        initial_length: int in [1, D] or None, the length every value starts
+            with; None starts from the random lengths of randomly initialised
+            branches.
 
     Input shape:
         `[embeddings, frequency_features]`: `[batch, D]` and `[batch, z]`.
@@ -97,6 +111,7 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
         twins: bool = True,
         mixing_index: int = LOG_COUNT_INDEX,
         kernel_initializer: Any = "glorot_uniform",
+        initial_length: Optional[int] = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -123,6 +138,14 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
             raise ValueError(
                 f"`mixing_index` must be an integer >= 0. Received: mixing_index={mixing_index!r}"
             )
+        if initial_length is not None and (
+            not _is_int(initial_length) or not 1 <= initial_length <= max_dim
+        ):
+            raise ValueError(
+                f"`initial_length` must be None or an integer in [1, max_dim={max_dim}]. "
+                f"Received: initial_length={initial_length!r}"
+            )
+        self.initial_length = None if initial_length is None else int(initial_length)
         self.max_dim = int(max_dim)
         self.hidden_units = hidden_units
         self.activation = tf.keras.activations.get(activation)
@@ -149,9 +172,18 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
             )
             for i, units in enumerate(self.hidden_units)
         ]
+        kernel, bias = self._initializer(), "zeros"
+        if self.initial_length is not None:
+            kernel = "zeros"
+            start = np.zeros(self.max_dim, np.float32)
+            start[self.initial_length - 1] = INITIAL_LENGTH_MARGIN
+            bias = tf.keras.initializers.Constant(start.tolist())
         layers.append(
             tf.keras.layers.Dense(
-                self.max_dim, kernel_initializer=self._initializer(), name=f"{name}_logits"
+                self.max_dim,
+                kernel_initializer=kernel,
+                bias_initializer=bias,
+                name=f"{name}_logits",
             )
         )
         return tf.keras.Sequential(layers, name=f"{name}_aml")
@@ -280,6 +312,7 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
                 "twins": self.twins,
                 "mixing_index": self.mixing_index,
                 "kernel_initializer": tf.keras.initializers.serialize(self.kernel_initializer),
+                "initial_length": self.initial_length,
             }
         )
         return config

@@ -148,6 +148,34 @@ def test_branches_have_the_same_shape_and_no_shared_weights():
     assert len(layer.trainable_variables) == 12
 
 
+@pytest.mark.parametrize("twins", [True, False])
+def test_an_initial_length_is_every_value_s_length_until_the_first_update(twins):
+    from keras_dimsel.layers.adaptive_mask import INITIAL_LENGTH_MARGIN
+
+    # Counts from 0 to 10^6: the standardised features span a wide range.
+    counts = [0, 1_000_000, 5000, 20, 5, 1, 1, 1]
+    features = FrequencyFeatures(counts)(tf.range(8))
+    embeddings = tf.reshape(tf.range(8 * D, dtype=tf.float32), [8, D]) + 1.0
+    for start in (D, 2):
+        layer = AdaptiveMaskTwinsLayer(max_dim=D, initial_length=start, twins=twins)
+        layer([embeddings, features])
+        assert layer.lengths(features).numpy().tolist() == [start] * 8
+        kept = (np.arange(D) < start).astype(np.float32)
+        for training in (False, True):  # the hard mask, also in training (STE)
+            np.testing.assert_array_equal(
+                layer([embeddings, features], training=training).numpy(), embeddings * kept
+            )
+        # The same logits for every value: the bias, the margin on the start length.
+        expected = np.where(np.arange(D) == start - 1, INITIAL_LENGTH_MARGIN, 0.0)
+        np.testing.assert_allclose(layer.length_logits(features).numpy(), [expected] * 8)
+
+    # The kernels start at zero, but the gradient reaches them at once.
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer([embeddings, features], training=True) * -1.0)
+    gradients = tape.gradient(loss, [b.layers[-1].kernel for b in (layer.high, layer.low) if b])
+    assert all(np.abs(g.numpy()).max() > 0 for g in gradients)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -157,6 +185,8 @@ def test_branches_have_the_same_shape_and_no_shared_weights():
         ({"max_dim": 4, "twins": "yes"}, "`twins` must be a boolean"),
         ({"max_dim": 4, "straight_through": 1}, "`straight_through` must be a boolean"),
         ({"max_dim": 4, "mixing_index": -1}, "`mixing_index` must be an integer >= 0"),
+        ({"max_dim": 4, "initial_length": 5}, r"`initial_length` must be None or an integer in"),
+        ({"max_dim": 4, "initial_length": 0}, r"in \[1, max_dim=4\]"),
     ],
 )
 def test_bad_arguments_are_rejected(kwargs, message):
@@ -176,7 +206,8 @@ def test_inputs_that_do_not_fit_are_rejected():
 def test_config_round_trip():
     layer = AdaptiveMaskTwinsLayer(
         max_dim=6, hidden_units=(5,), activation="tanh", temperature=0.3,
-        straight_through=False, twins=False, mixing_index=2, name="amtl_user",
+        straight_through=False, twins=False, mixing_index=2, initial_length=3,
+        name="amtl_user",
     )  # fmt: skip
     config = layer.get_config()
     restored = AdaptiveMaskTwinsLayer.from_config(config)
