@@ -8,7 +8,7 @@ clean checkout:
     <store>/<config>/cells/<dataset>/<model>/<method>/seed<k>/
         metrics.json                         the cell's result
         search/plan.json                     a search's plan (a transfer retrains it)
-        search/alpha_history.csv             a search's alpha trajectories (the plots)
+        search/alpha_history.csv             an `autodim` search's alpha trajectories (plots)
     <store>/<config>/speed/throughput.json   the speed comparisons
     <store>/<config>/run.json                the last training run's record
 
@@ -25,8 +25,10 @@ from typing import Dict, Iterable
 from study_config import Cell
 
 CELL_RESULT = "metrics.json"
-#: What a store keeps of a cell besides its result, relative to the cell's directory.
-STORED_FILES = ("search/plan.json", "search/alpha_history.csv")
+#: What a store keeps of a cell besides its result, relative to the cell's directory:
+#: every search's plan, and the alpha history of the methods the report plots.
+STORED_FILES = ("search/plan.json",)
+PLOTTED_FILES = {"autodim": ("search/alpha_history.csv",)}
 
 
 def read_json(path: str) -> dict:
@@ -66,14 +68,14 @@ class CellStore:
         return os.path.exists(os.path.join(self.cell_dir(cell), CELL_RESULT))
 
     def save(self, cell: Cell, directory: str) -> None:
-        """Copies a finished cell's result and `STORED_FILES` from its work directory."""
-        _copy_cell(directory, self.cell_dir(cell))
+        """Copies a finished cell's result and kept files from its work directory."""
+        _copy_cell(directory, self.cell_dir(cell), _kept(cell))
 
     def restore(self, cell: Cell, directory: str) -> bool:
         """Copies a stored cell into its work directory; False when the store lacks it."""
         if not self.has(cell):
             return False
-        _copy_cell(self.cell_dir(cell), directory)
+        _copy_cell(self.cell_dir(cell), directory, _kept(cell))
         return True
 
     def results(self, cells: Iterable[Cell]) -> Dict[Cell, dict]:
@@ -85,9 +87,13 @@ class CellStore:
         }
 
 
-def _copy_cell(source: str, destination: str) -> None:
+def _kept(cell: Cell) -> tuple:
+    return STORED_FILES + PLOTTED_FILES.get(cell.method, ())
+
+
+def _copy_cell(source: str, destination: str, names: tuple) -> None:
     """Copies a cell's kept files; its result last, so a copy that stops halfway is not a cell."""
-    for name in STORED_FILES:
+    for name in names:
         if os.path.exists(os.path.join(source, name)):
             os.makedirs(os.path.dirname(os.path.join(destination, name)), exist_ok=True)
             shutil.copyfile(os.path.join(source, name), os.path.join(destination, name))

@@ -54,6 +54,14 @@ def test_a_cell_in_the_work_dir_is_kept_in_the_store_and_restored_elsewhere(tmp_
         "search/plan.json",
     ]
 
+    # Only the plotted method (autodim) keeps its alpha history.
+    other = Cell("movielens-100k", "fm", "autodim_s", 0)
+    runner = CellRunner(_tiny_config(("autodim_s",)), str(tmp_path / "w"), "", first.store_root)
+    _write_cell(runner, other)
+    runner.cached(other)
+    search = tmp_path / "store" / "tiny" / "cells" / other.key / "search"
+    assert sorted(p.name for p in search.iterdir()) == ["plan.json"]
+
     # A clean checkout on another machine: an empty work dir, the same store.
     second = CellRunner(config, str(tmp_path / "work2"), "unused", store=str(tmp_path / "store"))
     assert second.cached(CELL) == result
