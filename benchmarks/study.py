@@ -32,7 +32,6 @@ import datetime  # noqa: E402
 import glob  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
-import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from typing import List, Optional, Sequence  # noqa: E402
@@ -246,23 +245,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _speed(config, runner, args) -> List[dict]:
-    """The speed records: from the store or the work directory, else measured (not with
-    `--report-only`)."""
+    """The speed records: cached (in the store when there is one), else measured, except
+    with `--report-only`."""
     import study_speed
 
     speed_dir = os.path.join(args.work_dir, config.name, "speed")
-    cache = os.path.join(speed_dir, study_speed.CACHE)
-    stored = runner.store.throughput_path if runner.store else None
-    if stored and os.path.exists(stored) and not os.path.exists(cache):
-        os.makedirs(speed_dir, exist_ok=True)
-        shutil.copyfile(stored, cache)
+    cache = os.path.join(speed_dir, "throughput.json")
+    if runner.store:
+        cache = runner.store.throughput_path
     if args.report_only and not os.path.exists(cache):
         return []
-    records = study_speed.measure(config.speed, speed_dir)
-    if stored and not os.path.exists(stored):
-        os.makedirs(os.path.dirname(stored), exist_ok=True)
-        shutil.copyfile(cache, stored)
-    return records
+    return study_speed.measure(config.speed, speed_dir, cache)
 
 
 def _training_run(run: dict, path: str, args) -> dict:

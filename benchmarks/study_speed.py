@@ -158,19 +158,14 @@ def preprocessing_record(speed: Speed, work_dir: str) -> dict:
     )
 
 
-#: The speed records' cache in the work directory.
-CACHE = "throughput.json"
-
-
-def measure(speed: Speed, work_dir: str) -> List[dict]:
-    """Every speed record of the study (cached in `work_dir/throughput.json`).
+def measure(speed: Speed, work_dir: str, cache: str) -> List[dict]:
+    """Every speed record of the study, measured in `work_dir` and cached in the file `cache`.
 
     Returns:
         list of `kind: "throughput"` records: `search_vs_fde`,
         `retrain_vs_fde`, `retrain_zero_pad_vs_fde`, `amtl_vs_fde`,
         `serving_latency_vs_fde`, `amtl_serving_latency_vs_fde`, `beam_vs_pandas`.
     """
-    cache = os.path.join(work_dir, CACHE)
     if os.path.exists(cache):
         with open(cache) as f:
             return json.load(f)
@@ -231,6 +226,7 @@ def measure(speed: Speed, work_dir: str) -> List[dict]:
         ),
         preprocessing_record(speed, work_dir),
     ]
+    os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
     with open(cache, "w") as f:
         json.dump(records, f, indent=2)
     return records

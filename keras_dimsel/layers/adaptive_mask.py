@@ -55,8 +55,9 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
     With `initial_length=k` every value starts at length k: the branches'
     last kernels start at zero and their biases give length k a margin of
     `INITIAL_LENGTH_MARGIN` over the others, so h_f is the same for every
-    value until the first update. A warm start uses k = D, so that before
-    training the masked model computes exactly what the trained model did.
+    value until the first update. A warm start with k = D (`run_amtl`'s
+    `initial_length="full"`) computes, before training, exactly what the
+    trained model did.
 
     Args:
         max_dim: int, D, the embedding dimension (the longest length).
