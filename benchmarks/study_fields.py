@@ -108,9 +108,9 @@ def field_power_records(
     Returns:
         Records with `dims` as `{model: [dim of each seed, in seed order]}`.
     """
-    plans = sorted(
+    plans = sorted(  # stable: the backbones keep the order of `cells` (the grid's)
         (c for c in cells if c["dataset"] == dataset and c["method"] == method and "fields" in c),
-        key=lambda c: (c["model"], c["seed"]),
+        key=lambda c: c["seed"],
     )
     records = []
     for field in spec.fields:

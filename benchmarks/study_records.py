@@ -6,7 +6,8 @@
   `auc_mean`, `auc_std`, `logloss_mean`, `embedding_params`,
   `savedmodel_bytes` (means over seeds), and details;
 - `throughput`: one speed comparison: `name` and `ratio` (see `study_speed`);
-- `stability`: Pearson correlation of AutoDim's per-field dims across seeds;
+- `stability`: Pearson correlation of AutoDim's per-field dims across seeds,
+  and the share of fields given the same dim;
 - `target`: one target of the study, `MET`, `NOT MET` or `NOT MEASURED`,
   with the numbers behind it and, when not met, what was found about why;
 - `run`: the configuration, the machine and the code measured.
@@ -174,12 +175,25 @@ def stability(cells: Iterable[dict], method: str = "autodim") -> List[dict]:
     """Per (dataset, model): the mean pairwise Pearson r of `method`'s dims across seeds.
 
     Each seed's plan is a vector of dims in field order; every pair of seeds
-    gives one r. A pair where one plan gives every field the same dim has no
-    r (no variance) and is left out of the mean, and said so.
+    gives one r. Two identical plans agree completely and count as r = 1,
+    even when every field has the same dim. A pair of different plans where
+    one gives every field the same dim has no r (no variance): it is left out
+    of the mean, and said so. `agreement` is defined for every pair: the
+    mean share of fields given the same dim by both plans.
 
     Returns:
         `stability` records; `pearson_mean` is None with a `note` when fewer
         than two seeds (or no defined pair) exist.
+
+    Examples:
+
+        >>> cells = [
+        ...     {"method": "autodim", "dataset": "d", "model": "fm", "seed": s, "fields": f}
+        ...     for s, f in enumerate([{"a": 2, "b": 2}, {"a": 2, "b": 2}, {"a": 2, "b": 8}])
+        ... ]
+        >>> (record,) = stability(cells)
+        >>> record["pearson_mean"], round(record["agreement"], 3), record["note"]
+        (1.0, 0.667, "2 pair(s) left out: ...")
     """
     groups: Dict[Tuple[str, str], List[dict]] = {}
     for cell in cells:
@@ -189,10 +203,12 @@ def stability(cells: Iterable[dict], method: str = "autodim") -> List[dict]:
     for (dataset, model), group in groups.items():
         group = sorted(group, key=lambda c: c["seed"])
         names = list(group[0]["fields"])
-        pairs, undefined = [], []
+        pairs, undefined, shares = [], [], []
         for a, b in itertools.combinations(group, 2):
-            r = pearson([a["fields"][n] for n in names], [b["fields"][n] for n in names])
+            x, y = [a["fields"][n] for n in names], [b["fields"][n] for n in names]
+            r = 1.0 if x == y else pearson(x, y)
             (pairs if r is not None else undefined).append([a["seed"], b["seed"], r])
+            shares.append(sum(u == v for u, v in zip(x, y)) / len(names))
         record = {
             "kind": "stability",
             "dataset": dataset,
@@ -201,13 +217,14 @@ def stability(cells: Iterable[dict], method: str = "autodim") -> List[dict]:
             "seeds": [c["seed"] for c in group],
             "pearson_mean": statistics.fmean(p[2] for p in pairs) if pairs else None,
             "pairs": pairs,
+            "agreement": statistics.fmean(shares) if shares else None,
         }
         if len(group) < 2:
             record["note"] = "one seed: stability needs plans from two or more seeds"
         elif undefined:
             record["note"] = (
-                f"{len(undefined)} pair(s) left out: a plan with one dim for every field "
-                "has no variance, so Pearson's r is undefined"
+                f"{len(undefined)} pair(s) left out: of two different plans, one gives every "
+                "field the same dim, so Pearson's r is undefined"
             )
         records.append(record)
     return records
@@ -420,22 +437,44 @@ def amtl_targets(quality: Sequence[dict]) -> List[dict]:
 
 
 def stability_target(stability_records: Sequence[dict]) -> dict:
-    """AutoDim's dims correlate across seeds with Pearson r >= 0.8, everywhere."""
-    checks, reasons = [], []
+    """AutoDim's dims correlate across seeds with Pearson r >= 0.8, everywhere.
+
+    A (dataset, model) with plans from two or more seeds but no pair that has
+    an r (see `stability`) is not met: the target cannot be shown there.
+    """
+    checks, low, undefined = [], [], []
     for record in stability_records:
         r = record["pearson_mean"]
-        if r is None:
-            continue
         where = f"{record['dataset']}/{record['model']}"
-        checks.append((r >= STABILITY, f"{where}: mean pairwise r {r:.3f} over seeds "))
+        if len(record["seeds"]) < 2:
+            continue
+        agreement = record.get("agreement")
+        same = "" if agreement is None else f"; {agreement:.0%} of fields get the same dim"
+        if r is None:
+            checks.append((False, f"{where}: no pair of seeds has a Pearson r{same}"))
+            undefined.append(f"{where}: {record['note']}")
+            continue
+        total = len(record["seeds"]) * (len(record["seeds"]) - 1) // 2
+        checks.append(
+            (
+                r >= STABILITY,
+                f"{where}: mean pairwise r {r:.3f} over {len(record['pairs'])} of {total} "
+                f"pairs of seeds{same}",
+            )
+        )
         if r < STABILITY:
-            reasons.append(f"{where}: r {r:.3f}")
+            low.append(f"{where}: r {r:.3f}")
     why = ""
     if not checks:
         notes = sorted({r.get("note", "") for r in stability_records} - {""})
         why = "; ".join(notes) or "no AutoDim plans to compare"
-    elif reasons:
-        why = "; ".join(reasons) + ": the argmax of alpha differs between seeds."
+    else:
+        parts = []
+        if low:
+            parts.append("; ".join(low) + ": the argmax of alpha differs between seeds.")
+        if undefined:
+            parts.append("; ".join(undefined) + ".")
+        why = " ".join(parts)
     return _target(
         "dim_stability",
         f"AutoDim's per-field dims across seeds: mean pairwise Pearson r >= {STABILITY}",

@@ -180,9 +180,10 @@ def markdown(records: Sequence[dict], config: StudyConfig, plots: Sequence[str])
         lines += ["## Stability of AutoDim's dims across seeds", ""]
         for r in stability:
             value = "n/a" if r["pearson_mean"] is None else f"{r['pearson_mean']:.3f}"
+            same = "" if r.get("agreement") is None else f", {r['agreement']:.0%} of fields same"
             note = f" ({r['note']})" if r.get("note") else ""
             lines.append(
-                f"- {r['dataset']}/{r['model']}: mean pairwise Pearson r {value}, "
+                f"- {r['dataset']}/{r['model']}: mean pairwise Pearson r {value}{same}, "
                 f"seeds {r['seeds']}{note}"
             )
         lines.append("")

@@ -159,6 +159,30 @@ def test_stability_of_one_seed_is_not_measured():
     assert "one seed" in target["explanation"]
 
 
+def test_identical_plans_are_stable_even_with_one_dim_for_every_field():
+    plans = [{"a": 2, "b": 2, "c": 2}, {"a": 2, "b": 2, "c": 2}, {"a": 2, "b": 8, "c": 2}]
+    cells = [cell("autodim", seed, 0.7, 100, fields=plan) for seed, plan in enumerate(plans)]
+    (record,) = study_records.stability(cells)
+    assert record["pairs"] == [[0, 1, 1.0]]  # (0, 2) and (1, 2) have no r
+    assert record["pearson_mean"] == 1.0
+    assert record["agreement"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+    assert record["note"].startswith("2 pair(s) left out")
+    assert study_records.stability_target([record])["status"] == MET
+
+
+def test_stability_without_any_defined_pair_is_not_met():
+    plans = [{"a": 2, "b": 2}, {"a": 2, "b": 8}]
+    cells = [cell("autodim", seed, 0.7, 100, fields=plan) for seed, plan in enumerate(plans)]
+    (record,) = study_records.stability(cells)
+    assert record["pearson_mean"] is None and record["agreement"] == 0.5
+    target = study_records.stability_target([record])
+    assert target["status"] == NOT_MET
+    assert target["details"] == [
+        "NOT met: d/fm: no pair of seeds has a Pearson r; 50% of fields get the same dim"
+    ]
+    assert "Pearson's r is undefined" in target["explanation"]
+
+
 # ---------------------------------------------------------------------------
 # Targets.
 
