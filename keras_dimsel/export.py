@@ -312,8 +312,8 @@ def serving_root(model) -> tf.Module:
     root = tf.Module()
     root.model_variables = list(model.variables)
     tables, seen = [], set()
-    for layer in model._flatten_layers(include_self=True):
-        for value in vars(layer).values():
+    for module in (model, *model.submodules):
+        for value in vars(module).values():
             if isinstance(value, tf.saved_model.experimental.TrackableResource):
                 if id(value) not in seen:
                     seen.add(id(value))
