@@ -27,7 +27,7 @@ from tfx_pipeline import configs  # noqa: E402
 from tfx_pipeline.field_schema import csv_fields, field_dicts  # noqa: E402
 
 DEFAULT_IMAGE = "gcr.io/tfx-oss-public/tfx:1.16.0"
-COMPILABLE_DATASETS = ("csv", "criteo", "avazu", "movielens-100k", "movielens-1m")
+COMPILABLE_DATASETS = ("csv", "criteo", "avazu", "movielens-100k", "movielens-1m", "frappe")
 
 
 def compile_pipeline(
@@ -71,7 +71,7 @@ def compile_pipeline(
 
 def declared_fields(dataset: str, label: str, categorical, numeric) -> tuple:
     """`(label, fields)` of a dataset, without reading its (possibly remote) files."""
-    from keras_dimsel.data import avazu, criteo, movielens
+    from keras_dimsel.data import avazu, criteo, frappe, movielens
 
     if dataset == "csv":
         fields = csv_fields(categorical, numeric)
@@ -81,6 +81,8 @@ def declared_fields(dataset: str, label: str, categorical, numeric) -> tuple:
         fields += [FieldDef(n, "categorical") for n in criteo.CATEGORICAL_FEATURES]
     elif dataset == "avazu":
         label, fields = avazu.AvazuReader.label, list(avazu.AvazuReader.fields)
+    elif dataset == "frappe":
+        label, fields = frappe.FrappeReader.label, list(frappe.FrappeReader.fields)
     else:
         label, fields = movielens.MovieLensReader.label, list(movielens.MovieLensReader.fields)
     return label, field_dicts(fields)

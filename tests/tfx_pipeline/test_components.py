@@ -96,3 +96,17 @@ def test_pipeline_compiles_for_kubeflow_v2_with_our_components(tmp_path, method)
         assert executor in text
     assert "tfx_pipeline.trainer.run_fn" in text
     assert ("BaselineTrainer" in json.dumps(tasks["Trainer"])) == (method == "amtl")
+
+
+def test_frappe_pipeline_compiles_with_the_readers_ten_fields(tmp_path):
+    from keras_dimsel.data import frappe
+
+    output = str(tmp_path / "pipeline.json")
+    argv = ["--output", output, "--dataset", "frappe", "--input", "gs://b/frappe/train.libfm"]
+    assert kubeflow_runner.main(argv) == 0
+    label, fields = kubeflow_runner.declared_fields("frappe", "ignored", [], [])
+    assert label == "label" and [f["name"] for f in fields] == list(frappe.FIELDS)
+    with open(output) as f:
+        text = f.read()
+    assert all(f'\\"{name}\\"' in text for name in frappe.FIELDS)
+    assert "frappe" in text
