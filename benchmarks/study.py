@@ -99,7 +99,9 @@ def run_cells(config, runner, report_only: bool, jobs: int = 1):
     to tracing TensorFlow graphs, single-threaded Python, so two processes use
     two cores. A cell that reads another cell's run (`dependencies`) starts
     once that cell has finished; the datasets are preprocessed here first, so
-    no two workers run the Beam job on one.
+    no two workers run the Beam job on one. Each cell trains in a process of
+    its own, and a cell whose process dies (killed, out of memory) is a
+    failure like a cell that raises.
     """
     from study_cells import attempt, attempt_in_worker
 
@@ -130,26 +132,42 @@ def run_cells(config, runner, report_only: bool, jobs: int = 1):
             finished(cell, *attempt(runner, cell))
         return [results[cell] for cell in grid if results[cell] is not None], failures
 
+    # One fresh process per cell: TensorFlow keeps every graph a process has
+    # traced, so two workers that each trained some 25 Criteo cells had grown
+    # to 11 and 10 GiB and filled the machine's memory.
     context = multiprocessing.get_context("spawn")
-    running = {}
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+    running = {}  # future: (cell, its one-process pool)
+    try:
         while waiting or running:
-            for cell in ready(waiting, list(running.values()), jobs - len(running)):
+            busy = [cell for cell, _ in running.values()]
+            for cell in ready(waiting, busy, jobs - len(running)):
                 waiting.remove(cell)
+                pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
                 future = pool.submit(
                     attempt_in_worker,
-                    config.name,
+                    config,
                     runner.work_dir,
                     runner.data_root,
                     runner.store_root,
                     cell,
                 )
-                running[future] = cell
+                running[future] = (cell, pool)
             ended, _ = concurrent.futures.wait(
                 running, return_when=concurrent.futures.FIRST_COMPLETED
             )
             for future in ended:
-                finished(running.pop(future), *future.result())
+                cell, pool = running.pop(future)
+                try:
+                    outcome = future.result()
+                except concurrent.futures.process.BrokenProcessPool as error:
+                    message = f"its process died ({error}): killed, or out of memory?"
+                    outcome = (None, {"kind": "failed_cell", "cell": cell.key, "error": message})
+                finally:
+                    pool.shutdown(wait=True)  # the process exits and frees its memory
+                finished(cell, *outcome)
+    finally:
+        for _, pool in running.values():
+            pool.shutdown(wait=False, cancel_futures=True)
     return [results[cell] for cell in grid if results[cell] is not None], failures
 
 

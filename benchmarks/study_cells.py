@@ -230,19 +230,9 @@ def attempt(runner: CellRunner, cell: Cell) -> Tuple[Optional[dict], Optional[di
         return None, {"kind": "failed_cell", "cell": cell.key, "error": message}
 
 
-_WORKER_RUNNERS: Dict[tuple, CellRunner] = {}
-
-
-def attempt_in_worker(
-    config_name: str, work_dir: str, data_root: str, store: Optional[str], cell: Cell
-):
-    """`attempt` in a worker process: one `CellRunner` per process and configuration."""
-    from study_config import load_config
-
-    key = (config_name, work_dir, data_root, store)
-    if key not in _WORKER_RUNNERS:
-        _WORKER_RUNNERS[key] = CellRunner(load_config(config_name), work_dir, data_root, store)
-    return attempt(_WORKER_RUNNERS[key], cell)
+def attempt_in_worker(config, work_dir: str, data_root: str, store: Optional[str], cell: Cell):
+    """`attempt` in a worker process, which builds its own `CellRunner`."""
+    return attempt(CellRunner(config, work_dir, data_root, store), cell)
 
 
 def _finished(run_dir: str) -> Optional[dict]:
