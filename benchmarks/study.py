@@ -59,6 +59,8 @@ PACKAGES = (
     "keras-tuner",
     "numpy",
 )
+#: Cells a worker process trains before a fresh process replaces it (see `_Workers`).
+CELLS_PER_PROCESS = 6
 PLOT_PATTERNS = ("auc_vs_params_*.png", "alpha_*.png", "amtl_dims_*.png")
 
 
@@ -99,9 +101,9 @@ def run_cells(config, runner, report_only: bool, jobs: int = 1):
     to tracing TensorFlow graphs, single-threaded Python, so two processes use
     two cores. A cell that reads another cell's run (`dependencies`) starts
     once that cell has finished; the datasets are preprocessed here first, so
-    no two workers run the Beam job on one. Each cell trains in a process of
-    its own, and a cell whose process dies (killed, out of memory) is a
-    failure like a cell that raises.
+    no two workers run the Beam job on one. A worker process trains at most
+    `CELLS_PER_PROCESS` cells, and a cell whose process dies (killed, out of
+    memory) is a failure like a cell that raises.
     """
     from study_cells import attempt, attempt_in_worker
 
@@ -132,43 +134,67 @@ def run_cells(config, runner, report_only: bool, jobs: int = 1):
             finished(cell, *attempt(runner, cell))
         return [results[cell] for cell in grid if results[cell] is not None], failures
 
-    # One fresh process per cell: TensorFlow keeps every graph a process has
-    # traced, so two workers that each trained some 25 Criteo cells had grown
-    # to 11 and 10 GiB and filled the machine's memory.
-    context = multiprocessing.get_context("spawn")
-    running = {}  # future: (cell, its one-process pool)
+    workers = _Workers(jobs)
+    running = {}  # future: cell
     try:
         while waiting or running:
-            busy = [cell for cell, _ in running.values()]
-            for cell in ready(waiting, busy, jobs - len(running)):
+            for cell in ready(waiting, list(running.values()), jobs - len(running)):
                 waiting.remove(cell)
-                pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
-                future = pool.submit(
-                    attempt_in_worker,
-                    config,
-                    runner.work_dir,
-                    runner.data_root,
-                    runner.store_root,
-                    cell,
-                )
-                running[future] = (cell, pool)
+                args = (config, runner.work_dir, runner.data_root, runner.store_root, cell)
+                running[workers.submit(attempt_in_worker, *args)] = cell
             ended, _ = concurrent.futures.wait(
                 running, return_when=concurrent.futures.FIRST_COMPLETED
             )
             for future in ended:
-                cell, pool = running.pop(future)
+                cell = running.pop(future)
                 try:
                     outcome = future.result()
                 except concurrent.futures.process.BrokenProcessPool as error:
                     message = f"its process died ({error}): killed, or out of memory?"
                     outcome = (None, {"kind": "failed_cell", "cell": cell.key, "error": message})
-                finally:
-                    pool.shutdown(wait=True)  # the process exits and frees its memory
                 finished(cell, *outcome)
     finally:
-        for _, pool in running.values():
-            pool.shutdown(wait=False, cancel_futures=True)
+        workers.shutdown()
     return [results[cell] for cell in grid if results[cell] is not None], failures
+
+
+class _Workers:
+    """`jobs` worker processes, each replaced by a fresh one after `cells_per_process` cells.
+
+    TensorFlow keeps every graph a process has traced: two workers that each
+    trained some 25 Criteo cells had grown to 11 and 10 GiB and filled the
+    machine's memory. A process that dies (killed, out of memory) is replaced
+    too. Python 3.10's `ProcessPoolExecutor` has no `max_tasks_per_child`, so
+    each worker is a one-process pool of its own.
+    """
+
+    def __init__(self, jobs: int, cells_per_process: int = CELLS_PER_PROCESS):
+        self.cells_per_process = cells_per_process
+        self.context = multiprocessing.get_context("spawn")
+        self.slots = [None] * jobs  # [pool, cells submitted, its running future]
+
+    def submit(self, fn, *args) -> concurrent.futures.Future:
+        """Runs `fn(*args)` on an idle worker (`jobs` tasks at most at once)."""
+        index = next(i for i, slot in enumerate(self.slots) if slot is None or slot[2].done())
+        slot = self.slots[index]
+        if slot is not None and (slot[1] >= self.cells_per_process or _broken(slot[2])):
+            slot[0].shutdown(wait=True)  # its process exits and frees the memory
+            slot = None
+        if slot is None:
+            slot = [concurrent.futures.ProcessPoolExecutor(1, mp_context=self.context), 0, None]
+        slot[1] += 1
+        slot[2] = slot[0].submit(fn, *args)
+        self.slots[index] = slot
+        return slot[2]
+
+    def shutdown(self) -> None:
+        for slot in self.slots:
+            if slot is not None:
+                slot[0].shutdown(wait=False, cancel_futures=True)
+
+
+def _broken(future: concurrent.futures.Future) -> bool:
+    return isinstance(future.exception(), concurrent.futures.process.BrokenProcessPool)
 
 
 def ready(waiting: List[Cell], running: List[Cell], slots: int) -> List[Cell]:

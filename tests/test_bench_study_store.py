@@ -94,6 +94,21 @@ def test_ready_cells_wait_for_their_dependencies_and_keep_the_grid_order():
     assert study.ready([mde, warm], [], 0) == []
 
 
+def test_workers_are_replaced_after_their_cells_and_when_they_die():
+    import concurrent.futures
+    import os
+
+    workers = study._Workers(jobs=1, cells_per_process=2)
+    try:
+        pids = [workers.submit(os.getpid).result() for _ in range(3)]
+        assert pids[0] == pids[1] != pids[2]  # a fresh process after two cells
+        with pytest.raises(concurrent.futures.process.BrokenProcessPool):
+            workers.submit(os._exit, 1).result()
+        assert workers.submit(os.getpid).result() not in pids  # the dead one is replaced
+    finally:
+        workers.shutdown()
+
+
 @pytest.mark.e2e
 def test_a_warm_start_whose_source_comes_from_the_store_trains_that_source_again(
     tmp_path, shared_data
