@@ -49,7 +49,7 @@ from study_config import (  # noqa: E402
     expand,
     load_config,
 )
-from study_store import CellStore  # noqa: E402
+from study_store import THROUGHPUT, CellStore  # noqa: E402
 
 PACKAGES = (
     "tensorflow",
@@ -158,6 +158,25 @@ def run_cells(config, runner, report_only: bool, jobs: int = 1):
     return [results[cell] for cell in grid if results[cell] is not None], failures
 
 
+@dataclasses.dataclass
+class _Worker:
+    """One worker process (a one-process pool), the cells it was given and its last task."""
+
+    pool: concurrent.futures.ProcessPoolExecutor
+    cells: int = 0
+    task: Optional[concurrent.futures.Future] = None
+
+    def idle(self) -> bool:
+        return self.task is None or self.task.done()
+
+    def spent(self, cells_per_process: int) -> bool:
+        """Done with: it has trained its cells, or its process died."""
+        died = self.task is not None and isinstance(
+            self.task.exception(), concurrent.futures.process.BrokenProcessPool
+        )
+        return self.cells >= cells_per_process or died
+
+
 class _Workers:
     """`jobs` worker processes, each replaced by a fresh one after `cells_per_process` cells.
 
@@ -171,30 +190,26 @@ class _Workers:
     def __init__(self, jobs: int, cells_per_process: int = CELLS_PER_PROCESS):
         self.cells_per_process = cells_per_process
         self.context = multiprocessing.get_context("spawn")
-        self.slots = [None] * jobs  # [pool, cells submitted, its running future]
+        self.workers: List[Optional[_Worker]] = [None] * jobs
 
     def submit(self, fn, *args) -> concurrent.futures.Future:
         """Runs `fn(*args)` on an idle worker (`jobs` tasks at most at once)."""
-        index = next(i for i, slot in enumerate(self.slots) if slot is None or slot[2].done())
-        slot = self.slots[index]
-        if slot is not None and (slot[1] >= self.cells_per_process or _broken(slot[2])):
-            slot[0].shutdown(wait=True)  # its process exits and frees the memory
-            slot = None
-        if slot is None:
-            slot = [concurrent.futures.ProcessPoolExecutor(1, mp_context=self.context), 0, None]
-        slot[1] += 1
-        slot[2] = slot[0].submit(fn, *args)
-        self.slots[index] = slot
-        return slot[2]
+        index = next(i for i, w in enumerate(self.workers) if w is None or w.idle())
+        worker = self.workers[index]
+        if worker is not None and worker.spent(self.cells_per_process):
+            worker.pool.shutdown(wait=True)  # its process exits and frees the memory
+            worker = None
+        if worker is None:
+            worker = _Worker(concurrent.futures.ProcessPoolExecutor(1, mp_context=self.context))
+            self.workers[index] = worker
+        worker.cells += 1
+        worker.task = worker.pool.submit(fn, *args)
+        return worker.task
 
     def shutdown(self) -> None:
-        for slot in self.slots:
-            if slot is not None:
-                slot[0].shutdown(wait=False, cancel_futures=True)
-
-
-def _broken(future: concurrent.futures.Future) -> bool:
-    return isinstance(future.exception(), concurrent.futures.process.BrokenProcessPool)
+        for worker in self.workers:
+            if worker is not None:
+                worker.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def ready(waiting: List[Cell], running: List[Cell], slots: int) -> List[Cell]:
@@ -294,9 +309,7 @@ def _speed(config, runner, args) -> List[dict]:
     import study_speed
 
     speed_dir = os.path.join(args.work_dir, config.name, "speed")
-    cache = os.path.join(speed_dir, "throughput.json")
-    if runner.store:
-        cache = runner.store.throughput_path
+    cache = runner.store.throughput_path if runner.store else os.path.join(speed_dir, THROUGHPUT)
     if args.report_only and not os.path.exists(cache):
         return []
     return study_speed.measure(config.speed, speed_dir, cache)
