@@ -212,6 +212,20 @@ class CTRModel(tfrs.models.Model):
                 parts[attribute] = value
         return tf.train.Checkpoint(**parts)
 
+    def make_train_function(self, force: bool = False):
+        """Creates the optimizer's slots eagerly, then Keras's train function.
+
+        A `tf.function` whose first trace creates variables (the optimizer's
+        slots, on the first `apply_gradients`) is traced a second time before
+        it runs; creating them first for the variables the step updates (the
+        trainable ones) spares that second trace. `build` does nothing on an
+        optimizer already built, such as a search model's network optimizer;
+        legacy optimizers (no `build`) create their slots in the trace.
+        """
+        if self.built and hasattr(self.optimizer, "build"):
+            self.optimizer.build(self.trainable_variables)
+        return super().make_train_function(force)
+
     def freeze_all_but_masks(self) -> None:
         """Leaves only the AMTL mask networks trainable (tables and network frozen)."""
         for layer in self._flatten_layers(include_self=False, recursive=False):

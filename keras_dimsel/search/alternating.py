@@ -242,6 +242,23 @@ class AlternatingSearch:
         for variable in self._temperature_variables():
             variable.assign(tf.cast(temperature_schedule(examples_seen), variable.dtype))
 
+    def make_train_function(self, force: bool = False) -> Callable:
+        """Creates both optimizers' slots eagerly, then Keras's train function.
+
+        A `tf.function` whose first trace creates variables (here the
+        optimizers' slots, on the first `apply_gradients`) is traced a second
+        time before it runs. Creating the slots first, for exactly the
+        variables each optimizer updates, spares that second trace of the
+        whole search step. A model not built yet, or a legacy network
+        optimizer (which has no `build`), is left to create them in the trace.
+        """
+        if self.built and self.arch_optimizer is not None:
+            network, architecture = self._partition_variables()
+            if hasattr(self.optimizer, "build"):
+                self.optimizer.build(network)
+            self.arch_optimizer.build(architecture)
+        return super().make_train_function(force)
+
     @property
     def architecture_variables(self) -> List[tf.Variable]:
         """The architecture weights alpha of all sub-layers, deduplicated."""

@@ -45,6 +45,23 @@ def test_full_dimension_model_trains_and_reports_auc_and_logloss(spec, model_cla
     assert model.embedding_params == vocab * 8
 
 
+@pytest.mark.parametrize(
+    "optimizer",
+    [tf.keras.optimizers.Adam, tf.keras.optimizers.legacy.Adam],
+    ids=["optimizer", "legacy_optimizer"],
+)
+def test_a_built_model_traces_its_train_step_once(spec, optimizer):
+    # The optimizer's slots exist before the first trace, which then creates no
+    # variables and is not traced again; a legacy optimizer still trains.
+    model = DeepFM(spec, stage="full", dim=4)
+    model.compile(optimizer=optimizer(0.01))
+    model(next(iter(_train(spec, 4)))[0])
+    history = model.fit(_train(spec).take(3), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    traces = model.train_function.experimental_get_tracing_count()
+    assert traces == (1 if optimizer is tf.keras.optimizers.Adam else 2)
+
+
 @pytest.mark.parametrize("model_class", MODELS)
 def test_planned_model_holds_exactly_the_planned_tables(spec, model_class):
     model = model_class(spec, stage="plan", plan_dims=PLAN, candidates=(2, 8, 16))

@@ -267,6 +267,18 @@ def test_keras_model_fits_on_zipped_datasets_with_arch_metrics():
     assert not np.array_equal(alpha(model), np.zeros(2, np.float32))
 
 
+def test_fit_traces_the_search_step_once_with_slots_for_each_variable_set():
+    train, val = datasets(steps=3)
+    model = compiled_keras_model(arch_every=1)
+    model.fit(zip_train_validation(train, val), epochs=1, verbose=0)
+    # Both optimizers were built before the first trace, each for its own set.
+    assert model.train_function.experimental_get_tracing_count() == 1
+    network_slots = {v.name for v in model.optimizer.variables}
+    arch_slots = {v.name for v in model.arch_optimizer.variables}
+    assert any("alpha_logits" in name for name in arch_slots)
+    assert not any("alpha_logits" in name for name in network_slots)
+
+
 def test_tfrs_model_fits_on_zipped_datasets_with_arch_metrics():
     tf.keras.utils.set_random_seed(0)
     x = np.tile(X_TRAIN, (3, 1))
