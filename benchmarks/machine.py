@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
+import resource
 import subprocess
 from importlib import metadata
-from typing import Sequence
+from typing import Optional, Sequence
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,6 +55,46 @@ def machine_description(packages: Sequence[str] = ("tensorflow", "numpy")) -> di
     for package in packages:
         description[package.replace("-", "_")] = _version(package)
     return description
+
+
+def script_environment() -> dict:
+    """This process's environment, with the repository first on `PYTHONPATH`: for a
+    benchmark script run as a child process, which must import this checkout's library."""
+    path = os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def reset_peak_rss() -> bool:
+    """Resets this process's peak RSS counter (Linux); False when not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_mib(key: str) -> Optional[float]:
+    """A `/proc/self/status` memory line in MiB, or None when it is not there."""
+    try:
+        with open("/proc/self/status") as f:
+            match = re.search(rf"{key}:\s+(\d+)\s+kB", f.read())
+    except OSError:
+        return None
+    return int(match.group(1)) / 1024 if match else None
+
+
+def peak_rss_mib(reset_worked: bool) -> float:
+    """This process's peak RSS in MiB: since the last reset, or over its life."""
+    peak = _status_mib("VmHWM") if reset_worked else None
+    if peak is not None:
+        return peak
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mib() -> Optional[float]:
+    """This process's resident memory now, in MiB; None where Linux's status file is missing."""
+    return _status_mib("VmRSS")
 
 
 def code_state() -> dict:

@@ -43,7 +43,6 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import re  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -80,7 +79,7 @@ from keras_dimsel.preprocessing.splits import AssignSplits, split_indices  # noq
 from keras_dimsel.preprocessing.statistics import VOCAB_DIR  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import code_state, machine_description  # noqa: E402
+from machine import code_state, machine_description, peak_rss_mib, reset_peak_rss  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join("benchmarks", "results", "preprocess_speed.json")
@@ -276,32 +275,12 @@ class Variant:
         self.last_result = None
 
 
-def _reset_peak_rss() -> bool:
-    """Resets this process's peak RSS counter (Linux); False when not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_mib(reset_worked: bool) -> float:
-    """This process's peak RSS in MiB: since the last reset, or over its life."""
-    if reset_worked:
-        with open("/proc/self/status") as f:
-            match = re.search(r"VmHWM:\s+(\d+)\s+kB", f.read())
-        if match:
-            return int(match.group(1)) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def measure(variant: Variant, output_dir: str) -> dict:
     """Times one run of `variant` into a freshly cleared `output_dir`."""
     shutil.rmtree(output_dir, ignore_errors=True)
     os.makedirs(output_dir)
     load = os.getloadavg()[0]
-    reset = _reset_peak_rss()
+    reset = reset_peak_rss()
     cpu_before = os.times()
     start = time.perf_counter()
     variant.last_result = variant.job(output_dir)
@@ -314,7 +293,7 @@ def measure(variant: Variant, output_dir: str) -> dict:
     return {
         "seconds": seconds,
         "cpu_seconds": cpu,
-        "peak_rss_mib": _peak_rss_mib(reset),
+        "peak_rss_mib": peak_rss_mib(reset),
         "load_average_before": load,
     }
 

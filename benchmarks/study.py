@@ -1,8 +1,9 @@
-"""The benchmark study: quality of every method on real data, speed, and the targets.
+"""The benchmark study: quality of every method on real data, speed, memory, and the targets.
 
 Runs the grid of a declarative configuration (`study_config.py`: datasets x
 models x methods x seeds), each cell through the library's own functions
-(`study_cells.py`), the speed comparisons (`study_speed.py`), then writes
+(`study_cells.py`), the speed comparisons (`study_speed.py`) and the peak
+memory of each model in a process of its own (`study_memory.py`), then writes
 into `--out`:
 
 - `summary.json`: a list of records (`study_records.py` documents the kinds);
@@ -49,7 +50,7 @@ from study_config import (  # noqa: E402
     expand,
     load_config,
 )
-from study_store import THROUGHPUT, CellStore  # noqa: E402
+from study_store import MEMORY, THROUGHPUT, CellStore  # noqa: E402
 
 PACKAGES = (
     "tensorflow",
@@ -252,8 +253,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     runner = CellRunner(config, args.work_dir, args.data_root, args.store)
     cells, failures = run_cells(config, runner, args.report_only, args.jobs)
     throughput: List[dict] = []
+    memory: List[dict] = []
     if config.speed:
         throughput = _speed(config, runner, args)
+        memory = _memory(config, runner, args)
 
     run = {
         "kind": "run",
@@ -282,6 +285,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             power = study_fields.field_power(spec)
             records += study_fields.field_power_records(name, spec, power, cells)
     records += throughput
+    records += memory
     records += failures
     records += study_records.evaluate_targets(records)
     study_records.validate([r for r in records if r["kind"] != "failed_cell"])
@@ -313,6 +317,24 @@ def _speed(config, runner, args) -> List[dict]:
     if args.report_only and not os.path.exists(cache):
         return []
     return study_speed.measure(config.speed, speed_dir, cache)
+
+
+def _memory(config, runner, args) -> List[dict]:
+    """The peak-memory records: cached like the speed records, else measured (not with
+    `--report-only`) on the speed comparisons' synthetic data."""
+    speed_dir = os.path.join(args.work_dir, config.name, "speed")
+    cache = runner.store.memory_path if runner.store else os.path.join(speed_dir, MEMORY)
+    if not os.path.exists(cache):
+        if args.report_only:
+            return []
+        import autodim_speed
+        import study_memory
+
+        data = autodim_speed.prepare_data(config.speed.rows, 0, speed_dir).directory
+        memory_dir = os.path.join(speed_dir, "memory")
+        study_memory.measure(config.speed, memory_dir, cache, data, args.jobs)
+    with open(cache) as f:
+        return json.load(f)
 
 
 def _training_run(run: dict, path: str, args) -> dict:

@@ -172,6 +172,8 @@ class Speed:
         preprocess: str, `"committed"` reads `results/preprocess_speed.json`;
             `"run"` runs `preprocess_speed.py` on `preprocess_rows` rows.
         preprocess_rows: int, rows of the preprocessing benchmark when it runs.
+        memory_repeats: int, rounds of the peak-memory jobs (`study_memory.py`),
+            each model training and serving in a fresh process.
     """
 
     rows: int
@@ -181,6 +183,7 @@ class Speed:
     calls: int = 10
     preprocess: str = "committed"
     preprocess_rows: int = 1_000_000
+    memory_repeats: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,7 +310,7 @@ def _full() -> StudyConfig:
         methods=tuple(METHODS),
         seeds=(0, 1, 2),
         ras_trials=10,
-        speed=Speed(rows=1_000_000, repeats=5, calls=20, preprocess="run"),
+        speed=Speed(rows=1_000_000, repeats=5, calls=20, preprocess="run", memory_repeats=3),
         not_run=tuple(not_run),
     )
 

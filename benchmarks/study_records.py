@@ -6,6 +6,7 @@
   `auc_mean`, `auc_std`, `logloss_mean`, `embedding_params`,
   `savedmodel_bytes` (means over seeds), and details;
 - `throughput`: one speed comparison: `name` and `ratio` (see `study_speed`);
+- `memory`: one peak-memory comparison: `name` and `ratio` (see `study_memory`);
 - `stability`: Pearson correlation of AutoDim's per-field dims across seeds,
   and the share of fields given the same dim;
 - `target`: one target of the study, `MET`, `NOT MET` or `NOT MEASURED`,
@@ -36,6 +37,7 @@ REQUIRED_KEYS: Dict[str, Tuple[str, ...]] = {
         "savedmodel_bytes",
     ),
     "throughput": ("kind", "name", "ratio"),
+    "memory": ("kind", "name", "ratio"),
     "stability": ("kind", "dataset", "model", "method", "seeds", "pearson_mean"),
     "target": ("kind", "target", "description", "status", "details"),
     "run": ("kind", "config", "machine"),

@@ -104,6 +104,37 @@ def _speed_table(throughput: List[dict]) -> List[str]:
     return lines
 
 
+def _memory_lines(memory: List[dict]) -> List[str]:
+    """The peak-memory section: each model's increase against FDE's, and the whole process."""
+    if not memory:
+        return []
+    settings = memory[0].get("settings", {})
+    lines = [
+        "## Peak memory",
+        "",
+        f"{settings.get('model', '')} on {settings.get('train_examples', 0):,} synthetic "
+        f"training examples, batch size {settings.get('batch_size', '')}; every model trains "
+        "one epoch, or serves "
+        f"{settings.get('calls', '')} calls of its SavedModel, in a process of its own, "
+        f"{settings.get('repeats', '')} round(s). Increase: peak resident memory minus the "
+        "process's memory before the model was built (libraries and data held in memory "
+        "excluded); medians over the rounds.",
+        "",
+        "| comparison | ratio of increases | variant increase | FDE increase "
+        "| variant process peak | FDE process peak |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in memory:
+        numerator, denominator = r["numerator"], r["denominator"]
+        lines.append(
+            f"| {r['name']} | {r['ratio']:.3f} | {numerator['median']:,.0f} MiB | "
+            f"{denominator['median']:,.0f} MiB | {numerator['peak_rss_mib']['median']:,.0f} MiB | "
+            f"{denominator['peak_rss_mib']['median']:,.0f} MiB |"
+        )
+    lines.append("")
+    return lines
+
+
 def markdown(records: Sequence[dict], config: StudyConfig, plots: Sequence[str]) -> str:
     """The report: the run, the targets, quality per dataset and model, speed, stability.
 
@@ -175,6 +206,7 @@ def markdown(records: Sequence[dict], config: StudyConfig, plots: Sequence[str])
             *_speed_table(throughput),
             "",
         ]
+    lines += _memory_lines(_by_kind(records, "memory"))
     stability = _by_kind(records, "stability")
     if stability:
         lines += ["## Stability of AutoDim's dims across seeds", ""]

@@ -25,12 +25,14 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
+import sys
 from typing import List
 
 import amtl_speed
 import autodim_speed
 import tensorflow as tf
-from machine import REPO_ROOT
+from machine import REPO_ROOT, script_environment
 from study_config import FULL_DIM, Speed
 
 from keras_dimsel import amtl
@@ -118,23 +120,27 @@ def time_serving(speed: Speed, work_dir: str, spec, models: dict) -> dict:
     return seconds
 
 
+def _run_preprocess_speed(rows: int, out: str, work_dir: str) -> None:
+    """Runs `preprocess_speed.py` as a script, in a process of its own.
+
+    As a script its DoFns travel to Beam's worker processes by value; imported
+    into this process, they would travel by reference to a module the workers
+    cannot import (`benchmarks/` is not a package on their path).
+    """
+    script = os.path.join(REPO_ROOT, "benchmarks", "preprocess_speed.py")
+    command = [sys.executable, script, "--rows", str(rows), "--out", out]
+    command += ["--work-dir", os.path.join(work_dir, "preprocess_speed")]
+    completed = subprocess.run(command, env=script_environment())
+    if completed.returncode != 0:
+        raise RuntimeError(f"preprocess_speed.py failed (exit {completed.returncode}): {command}")
+
+
 def preprocessing_record(speed: Speed, work_dir: str) -> dict:
     """`beam_vs_pandas`: the Beam job's counting over the single-process baseline, in seconds."""
     if speed.preprocess == "run":
-        import preprocess_speed
-
         out = os.path.join(work_dir, "preprocess_speed.json")
         if not os.path.exists(out):
-            preprocess_speed.main(
-                [
-                    "--rows",
-                    str(speed.preprocess_rows),
-                    "--out",
-                    out,
-                    "--work-dir",
-                    os.path.join(work_dir, "preprocess_speed"),
-                ]
-            )
+            _run_preprocess_speed(speed.preprocess_rows, out, work_dir)
         source = f"preprocess_speed.py run by the study on {speed.preprocess_rows:,} rows"
     else:
         out = COMMITTED_PREPROCESS
@@ -170,6 +176,7 @@ def measure(speed: Speed, work_dir: str, cache: str) -> List[dict]:
         with open(cache) as f:
             return json.load(f)
     os.makedirs(work_dir, exist_ok=True)
+    preprocessing = preprocessing_record(speed, work_dir)  # first: the cheapest to fail
     variants, spec, plan = time_training(speed, work_dir)
     by_name = {variant.name: variant for variant in variants}
     compact, _ = amtl.compact_model(by_name["amtl"].model, spec, speed.model)
@@ -224,7 +231,7 @@ def measure(speed: Speed, work_dir: str, cache: str) -> List[dict]:
             compact="the compact AMTL model",
             settings=serving,
         ),
-        preprocessing_record(speed, work_dir),
+        preprocessing,
     ]
     os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
     with open(cache, "w") as f:

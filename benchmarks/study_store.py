@@ -27,6 +27,7 @@ from study_config import Cell
 CELL_RESULT = "metrics.json"
 #: The speed comparisons' records, in a `speed/` directory (of the store or the work dir).
 THROUGHPUT = "throughput.json"
+MEMORY = "memory.json"
 #: What a store keeps of a cell besides its result, relative to the cell's directory:
 #: every search's plan, and the alpha history of the methods the report plots.
 STORED_FILES = ("search/plan.json",)
@@ -65,6 +66,11 @@ class CellStore:
     def throughput_path(self) -> str:
         """Where the speed comparisons' records are kept."""
         return os.path.join(self.root, "speed", THROUGHPUT)
+
+    @property
+    def memory_path(self) -> str:
+        """Where the peak-memory comparisons' records are kept."""
+        return os.path.join(self.root, "speed", MEMORY)
 
     def has(self, cell: Cell) -> bool:
         return os.path.exists(os.path.join(self.cell_dir(cell), CELL_RESULT))
