@@ -42,16 +42,7 @@ from keras_dimsel.models import make_model  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from autodim_speed import INPUTS, Variant, prepare_data, training_data  # noqa: E402
-from machine import REPO_ROOT, code_state, machine_description, write_results  # noqa: E402
-
-
-def spread(values) -> dict:
-    return {
-        "values": list(values),
-        "median": statistics.median(values),
-        "mean": statistics.mean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-    }
+from machine import REPO_ROOT, code_state, machine_description, spread, write_results  # noqa: E402
 
 
 def time_serving(serve, features: dict, calls: int) -> float:

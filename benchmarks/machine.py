@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import resource
+import statistics
 import subprocess
 from importlib import metadata
 from typing import Optional, Sequence
@@ -55,6 +56,16 @@ def machine_description(packages: Sequence[str] = ("tensorflow", "numpy")) -> di
     for package in packages:
         description[package.replace("-", "_")] = _version(package)
     return description
+
+
+def spread(values: Sequence[float]) -> dict:
+    """The values of repeated measurements with their median, mean and sample std."""
+    return {
+        "values": list(values),
+        "median": statistics.median(values),
+        "mean": statistics.mean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+    }
 
 
 def script_environment() -> dict:

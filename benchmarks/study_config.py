@@ -172,6 +172,7 @@ class Speed:
         preprocess: str, `"committed"` reads `results/preprocess_speed.json`;
             `"run"` runs `preprocess_speed.py` on `preprocess_rows` rows.
         preprocess_rows: int, rows of the preprocessing benchmark when it runs.
+        preprocess_repeats: int, its timed runs per variant.
         memory_repeats: int, rounds of the peak-memory jobs (`study_memory.py`),
             each model training and serving in a fresh process.
     """
@@ -183,6 +184,7 @@ class Speed:
     calls: int = 10
     preprocess: str = "committed"
     preprocess_rows: int = 1_000_000
+    preprocess_repeats: int = 3
     memory_repeats: int = 1
 
 

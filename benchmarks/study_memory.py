@@ -40,7 +40,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import concurrent.futures  # noqa: E402
 import json  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from typing import Dict, List, Optional, Sequence  # noqa: E402
@@ -57,7 +56,7 @@ from keras_dimsel.search.plan import DimensionPlan  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from autodim_speed import CANDIDATES, training_data  # noqa: E402
-from machine import peak_rss_mib, reset_peak_rss, rss_mib, script_environment  # noqa: E402
+from machine import peak_rss_mib, reset_peak_rss, rss_mib, script_environment, spread  # noqa: E402
 from study_config import FULL_DIM  # noqa: E402
 
 TRAINING_JOBS = ("train_fde", "train_search", "train_retrain", "train_amtl")
@@ -230,15 +229,6 @@ def run_round(directory: str, data: str, speed, jobs: int = 2) -> Dict[str, dict
     return results
 
 
-def _spread(values: List[float]) -> dict:
-    return {
-        "values": list(values),
-        "median": statistics.median(values),
-        "mean": statistics.mean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-    }
-
-
 def records(rounds: Sequence[Dict[str, dict]], settings: dict) -> List[dict]:
     """The `kind: "memory"` records of the rounds: medians of the increases, and their ratio.
 
@@ -256,8 +246,8 @@ def records(rounds: Sequence[Dict[str, dict]], settings: dict) -> List[dict]:
     """
     result = []
     for name, (variant, fde) in COMPARISONS.items():
-        numerator = _spread([r[variant]["increase_mib"] for r in rounds])
-        denominator = _spread([r[fde]["increase_mib"] for r in rounds])
+        numerator = spread([r[variant]["increase_mib"] for r in rounds])
+        denominator = spread([r[fde]["increase_mib"] for r in rounds])
         result.append(
             {
                 "kind": "memory",
@@ -266,11 +256,11 @@ def records(rounds: Sequence[Dict[str, dict]], settings: dict) -> List[dict]:
                 "unit": "MiB of peak resident memory above the process before the model",
                 "numerator": {
                     **numerator,
-                    "peak_rss_mib": _spread([r[variant]["peak_rss_mib"] for r in rounds]),
+                    "peak_rss_mib": spread([r[variant]["peak_rss_mib"] for r in rounds]),
                 },
                 "denominator": {
                     **denominator,
-                    "peak_rss_mib": _spread([r[fde]["peak_rss_mib"] for r in rounds]),
+                    "peak_rss_mib": spread([r[fde]["peak_rss_mib"] for r in rounds]),
                 },
                 "jobs": [variant, fde],
                 "settings": settings,

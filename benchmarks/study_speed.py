@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 from typing import List
@@ -32,7 +31,7 @@ from typing import List
 import amtl_speed
 import autodim_speed
 import tensorflow as tf
-from machine import REPO_ROOT, script_environment
+from machine import REPO_ROOT, script_environment, spread
 from study_config import FULL_DIM, Speed
 
 from keras_dimsel import amtl
@@ -43,15 +42,6 @@ from keras_dimsel.models import make_model
 COMMITTED_PREPROCESS = os.path.join(REPO_ROOT, "benchmarks", "results", "preprocess_speed.json")
 #: The Beam variant and the baseline `beam_vs_pandas` compares (preprocess_speed.py's target).
 BEAM_VARIANT, PANDAS_VARIANT = "beam_counting/in_memory", "baseline_counting"
-
-
-def _spread(values: List[float]) -> dict:
-    return {
-        "values": list(values),
-        "median": statistics.median(values),
-        "mean": statistics.mean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-    }
 
 
 #: The target of each comparison: the study's (issue) or, marked, the script's own.
@@ -120,7 +110,7 @@ def time_serving(speed: Speed, work_dir: str, spec, models: dict) -> dict:
     return seconds
 
 
-def _run_preprocess_speed(rows: int, out: str, work_dir: str) -> None:
+def _run_preprocess_speed(speed: Speed, out: str, work_dir: str) -> None:
     """Runs `preprocess_speed.py` as a script, in a process of its own.
 
     As a script its DoFns travel to Beam's worker processes by value; imported
@@ -128,7 +118,8 @@ def _run_preprocess_speed(rows: int, out: str, work_dir: str) -> None:
     cannot import (`benchmarks/` is not a package on their path).
     """
     script = os.path.join(REPO_ROOT, "benchmarks", "preprocess_speed.py")
-    command = [sys.executable, script, "--rows", str(rows), "--out", out]
+    command = [sys.executable, script, "--rows", str(speed.preprocess_rows), "--out", out]
+    command += ["--repeats", str(speed.preprocess_repeats)]
     command += ["--work-dir", os.path.join(work_dir, "preprocess_speed")]
     completed = subprocess.run(command, env=script_environment())
     if completed.returncode != 0:
@@ -140,7 +131,7 @@ def preprocessing_record(speed: Speed, work_dir: str) -> dict:
     if speed.preprocess == "run":
         out = os.path.join(work_dir, "preprocess_speed.json")
         if not os.path.exists(out):
-            _run_preprocess_speed(speed.preprocess_rows, out, work_dir)
+            _run_preprocess_speed(speed, out, work_dir)
         source = f"preprocess_speed.py run by the study on {speed.preprocess_rows:,} rows"
     else:
         out = COMMITTED_PREPROCESS
@@ -150,7 +141,7 @@ def preprocessing_record(speed: Speed, work_dir: str) -> dict:
     measurements = report["measurements"]
 
     def seconds(name):
-        return _spread(measurements[name]["seconds"])
+        return spread(measurements[name]["seconds"])
 
     return _ratio_record(
         "beam_vs_pandas",
@@ -195,7 +186,7 @@ def measure(speed: Speed, work_dir: str, cache: str) -> List[dict]:
         "input": "memory",
         "plan": plan.fields,
     }
-    rates = {name: _spread(v.examples_per_second) for name, v in by_name.items()}
+    rates = {name: spread(v.examples_per_second) for name, v in by_name.items()}
     records = [
         _ratio_record(
             f"{name}_vs_fde",
@@ -212,7 +203,7 @@ def measure(speed: Speed, work_dir: str, cache: str) -> List[dict]:
             ("amtl", "amtl"),
         )
     ]
-    latency = {name: _spread(values) for name, values in seconds.items()}
+    latency = {name: spread(values) for name, values in seconds.items()}
     serving = {**settings, "calls": speed.calls}
     records += [
         _ratio_record(
