@@ -57,7 +57,7 @@ from typing import Optional, Sequence  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 
-from keras_dimsel import cli  # noqa: E402
+from keras_dimsel import amtl, cli  # noqa: E402
 from keras_dimsel.data.feature_spec import FeatureSpec  # noqa: E402
 from keras_dimsel.data.input_fn import make_dataset  # noqa: E402
 from keras_dimsel.models import make_model  # noqa: E402
@@ -140,39 +140,68 @@ class Variant:
         return rate
 
 
+def compiled_model(
+    name: str, spec: FeatureSpec, model_name: str, arch_every: int = 10, plan_dims=None
+):
+    """One variant's model, built and compiled as every speed comparison builds it.
+
+    Args:
+        name: str, `full`, `search`, `retrain`, `retrain_zero_pad` or `amtl`
+            (the default masked fields, D = the largest candidate).
+        spec: FeatureSpec, the artifact.
+        model_name: str, the backbone.
+        arch_every: int, the search's network steps per alpha step.
+        plan_dims: dict of field to dim, the retrain variants' plan.
+    """
+    full_dim = max(CANDIDATES)
+    optimizer = tf.keras.optimizers.Adam(1e-3)
+    if name == "search":
+        model = make_model(model_name, spec, stage="search", candidates=CANDIDATES, seed=0)
+        model.compile(
+            optimizer=optimizer,
+            arch_optimizer=tf.keras.optimizers.Adam(0.01),
+            arch_every=arch_every,
+            pretrain_steps=0,
+        )
+        return model
+    if name == "full":
+        model = make_model(model_name, spec, stage="full", dim=full_dim)
+    elif name in ("retrain", "retrain_zero_pad"):
+        model = make_model(
+            model_name, spec, stage="plan", candidates=CANDIDATES, plan_dims=plan_dims,
+            unify="zero_pad" if name == "retrain_zero_pad" else "linear",
+        )  # fmt: skip
+    elif name == "amtl":
+        fields = amtl.default_fields(spec, full_dim)
+        model = make_model(model_name, spec, stage="amtl", dim=full_dim, amtl_fields=fields)
+    else:
+        raise ValueError(f"unknown variant {name!r}")
+    model.compile(optimizer=optimizer)
+    return model
+
+
+def search_plan(search, spec: FeatureSpec) -> DimensionPlan:
+    """The plan a search model's alpha gives now (argmax per field)."""
+    vocab_sizes = {name: spec.field(name).vocab_size for name in search.field_names}
+    return DimensionPlan.from_alpha(
+        search.field_embeddings.selection_probabilities(), CANDIDATES, vocab_sizes
+    )
+
+
 def build_variants(spec: FeatureSpec, model_name: str, batch_size: int, arch_every: int, source):
     seed = 0
     train, validation = training_data(spec, batch_size, source, seed)
     tf.keras.utils.set_random_seed(seed)
 
-    full = make_model(model_name, spec, stage="full", dim=max(CANDIDATES))
-    full.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
-
-    search = make_model(model_name, spec, stage="search", candidates=CANDIDATES, seed=seed)
-    search.compile(
-        optimizer=tf.keras.optimizers.Adam(1e-3),
-        arch_optimizer=tf.keras.optimizers.Adam(0.01),
-        arch_every=arch_every,
-        pretrain_steps=0,
-    )
+    full = compiled_model("full", spec, model_name)
+    search = compiled_model("search", spec, model_name, arch_every)
     pairs = zip_train_validation(train, validation, arch_every)
     search.fit(pairs, epochs=1, verbose=0)  # untimed: gives the plan of the retrain variant
-    vocab_sizes = {name: spec.field(name).vocab_size for name in search.field_names}
-    plan = DimensionPlan.from_alpha(
-        search.field_embeddings.selection_probabilities(), CANDIDATES, vocab_sizes
-    )
-    retrain = make_model(
-        model_name, spec, stage="plan", candidates=CANDIDATES, plan_dims=plan.fields
-    )
-    retrain.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
-    padded = make_model(
-        model_name, spec, stage="plan", candidates=CANDIDATES, plan_dims=plan.fields,
-        unify="zero_pad",
-    )  # fmt: skip
-    padded.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+    plan = search_plan(search, spec)
     variants = [Variant("full", full, train), Variant("search", search, pairs)]
-    variants.append(Variant("retrain", retrain, train))
-    variants.append(Variant("retrain_zero_pad", padded, train))
+    for name in ("retrain", "retrain_zero_pad"):
+        model = compiled_model(name, spec, model_name, plan_dims=plan.fields)
+        variants.append(Variant(name, model, train))
     return variants, plan
 
 

@@ -50,14 +50,11 @@ from keras_dimsel import amtl  # noqa: E402
 from keras_dimsel.data.feature_spec import FeatureSpec  # noqa: E402
 from keras_dimsel.data.input_fn import make_dataset  # noqa: E402
 from keras_dimsel.export import export_saved_model  # noqa: E402
-from keras_dimsel.models import make_model  # noqa: E402
 from keras_dimsel.search.alternating import zip_train_validation  # noqa: E402
-from keras_dimsel.search.plan import DimensionPlan  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from autodim_speed import CANDIDATES, training_data  # noqa: E402
+from autodim_speed import compiled_model, search_plan, training_data  # noqa: E402
 from machine import peak_rss_mib, reset_peak_rss, rss_mib, script_environment, spread  # noqa: E402
-from study_config import FULL_DIM  # noqa: E402
 
 TRAINING_JOBS = ("train_fde", "train_search", "train_retrain", "train_amtl")
 SERVING_JOBS = ("serve_fde", "serve_autodim", "serve_amtl")
@@ -84,43 +81,25 @@ ARCH_EVERY = 10
 
 def _training_model(job: str, spec, model_name: str, exports: str):
     """The compiled model of a training job, as the speed comparisons build it."""
-    optimizer = tf.keras.optimizers.Adam(1e-3)
-    if job == "train_search":
-        model = make_model(model_name, spec, stage="search", candidates=CANDIDATES, seed=0)
-        model.compile(
-            optimizer=optimizer,
-            arch_optimizer=tf.keras.optimizers.Adam(0.01),
-            arch_every=ARCH_EVERY,
-            pretrain_steps=0,
-        )
-        return model
-    if job == "train_fde":
-        model = make_model(model_name, spec, stage="full", dim=FULL_DIM)
-    elif job == "train_retrain":
+    name = job[len("train_") :]
+    plan_dims = None
+    if name == "fde":
+        name = "full"  # autodim_speed's name of the full-dimension variant
+    elif name == "retrain":
         with open(os.path.join(exports, PLAN)) as f:
-            plan = json.load(f)
-        model = make_model(model_name, spec, stage="plan", candidates=CANDIDATES, plan_dims=plan)
-    else:
-        fields = amtl.default_fields(spec, FULL_DIM)
-        model = make_model(model_name, spec, stage="amtl", dim=FULL_DIM, amtl_fields=fields)
-    model.compile(optimizer=optimizer)
-    return model
+            plan_dims = json.load(f)
+    return compiled_model(name, spec, model_name, ARCH_EVERY, plan_dims)
 
 
 def _export(job: str, model, spec, model_name: str, exports: str) -> None:
     """What a training job leaves for the next stage: the search's plan, the others' exports."""
-    name = job[len("train_") :]
     if job == "train_search":
-        vocab_sizes = {field: spec.field(field).vocab_size for field in model.field_names}
-        plan = DimensionPlan.from_alpha(
-            model.field_embeddings.selection_probabilities(), CANDIDATES, vocab_sizes
-        )
         with open(os.path.join(exports, PLAN), "w") as f:
-            json.dump(plan.fields, f)
+            json.dump(search_plan(model, spec).fields, f)
         return
     if job == "train_amtl":
         model, _ = amtl.compact_model(model, spec, model_name)
-    export_saved_model(model, os.path.join(exports, name))
+    export_saved_model(model, os.path.join(exports, job[len("train_") :]))
 
 
 def run_job(job: str, data: str, model_name: str, batch_size: int, exports: str, calls: int):

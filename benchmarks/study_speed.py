@@ -32,12 +32,11 @@ import amtl_speed
 import autodim_speed
 import tensorflow as tf
 from machine import REPO_ROOT, script_environment, spread
-from study_config import FULL_DIM, Speed
+from study_config import Speed
 
 from keras_dimsel import amtl
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model
-from keras_dimsel.models import make_model
 
 COMMITTED_PREPROCESS = os.path.join(REPO_ROOT, "benchmarks", "results", "preprocess_speed.json")
 #: The Beam variant and the baseline `beam_vs_pandas` compares (preprocess_speed.py's target).
@@ -74,14 +73,7 @@ def time_training(speed: Speed, work_dir: str):
     variants, plan = autodim_speed.build_variants(
         spec, speed.model, speed.batch_size, arch_every=10, source="memory"
     )
-    masked = make_model(
-        speed.model,
-        spec,
-        stage="amtl",
-        dim=FULL_DIM,
-        amtl_fields=amtl.default_fields(spec, FULL_DIM),
-    )
-    masked.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+    masked = autodim_speed.compiled_model("amtl", spec, speed.model)
     variants.append(autodim_speed.Variant("amtl", masked, variants[0].dataset))
     for variant in variants:
         variant.trace()
