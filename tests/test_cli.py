@@ -35,6 +35,32 @@ def test_csv_preprocess_prints_a_summary(tmp_path, clicks_csv, capsys):
     assert (out / "feature_spec.json").exists() and (out / "vocab" / "user.txt").exists()
 
 
+def test_preprocess_summary_counts_the_values_seen_once(tmp_path, capsys):
+    path = tmp_path / "rare.csv"
+    # Distinct rows (the unused `row` column): the split is by a hash of the row.
+    rows = [f"{i % 2},u{i % 4},{i}" for i in range(80)]
+    rows += [f"{i % 2},rare{i},{80 + i}" for i in range(40)]
+    path.write_text("clicked,user,row\n" + "\n".join(rows) + "\n")
+    argv = ["preprocess", "--dataset", "csv", "--input", str(path), "--label", "clicked"]
+    argv += ["--categorical", "user"]
+
+    assert main([*argv, "--output", str(tmp_path / "all")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    counts = [int(line.split()[0]) for line in (tmp_path / "all/vocab/user.txt").open()]
+    once = counts.count(1)
+    assert 0 < once < len(counts)  # the rare values in train, not the four frequent ones
+    assert printed[2].split()[:4] == ["user", "categorical", str(len(counts) + 1), str(once)]
+    assert printed[3] == (
+        f"{once} of {len(counts)} values were seen once in train "
+        "(--min-count 2 maps them to the OOV id)"
+    )
+
+    assert main([*argv, "--output", str(tmp_path / "frequent"), "--min-count", "2"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[2].split()[:4] == ["user", "categorical", "5", "0"]
+    assert not any("seen once in train" in line for line in printed)
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

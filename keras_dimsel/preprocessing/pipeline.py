@@ -31,6 +31,7 @@ from keras_dimsel.data.feature_spec import (
     SPLITS,
     FeatureSpec,
     FieldSpec,
+    read_vocabulary,
 )
 from keras_dimsel.data.reader import DataError, Reader
 from keras_dimsel.preprocessing.outputs import REJECTED_DIR, WriteExamples, WriteRejected
@@ -449,40 +450,59 @@ def run(reader: Reader, config: PreprocessConfig, beam_args: Sequence[str] = ())
 def summary(spec: FeatureSpec) -> str:
     """A short human summary of an artifact: splits, rejects and one line per field.
 
+    Each field's line gives its vocabulary size (ids, the OOV id and any hash
+    buckets included) and how many of its values were seen only once in the
+    train split, read from `vocab/<field>.txt`. Those values are where a
+    full-size embedding table overfits small data; when the artifact keeps
+    them (`min_count` 1), a last line counts them and names `--min-count 2`,
+    which maps them to the OOV id.
+
     Args:
-        spec: FeatureSpec, the artifact.
+        spec: FeatureSpec, the artifact (its vocabulary files are read).
 
     Returns:
         str, the summary `dimsel preprocess` prints.
 
     Examples:
 
-        >>> from keras_dimsel.data import FieldSpec
-        >>> spec = FeatureSpec(
-        ...     label="clicked",
-        ...     fields=(
-        ...         FieldSpec("site", "categorical", 3, "vocab/site.txt"),
-        ...         FieldSpec("price", "numeric", 4, "vocab/price.txt", transform="quantiles",
-        ...                   boundaries=(2.0, 5.0)),
-        ...     ),
-        ...     splits={"train": 8000, "validation": 1000, "test": 1000},
-        ...     rejected_rows=3,
-        ...     dataset="csv",
-        ... )
-        >>> print(summary(spec))
-        csv: train 8,000, validation 1,000, test 1,000 rows; 3 rejected
-        field                kind             vocab  transform
-        site                 categorical          3
-        price                numeric              4  quantiles
+        >>> import tempfile
+        >>> from keras_dimsel.data import make_reader
+        >>> directory = tempfile.mkdtemp()
+        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
+        >>> print(summary(run(reader, PreprocessConfig(output_dir=directory))))
+        synthetic: train 166, validation 16, test 18 rows; 0 rejected
+        field                kind             vocab  seen once  transform
+        user                 categorical         79         52
+        item                 categorical         71         48
+        category             categorical         40         15
+        device               categorical          9          0
+        noise_high           categorical         89         70
+        noise_mid            categorical         60         34
+        noise_low            categorical         11          0
+        price                numeric             17          0  quantiles
+        219 of 368 values were seen once in train (--min-count 2 maps them to the OOV id)
     """
     splits = ", ".join(f"{name} {spec.splits.get(name, 0):,}" for name in SPLITS)
     lines = [
         f"{spec.dataset}: {splits} rows; {spec.rejected_rows:,} rejected",
-        f"{'field':<20} {'kind':<12} {'vocab':>9}  transform",
+        f"{'field':<20} {'kind':<12} {'vocab':>9}  {'seen once':>9}  transform",
     ]
+    values = seen_once = 0
     for field in spec.fields:
-        line = f"{field.name:<20} {field.kind:<12} {field.vocab_size:>9,}  {field.transform or ''}"
+        _, counts = read_vocabulary(os.path.join(spec.directory, field.vocab_file))
+        once = sum(count == 1 for count in counts)
+        values += len(counts)
+        seen_once += once
+        line = (
+            f"{field.name:<20} {field.kind:<12} {field.vocab_size:>9,}  {once:>9,}  "
+            f"{field.transform or ''}"
+        )
         if field.hash_buckets:
             line = f"{line.rstrip()}  ({field.hash_buckets:,} hash buckets)"
-        lines.append(line)
+        lines.append(line.rstrip())
+    if seen_once and spec.min_count == 1:
+        lines.append(
+            f"{seen_once:,} of {values:,} values were seen once in train "
+            "(--min-count 2 maps them to the OOV id)"
+        )
     return "\n".join(lines)
