@@ -31,7 +31,7 @@ from keras_dimsel.data.feature_spec import (
     SPLITS,
     FeatureSpec,
     FieldSpec,
-    read_vocabulary,
+    iter_vocabulary,
 )
 from keras_dimsel.data.reader import DataError, Reader
 from keras_dimsel.preprocessing.outputs import REJECTED_DIR, WriteExamples, WriteRejected
@@ -489,9 +489,10 @@ def summary(spec: FeatureSpec) -> str:
     ]
     values = seen_once = 0
     for field in spec.fields:
-        _, counts = read_vocabulary(os.path.join(spec.directory, field.vocab_file))
-        once = sum(count == 1 for count in counts)
-        values += len(counts)
+        once = 0
+        for count, _ in iter_vocabulary(os.path.join(spec.directory, field.vocab_file)):
+            values += 1
+            once += count == 1
         seen_once += once
         line = (
             f"{field.name:<20} {field.kind:<12} {field.vocab_size:>9,}  {once:>9,}  "
@@ -500,7 +501,7 @@ def summary(spec: FeatureSpec) -> str:
         if field.hash_buckets:
             line = f"{line.rstrip()}  ({field.hash_buckets:,} hash buckets)"
         lines.append(line.rstrip())
-    if seen_once and spec.min_count == 1:
+    if seen_once:  # only with min_count 1: a higher one keeps no value seen once
         lines.append(
             f"{seen_once:,} of {values:,} values were seen once in train "
             "(--min-count 2 maps them to the OOV id)"
