@@ -38,7 +38,7 @@ import tensorflow as tf  # noqa: E402
 from keras_dimsel import amtl  # noqa: E402
 from keras_dimsel.data.input_fn import make_dataset  # noqa: E402
 from keras_dimsel.export import export_saved_model  # noqa: E402
-from keras_dimsel.models import make_model  # noqa: E402
+from keras_dimsel.models import full_model  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from autodim_speed import INPUTS, Variant, prepare_data, training_data  # noqa: E402
@@ -81,11 +81,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     fields = amtl.default_fields(spec, args.max_dim)
     train, _ = training_data(spec, args.batch_size, args.input)
     tf.keras.utils.set_random_seed(0)
-    full = make_model(args.model, spec, stage="full", dim=args.max_dim)
-    masked = make_model(
-        args.model, spec, stage="amtl", dim=args.max_dim, amtl_fields=fields,
-        length_penalty=args.length_penalty,
-    )  # fmt: skip
+    full = full_model(args.model, spec, dim=args.max_dim)
+    masked = amtl.masked_model(
+        args.model, spec, fields, dim=args.max_dim, length_penalty=args.length_penalty
+    )
     variants = [Variant("full", full, train), Variant("amtl", masked, train)]
     for variant in variants:
         variant.model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
@@ -95,7 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rate = variant.time_epoch(spec.splits["train"])
             print(f"repeat {repeat + 1}: train {variant.name:5s} {rate:10,.0f} examples/s")
 
-    compact, lengths = amtl.compact_model(masked, spec, args.model)
+    compact, lengths = amtl.compact_model(masked)
     exports = {}
     for name, model in (("full", full), ("compact", compact)):
         directory = os.path.join(args.work_dir, f"serving_{name}")

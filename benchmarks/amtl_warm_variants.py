@@ -41,10 +41,10 @@ from typing import Dict, Iterator, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from keras_dimsel import amtl  # noqa: E402
+from keras_dimsel.amtl import runs as amtl_runs  # noqa: E402
 from keras_dimsel.data.feature_spec import FeatureSpec  # noqa: E402
 from keras_dimsel.models.dropout import CheckpointedDropout  # noqa: E402
-from keras_dimsel.workflow import TrainSettings  # noqa: E402
+from keras_dimsel.training import TrainSettings  # noqa: E402
 
 VARIANTS = ("default", "tables", "no_mlp", "principal_axes")
 
@@ -82,7 +82,7 @@ def align_principal_axes(model, counts: Dict[str, Sequence[int]]) -> np.ndarray:
 
     One rotation for all fields keeps every inner product between fields (the
     FM term) as it was; the first layer of the MLP over the concatenated
-    fields (`model.deep`, if any) takes R^T on each field's block of rows, so
+    fields (`model.head.deep`, if any) takes R^T on each field's block of rows, so
     it reads the same numbers. First-order weights and bias do not see the
     vectors.
 
@@ -98,7 +98,7 @@ def align_principal_axes(model, counts: Dict[str, Sequence[int]]) -> np.ndarray:
     for layer in embeddings.values():
         table = layer.embedding_table
         table.assign((table.numpy().astype(np.float64) @ rotation).astype(np.float32))
-    deep = getattr(model, "deep", None)
+    deep = getattr(model.head, "deep", None)
     if deep is not None:
         kernel = deep.layers[0].kernel
         dim = model.field_embeddings.dim
@@ -112,24 +112,25 @@ def apply_variant(model, variant: str, initial: dict) -> None:
     """Makes the change of `variant` to a warm-started AMTL model.
 
     Args:
-        model: the `CTRModel` (amtl stage) just loaded from a trained model.
+        model: the `CTRModel` (with `MaskedEmbeddings`) just loaded from a trained model.
         variant: one of `VARIANTS`.
         initial: dict of `variable.ref()` to its value before the load.
     """
     if variant == "principal_axes":
         frequencies = model.field_embeddings.frequencies
-        align_principal_axes(model, {name: frequencies[name].counts for name in model.amtl_fields})
+        masked = model.field_embeddings.masked_fields
+        align_principal_axes(model, {name: frequencies[name].counts for name in masked})
         return
     if variant == "tables":
         kept = {layer.embedding_table.ref() for layer in model.field_embeddings.embeddings.values()}
         fresh = [v for v in model.variables if v.ref() not in kept]
     elif variant == "no_mlp":
-        if getattr(model, "deep", None) is None:
+        if getattr(model.head, "deep", None) is None:
             raise ValueError(f"variant 'no_mlp': model {model.name!r} has no MLP")
         # The dropout layers' draw counters keep counting, as in the default warm start.
         fresh = [
             variable
-            for layer in model.deep.layers
+            for layer in model.head.deep.layers
             if not isinstance(layer, CheckpointedDropout)
             for variable in layer.variables
         ]
@@ -142,18 +143,18 @@ def apply_variant(model, variant: str, initial: dict) -> None:
 @contextlib.contextmanager
 def warm_start_variant(variant: str) -> Iterator[None]:
     """Within the block, `run_amtl`'s warm start also makes the change of `variant`."""
-    load = amtl.warm_start_from_checkpoint
+    load = amtl_runs.warm_start_from_run
 
-    def load_and_change(model, path, source=None):
+    def load_and_change(model, run_dir, source=None):
         initial = {v.ref(): v.numpy() for v in model.variables}
-        load(model, path, source)
+        load(model, run_dir, source)
         apply_variant(model, variant, initial)
 
-    amtl.warm_start_from_checkpoint = load_and_change
+    amtl_runs.warm_start_from_run = load_and_change
     try:
         yield
     finally:
-        amtl.warm_start_from_checkpoint = load
+        amtl_runs.warm_start_from_run = load
 
 
 def _seeds(text: str) -> list:
@@ -186,7 +187,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for seed in args.seeds:
         settings = TrainSettings(seed=seed, keep_best=args.keep_best)
         with warm_start_variant(args.variant):
-            metrics = amtl.run_amtl(
+            metrics = amtl_runs.run_amtl(
                 spec,
                 args.model,
                 os.path.join(args.output, f"seed{seed}"),

@@ -58,11 +58,13 @@ from typing import Optional, Sequence  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_dimsel import amtl, cli  # noqa: E402
+from keras_dimsel.amtl.embeddings import masked_model  # noqa: E402
+from keras_dimsel.autodim.alternating import zip_train_validation  # noqa: E402
+from keras_dimsel.autodim.model import planned_model, search_model  # noqa: E402
+from keras_dimsel.autodim.plan import DimensionPlan  # noqa: E402
 from keras_dimsel.data.feature_spec import FeatureSpec  # noqa: E402
 from keras_dimsel.data.input_fn import make_dataset  # noqa: E402
-from keras_dimsel.models import make_model  # noqa: E402
-from keras_dimsel.search.alternating import zip_train_validation  # noqa: E402
-from keras_dimsel.search.plan import DimensionPlan  # noqa: E402
+from keras_dimsel.models import full_model, vocab_sizes  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import REPO_ROOT, code_state, machine_description, write_results  # noqa: E402
@@ -156,7 +158,7 @@ def compiled_model(
     full_dim = max(CANDIDATES)
     optimizer = tf.keras.optimizers.Adam(1e-3)
     if name == "search":
-        model = make_model(model_name, spec, stage="search", candidates=CANDIDATES, seed=0)
+        model = search_model(model_name, spec, candidates=CANDIDATES, seed=0)
         model.compile(
             optimizer=optimizer,
             arch_optimizer=tf.keras.optimizers.Adam(0.01),
@@ -165,15 +167,14 @@ def compiled_model(
         )
         return model
     if name == "full":
-        model = make_model(model_name, spec, stage="full", dim=full_dim)
+        model = full_model(model_name, spec, dim=full_dim)
     elif name in ("retrain", "retrain_zero_pad"):
-        model = make_model(
-            model_name, spec, stage="plan", candidates=CANDIDATES, plan_dims=plan_dims,
-            unify="zero_pad" if name == "retrain_zero_pad" else "linear",
-        )  # fmt: skip
+        plan = DimensionPlan(fields=plan_dims, candidates=CANDIDATES, vocab_sizes=vocab_sizes(spec))
+        unify = "zero_pad" if name == "retrain_zero_pad" else "linear"
+        model = planned_model(model_name, spec, plan, unify=unify)
     elif name == "amtl":
         fields = amtl.default_fields(spec, full_dim)
-        model = make_model(model_name, spec, stage="amtl", dim=full_dim, amtl_fields=fields)
+        model = masked_model(model_name, spec, fields, dim=full_dim)
     else:
         raise ValueError(f"unknown variant {name!r}")
     model.compile(optimizer=optimizer)

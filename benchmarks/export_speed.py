@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_dimsel.data.input_fn import make_dataset  # noqa: E402
 from keras_dimsel.export import SERVING_OUTPUT, export_saved_model, raw_signature  # noqa: E402
-from keras_dimsel.models import MODELS, make_model  # noqa: E402
+from keras_dimsel.models import MODELS, full_model  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from amtl_speed import spread  # noqa: E402
@@ -75,7 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for repeat in range(args.repeats):
         for name, export in EXPORTS.items():
             tf.keras.backend.clear_session()
-            model = make_model(args.model, spec, stage="full", dim=args.dim)
+            model = full_model(args.model, spec, dim=args.dim)
             model(features)
             path = os.path.join(directory, f"{name}_{repeat}")
             start = time.perf_counter()

@@ -36,7 +36,9 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
-from keras_dimsel import workflow  # noqa: E402
+from keras_dimsel.autodim.plan import DERIVE_METHODS  # noqa: E402
+from keras_dimsel.autodim.runs import run_search  # noqa: E402
+from keras_dimsel.training import TrainSettings  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from autodim_speed import prepare_data  # noqa: E402
@@ -111,8 +113,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         "--derive",
         nargs="+",
-        choices=workflow.DERIVE_METHODS,
-        default=list(workflow.DERIVE_METHODS),
+        choices=DERIVE_METHODS,
+        default=list(DERIVE_METHODS),
     )
     parser.add_argument(
         "--out", default=os.path.join(REPO_ROOT, "benchmarks/results/search_quality.json")
@@ -130,8 +132,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for derive in args.derive:
         for seed in args.seeds:
             output = os.path.join(args.work_dir, f"search_{derive}_seed{seed}")
-            plan = workflow.run_search(
-                spec, "deepfm", output, derive=derive, settings=workflow.TrainSettings(seed=seed)
+            plan = run_search(
+                spec, "deepfm", output, derive=derive, settings=TrainSettings(seed=seed)
             )
             runs.append({"derive": derive, "seed": seed, **judge(plan, roles)})
             print(f"derive {derive}, seed {seed}: {plan.fields}", flush=True)

@@ -164,22 +164,9 @@ def _add_data_arguments(parser) -> None:
 
 def _check_beam_args(beam_args: Sequence[str]) -> None:
     """Rejects flags that are neither ours nor Beam pipeline options (typos)."""
-    from apache_beam.options.pipeline_options import PipelineOptions
+    from keras_dimsel._compat import beam_option_parser
 
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pending = list(PipelineOptions.__subclasses__())
-    seen = set()
-    while pending:
-        cls = pending.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
-        pending.extend(cls.__subclasses__())
-        try:
-            cls._add_argparse_args(parser)
-        except argparse.ArgumentError:
-            pass  # an option declared by two option classes
-    _, unknown = parser.parse_known_args(list(beam_args))
+    _, unknown = beam_option_parser().parse_known_args(list(beam_args))
     flags = [arg for arg in unknown if arg.startswith("-")]
     if flags or unknown:
         raise CommandError(f"unrecognised argument {(flags or unknown)[0]!r}")
@@ -188,13 +175,15 @@ def _check_beam_args(beam_args: Sequence[str]) -> None:
 def _run_preprocess(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from keras_dimsel.preprocessing import pipeline
 
-    spec = _preprocess(args, beam_args, args.output)
+    reader, config, beam_args = _preprocess_job(args, beam_args, args.output)
+    spec = pipeline.run(reader, config, list(beam_args))
     print(pipeline.summary(spec))
     print(f"artifact: {os.path.join(args.output, 'feature_spec.json')}")
     return 0
 
 
-def _preprocess(args: argparse.Namespace, beam_args: Sequence[str], output: str):
+def _preprocess_job(args: argparse.Namespace, beam_args: Sequence[str], output: str):
+    """The reader, the Beam job's config and its options, from the command line."""
     from keras_dimsel.data.datasets import make_reader
     from keras_dimsel.preprocessing import pipeline
     from keras_dimsel.preprocessing.splits import parse_ratios
@@ -221,7 +210,7 @@ def _preprocess(args: argparse.Namespace, beam_args: Sequence[str], output: str)
         rows=args.rows,
         seed=args.seed,
     )
-    return pipeline.run(reader, config, beam_args)
+    return reader, config, beam_args
 
 
 def _candidates(text: str) -> tuple:
@@ -273,7 +262,7 @@ def _fraction(text: str) -> float:
 
 
 def _size(text: str) -> int:
-    from keras_dimsel.search.memory import parse_size
+    from keras_dimsel.autodim.memory import parse_size
 
     try:
         return parse_size(text)
@@ -292,7 +281,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def _add_fit_arguments(parser, seed: bool = True) -> None:
-    from keras_dimsel.checkpointing import DEFAULT_CHECKPOINT_EVERY
+    from keras_dimsel.training.checkpointing import DEFAULT_CHECKPOINT_EVERY
 
     group = parser.add_argument_group("training")
     group.add_argument(
@@ -335,14 +324,14 @@ def _add_model_arguments(parser, model_required: bool = True) -> None:
 
 
 def _add_search_arguments(parser) -> None:
-    from keras_dimsel import workflow
-    from keras_dimsel.search import plan, temperature
+    from keras_dimsel import autodim
+    from keras_dimsel.autodim import plan, temperature
 
     group = parser.add_argument_group("search")
     group.add_argument(
         "--candidates",
         type=_candidates,
-        default=workflow.DEFAULT_CANDIDATES,
+        default=autodim.DEFAULT_CANDIDATES,
         metavar="D1,D2,...",
         help="candidate dimensions, increasing (default 2,8,16,24,32)",
     )
@@ -394,7 +383,7 @@ def _add_search_arguments(parser) -> None:
     )
     group.add_argument(
         "--derive",
-        choices=workflow.DERIVE_METHODS,
+        choices=plan.DERIVE_METHODS,
         default="alpha",
         help="alpha = argmax of the architecture weights (the paper); probe = per field, the "
         "smallest candidate whose validation loss is within --tolerance of the best "
@@ -612,7 +601,7 @@ def _load_spec(directory: str):
 
 
 def _settings(args: argparse.Namespace):
-    from keras_dimsel.workflow import TrainSettings
+    from keras_dimsel.training import TrainSettings
 
     return TrainSettings(
         epochs=args.epochs,
@@ -624,7 +613,7 @@ def _settings(args: argparse.Namespace):
 
 
 def _search_options(args: argparse.Namespace) -> dict:
-    from keras_dimsel.search.temperature import TemperatureSchedule
+    from keras_dimsel.autodim.temperature import TemperatureSchedule
 
     return {
         "candidates": tuple(args.candidates),
@@ -654,22 +643,22 @@ def _describe(metrics: dict) -> str:
 
 
 def _run_baseline(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from keras_dimsel import workflow
+    from keras_dimsel.training import run_baseline
 
     _no_extra(extra)
     spec = _load_spec(args.data)
-    metrics = workflow.run_baseline(spec, args.model, args.output, args.dim, _settings(args))
+    metrics = run_baseline(spec, args.model, args.output, args.dim, _settings(args))
     print(f"{args.model} at dim {args.dim}: {_describe(metrics)}")
     print(f"run: {args.output}")
     return 0
 
 
 def _run_search(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from keras_dimsel import workflow
+    from keras_dimsel.autodim.runs import run_search
 
     _no_extra(extra)
     spec = _load_spec(args.data)
-    plan = workflow.run_search(
+    plan = run_search(
         spec, args.model, args.output, settings=_settings(args), **_search_options(args)
     )
     print(plan.summary_table())
@@ -678,13 +667,13 @@ def _run_search(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
 
 def _run_retrain(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from keras_dimsel import workflow
-    from keras_dimsel.search.plan import DimensionPlan
+    from keras_dimsel.autodim.plan import DimensionPlan
+    from keras_dimsel.autodim.runs import run_retrain
 
     _no_extra(extra)
     spec = _load_spec(args.data)
     plan = DimensionPlan.load(args.plan)
-    metrics = workflow.run_retrain(
+    metrics = run_retrain(
         spec,
         plan,
         args.model,
@@ -700,10 +689,11 @@ def _run_retrain(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
 def _run_amtl(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from keras_dimsel import amtl
+    from keras_dimsel.amtl.runs import run_amtl
 
     _no_extra(extra)
     spec = _load_spec(args.data)
-    metrics = amtl.run_amtl(
+    metrics = run_amtl(
         spec,
         args.model,
         args.output,
@@ -726,8 +716,8 @@ def _run_amtl(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
 
 def _run_all(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
-    from keras_dimsel import workflow
-    from keras_dimsel.search.plan import DimensionPlan
+    from keras_dimsel import pipeline
+    from keras_dimsel.autodim.report import comparison_report
 
     options = {
         key: value for key, value in vars(args).items() if key not in ("run", "verbose", "command")
@@ -735,34 +725,25 @@ def _run_all(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     options["beam_args"] = list(beam_args)
     _check_run_directory(args.output, options)
     settings = _settings(args)
-    steps = {name: os.path.join(args.output, name) for name in workflow.RUN_STEPS}
+    steps = {name: os.path.join(args.output, name) for name in pipeline.RUN_STEPS}
 
-    if _finished(steps["data"], "feature_spec.json"):
-        spec = _load_spec(steps["data"])
-    else:
-        spec = _preprocess(args, beam_args, steps["data"])
-    baseline = _read_json(steps["baseline"], "metrics.json")
-    if baseline is None:
-        dim = max(args.candidates)
-        baseline = workflow.run_baseline(spec, args.model, steps["baseline"], dim, settings)
-    if _finished(steps["search"], "plan.json"):
-        plan = DimensionPlan.load(steps["search"])
-    else:
-        plan = workflow.run_search(
-            spec, args.model, steps["search"], settings=settings, **_search_options(args)
-        )
-    autodim = _read_json(steps["autodim"], "metrics.json")
-    if autodim is None:
-        autodim = workflow.run_retrain(
-            spec,
-            plan,
-            args.model,
-            steps["autodim"],
-            unify=args.unify,
-            warm_start=steps["search"] if args.warm_start else None,
-            settings=settings,
-        )
-    report = workflow.comparison_report(plan, baseline, autodim)
+    spec = pipeline.preprocess(*_preprocess_job(args, beam_args, steps["data"]))
+    baseline = pipeline.baseline(
+        spec, args.model, steps["baseline"], max(args.candidates), settings
+    )
+    plan = pipeline.search(
+        spec, args.model, steps["search"], settings=settings, **_search_options(args)
+    )
+    autodim = pipeline.retrain(
+        spec,
+        plan,
+        args.model,
+        steps["autodim"],
+        unify=args.unify,
+        warm_start=steps["search"] if args.warm_start else None,
+        settings=settings,
+    )
+    report = comparison_report(plan, baseline, autodim)
     _write_text(os.path.join(args.output, "report.txt"), report)
     print(report)
     print(f"compact model: {os.path.join(steps['autodim'], 'saved_model')}")
@@ -774,41 +755,15 @@ RUN_OPTIONS = "run_options.json"
 
 def _check_run_directory(directory: str, options: dict) -> None:
     """Refuses to resume a run that was started with other options."""
-    import json
+    from keras_dimsel.training import RunDir
 
-    from keras_dimsel import _io
-
-    path = os.path.join(directory, RUN_OPTIONS)
-    record = json.loads(json.dumps(options))  # tuples become lists, as when read back
-    if _io.exists(path):
-        with _io.open_file(path) as f:
-            previous = json.load(f)
-        changed = sorted(k for k in set(previous) | set(record) if previous.get(k) != record.get(k))
-        if changed:
-            raise CommandError(
-                f"{directory} holds a run started with other options ({', '.join(changed)}); "
-                "give a new --output or the same options to resume it"
-            )
-        return
-    _io.makedirs(directory)
-    _write_text(path, json.dumps(record, indent=2) + "\n")
-
-
-def _finished(directory: str, name: str) -> bool:
-    from keras_dimsel import _io
-
-    return _io.exists(os.path.join(directory, name))
-
-
-def _read_json(directory: str, name: str) -> Optional[dict]:
-    import json
-
-    from keras_dimsel import _io
-
-    if not _finished(directory, name):
-        return None
-    with _io.open_file(os.path.join(directory, name)) as f:
-        return json.load(f)
+    changed = RunDir(directory).changed_options(options, RUN_OPTIONS)
+    if changed:
+        raise CommandError(
+            f"{directory} holds a run started with other options "
+            f"({', '.join(key for key, _, _ in changed)}); "
+            "give a new --output or the same options to resume it"
+        )
 
 
 def _write_text(path: str, text: str) -> None:

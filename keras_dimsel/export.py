@@ -161,12 +161,12 @@ def raw_signature(model):
 
         >>> import tempfile
         >>> from keras_dimsel.data import make_reader
-        >>> from keras_dimsel.models import make_model
+        >>> from keras_dimsel.models import full_model
         >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
         >>> directory = tempfile.mkdtemp()
         >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
         >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-        >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
+        >>> model = full_model("fm", spec, dim=4, fields=["user", "device"])
         >>> serve = raw_signature(model)
         >>> outputs = serve({"user": tf.constant(["u1", ""]), "device": tf.constant(["d2", "d0"])})
         >>> print(outputs["probability"].shape)
@@ -200,12 +200,12 @@ def examples_signature(model):
 
         >>> import tempfile
         >>> from keras_dimsel.data import make_reader
-        >>> from keras_dimsel.models import make_model
+        >>> from keras_dimsel.models import full_model
         >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
         >>> directory = tempfile.mkdtemp()
         >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
         >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-        >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
+        >>> model = full_model("fm", spec, dim=4, fields=["user", "device"])
         >>> serve = examples_signature(model)
         >>> test = tf.data.TFRecordDataset(spec.split_files("test"), compression_type="GZIP")
         >>> serialized = next(iter(test.batch(3)))  # tf.train.Example protos, label included
@@ -250,12 +250,12 @@ def export_saved_model(model, directory: str, serve_examples: bool = False) -> s
 
         >>> import tempfile
         >>> from keras_dimsel.data import make_reader
-        >>> from keras_dimsel.models import make_model
+        >>> from keras_dimsel.models import full_model
         >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
         >>> directory = tempfile.mkdtemp()
         >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
         >>> spec = run(reader, PreprocessConfig(output_dir=directory))
-        >>> model = make_model("fm", spec, stage="full", dim=4, fields=["user", "device"])
+        >>> model = full_model("fm", spec, dim=4, fields=["user", "device"])
         >>> path = export_saved_model(model, os.path.join(directory, "saved_model"))
         >>> serve = tf.saved_model.load(path).signatures["serving_default"]
         >>> outputs = serve(user=tf.constant(["u1", "never-seen"]), device=tf.constant(["d2", ""]))

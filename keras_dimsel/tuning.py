@@ -1,7 +1,7 @@
 """Tuning the search's own hyperparameters, and the RaS baseline, with keras-tuner oracles.
 
 keras-tuner's `Tuner` builds and fits Keras 3 models, and the runs here train
-tf_keras models through `keras_dimsel.workflow`. Both tuners therefore derive
+tf_keras models through `keras_dimsel.pipeline`. Both tuners therefore derive
 from keras-tuner's `BaseTuner`, which only asks an oracle for a trial, calls
 `run_trial` and hands the metrics it returns back to the oracle; any oracle
 works (`RandomSearchOracle`, `BayesianOptimizationOracle`, `HyperbandOracle`, ...).
@@ -51,13 +51,16 @@ except ImportError as error:  # the optional `tune` extra
         "keras_dimsel.tuning needs keras-tuner: pip install 'keras_dimsel[tune]'"
     ) from error
 
-from keras_dimsel import _io, workflow
+from keras_dimsel import pipeline
+from keras_dimsel.autodim import DEFAULT_CANDIDATES
+from keras_dimsel.autodim.model import planned_model
+from keras_dimsel.autodim.plan import DimensionPlan
+from keras_dimsel.autodim.runs import run_search
+from keras_dimsel.autodim.temperature import DEFAULT_RATE, TemperatureSchedule
 from keras_dimsel.data.feature_spec import FeatureSpec
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.models import MODELS
-from keras_dimsel.search.plan import PLAN_FILE, DimensionPlan
-from keras_dimsel.search.temperature import DEFAULT_RATE, TemperatureSchedule
-from keras_dimsel.workflow import DEFAULT_CANDIDATES, TrainSettings
+from keras_dimsel.training import DEFAULT_LEARNING_RATE, RunDir, TrainSettings
 
 #: What the tuners maximise: the AUC of the retrained model on the validation split.
 OBJECTIVE = keras_tuner.Objective("val_auc", "max")
@@ -77,12 +80,11 @@ TEMPERATURE_RATE_RANGE = (DEFAULT_RATE / 10, DEFAULT_RATE * 100)
 # The run_search arguments a tuner may fix or tune; the rest are the tuner's own.
 _SEARCH_ARGUMENTS = tuple(
     name
-    for name in inspect.signature(workflow.run_search).parameters
+    for name in inspect.signature(run_search).parameters
     if name not in ("spec", "model_name", "output", "settings")
 )
 _SEARCH = "search"
 _RETRAIN = "retrain"
-_METRICS_FILE = "metrics.json"
 
 
 def search_space(hp: keras_tuner.HyperParameters) -> dict:
@@ -145,14 +147,14 @@ def search_space(hp: keras_tuner.HyperParameters) -> dict:
         min_value=ARCH_LEARNING_RATE_RANGE[0],
         max_value=ARCH_LEARNING_RATE_RANGE[1],
         sampling="log",
-        default=workflow.DEFAULT_LEARNING_RATE,
+        default=DEFAULT_LEARNING_RATE,
     )
     learning_rate = hp.Float(
         "learning_rate",
         min_value=LEARNING_RATE_RANGE[0],
         max_value=LEARNING_RATE_RANGE[1],
         sampling="log",
-        default=workflow.DEFAULT_LEARNING_RATE,
+        default=DEFAULT_LEARNING_RATE,
     )
     return {
         "arch_every": arch_every,
@@ -205,11 +207,10 @@ def validation_metrics(
         ...     candidates=(2, 8),
         ...     vocab_sizes={field.name: field.vocab_size for field in spec.fields},
         ... )
-        >>> from keras_dimsel.models import make_model
-        >>> model = make_model("fm", spec, stage="plan", plan_dims=plan.fields, candidates=(2, 8))
-        >>> _ = model(next(iter(make_dataset(spec, "validation", batch_size=64)))[0])
+        >>> model = planned_model("fm", spec, plan)
+        >>> model.build_weights()
         >>> run_dir = os.path.join(directory, "retrain")
-        >>> _ = model.network_weights().write(os.path.join(run_dir, workflow.WEIGHTS))
+        >>> _ = model.network_weights().write(RunDir(run_dir).weights)
         >>> metrics = validation_metrics(spec, "fm", plan, run_dir, batch_size=64)
         >>> sorted(metrics)
         ['val_auc', 'val_logloss']
@@ -218,13 +219,15 @@ def validation_metrics(
     """
     if spec.splits.get("validation", 0) <= 0:
         raise ValueError(f"the validation split of {spec.directory} is empty")
-    weights = os.path.join(run_dir, workflow.WEIGHTS)
-    if not _io.exists(weights + ".index"):
-        raise FileNotFoundError(f"{run_dir} holds no trained weights ({weights}.index not found)")
-    model = workflow._plan_model(model_name, spec, plan, unify)
+    run = RunDir(run_dir)
+    if not run.has_weights():
+        raise FileNotFoundError(
+            f"{run_dir} holds no trained weights ({run.weights}.index not found)"
+        )
+    model = planned_model(model_name, spec, plan, unify)
     validation = make_dataset(spec, "validation", batch_size)
-    model(next(iter(validation))[0])
-    model.network_weights().read(weights).assert_existing_objects_matched()
+    model.build_weights()
+    model.network_weights().read(run.weights).assert_existing_objects_matched()
     model.compile()
     results = model.evaluate(validation, return_dict=True, verbose=0)
     return {"val_auc": float(results["auc"]), "val_logloss": float(results["logloss"])}
@@ -268,11 +271,9 @@ def _retrain_and_validate(
     warm_start: Optional[str] = None,
 ) -> dict:
     """Retrains the plan into `output` (unless it is done) and returns the trial metrics."""
-    # A run directory with metrics.json is complete; retraining it would start over.
-    if not _io.exists(os.path.join(output, _METRICS_FILE)):
-        workflow.run_retrain(
-            spec, plan, model_name, output, unify=unify, warm_start=warm_start, settings=settings
-        )
+    pipeline.retrain(
+        spec, plan, model_name, output, unify=unify, warm_start=warm_start, settings=settings
+    )
     metrics = validation_metrics(spec, model_name, plan, output, unify, settings.batch_size)
     metrics["embedding_params"] = plan.embedding_params
     return metrics
@@ -401,16 +402,13 @@ class SearchTuner(BaseTuner):
         options = {**self.search_options, **self.space(hp)}
         trial_dir = self.get_trial_dir(trial.trial_id)
         search_dir = os.path.join(trial_dir, _SEARCH)
-        if _io.exists(os.path.join(search_dir, PLAN_FILE)):
-            plan = DimensionPlan.load(search_dir)  # finished before an interruption
-        else:
-            plan = workflow.run_search(
-                self.spec,
-                self.model_name,
-                search_dir,
-                settings=_trial_settings(self.settings, hp),
-                **options,
-            )
+        plan = pipeline.search(  # a search finished before an interruption is read back
+            self.spec,
+            self.model_name,
+            search_dir,
+            settings=_trial_settings(self.settings, hp),
+            **options,
+        )
         return _retrain_and_validate(
             self.spec,
             self.model_name,

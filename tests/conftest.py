@@ -9,6 +9,11 @@ import pathlib  # noqa: E402
 
 import pytest  # noqa: E402
 
+from keras_dimsel._compat import exempt_keras_from_autograph  # noqa: E402
+
+# As the training runner does: tests that call `fit` themselves trace as fast.
+exempt_keras_from_autograph()
+
 # The real public samples live beside the repository and must never be copied
 # into it; tests that read them skip when the folder is absent.
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -13,11 +13,12 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import amtl_warm_variants  # noqa: E402
 
+from keras_dimsel.amtl.embeddings import masked_model  # noqa: E402
+from keras_dimsel.amtl.runs import warm_start_from_run  # noqa: E402
 from keras_dimsel.data import make_dataset, make_reader  # noqa: E402
-from keras_dimsel.models import make_model  # noqa: E402
-from keras_dimsel.models.base import value_counts  # noqa: E402
+from keras_dimsel.models import full_model  # noqa: E402
 from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run  # noqa: E402
-from keras_dimsel.workflow import TrainSettings, run_baseline  # noqa: E402
+from keras_dimsel.training import RunDir, TrainSettings, run_baseline  # noqa: E402
 
 FIELDS = ["user", "item"]
 
@@ -37,7 +38,7 @@ def baseline(spec, tmp_path_factory):
 
 
 def _trained(spec, model_name):
-    model = make_model(model_name, spec, stage="full", dim=8)
+    model = full_model(model_name, spec, dim=8)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
     model.fit(make_dataset(spec, "train", 64), epochs=1, verbose=0)
     return model
@@ -49,7 +50,7 @@ def test_the_principal_axes_rotation_leaves_the_output_unchanged(spec, model_nam
     features, _ = next(iter(make_dataset(spec, "test", 32)))
     before = model(features, training=False).numpy()
     tables = {n: e.embedding_table.numpy() for n, e in model.field_embeddings.embeddings.items()}
-    counts = {name: value_counts(spec, name) for name in FIELDS}
+    counts = {name: spec.value_counts(name) for name in FIELDS}
 
     rotation = amtl_warm_variants.align_principal_axes(model, counts)
 
@@ -69,18 +70,19 @@ def test_the_principal_axes_rotation_leaves_the_output_unchanged(spec, model_nam
 
 
 def _warm_started(spec, baseline, variant):
-    model = make_model("deepfm", spec, stage="amtl", dim=8, amtl_fields=FIELDS)
-    model(next(iter(make_dataset(spec, "train", 64)))[0])
+    model = masked_model("deepfm", spec, FIELDS, dim=8)
+    model.build_weights()
     with amtl_warm_variants.warm_start_variant(variant):
-        amtl_warm_variants.amtl.warm_start_from_checkpoint(model, f"{baseline}/weights/model")
+        amtl_warm_variants.amtl_runs.warm_start_from_run(model, baseline)
     return model
 
 
 def test_each_variant_keeps_what_it_says(spec, baseline):
-    trained = tf.train.load_variable
-    path = f"{baseline}/weights/model"
-    table = "field_embeddings/embeddings/user/embedding_table/.ATTRIBUTES/VARIABLE_VALUE"
-    kernel = "deep/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    trained = full_model("deepfm", spec, dim=8)
+    trained.build_weights()
+    trained.network_weights().read(RunDir(baseline).weights).assert_existing_objects_matched()
+    table = trained.field_embeddings.embeddings["user"].embedding_table.numpy()
+    kernel = trained.head.deep.layers[0].kernel.numpy()
 
     default = _warm_started(spec, baseline, "default")
     tables = _warm_started(spec, baseline, "tables")
@@ -88,18 +90,16 @@ def test_each_variant_keeps_what_it_says(spec, baseline):
 
     for model in (default, tables, no_mlp):
         user = model.field_embeddings.embeddings["user"].embedding_table.numpy()
-        np.testing.assert_array_equal(user, trained(path, table))
-    np.testing.assert_array_equal(default.deep.layers[0].kernel.numpy(), trained(path, kernel))
+        np.testing.assert_array_equal(user, table)
+    np.testing.assert_array_equal(default.head.deep.layers[0].kernel.numpy(), kernel)
     for model in (tables, no_mlp):
-        assert not np.array_equal(model.deep.layers[0].kernel.numpy(), trained(path, kernel))
+        assert not np.array_equal(model.head.deep.layers[0].kernel.numpy(), kernel)
     # `tables` also starts the first-order weights afresh; `no_mlp` keeps them.
-    linear = default.first_order["user"].embeddings.numpy()
-    assert not np.array_equal(tables.first_order["user"].embeddings.numpy(), linear)
-    np.testing.assert_array_equal(no_mlp.first_order["user"].embeddings.numpy(), linear)
+    linear = default.head.first_order["user"].embeddings.numpy()
+    assert not np.array_equal(tables.head.first_order["user"].embeddings.numpy(), linear)
+    np.testing.assert_array_equal(no_mlp.head.first_order["user"].embeddings.numpy(), linear)
     # The library's warm start is back once the block ends.
-    assert amtl_warm_variants.amtl.warm_start_from_checkpoint.__name__ == (
-        "warm_start_from_checkpoint"
-    )
+    assert amtl_warm_variants.amtl_runs.warm_start_from_run is warm_start_from_run
 
 
 @pytest.mark.e2e

@@ -6,12 +6,17 @@ import shutil
 import numpy as np
 import pytest
 
-from keras_dimsel import workflow
+from keras_dimsel.autodim.model import planned_model, search_model
+from keras_dimsel.autodim.plan import DimensionPlan
+from keras_dimsel.autodim.search_tables import (
+    SEARCH_TABLES,
+    load_warm_start_tables,
+    save_search_tables,
+)
 from keras_dimsel.cli import EXIT_BAD_INPUT, main
 from keras_dimsel.data.datasets import make_reader
-from keras_dimsel.models import make_model
+from keras_dimsel.pipeline import RUN_STEPS
 from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-from keras_dimsel.search.plan import DimensionPlan
 
 
 @pytest.fixture(scope="module")
@@ -196,21 +201,19 @@ def test_warm_start_tables_are_the_planned_columns_of_the_search_tables(
     from keras_dimsel.data.feature_spec import FeatureSpec
 
     spec = FeatureSpec.load(artifact)
-    model = make_model("fm", spec, stage="search", candidates=(2, 4, 8), storage=storage)
+    model = search_model("fm", spec, candidates=(2, 4, 8), storage=storage)
     model.field_embeddings.build(None)
     for layer in model.field_embeddings.embeddings.values():
         layer.build((None,))
-    workflow.save_search_tables(model.field_embeddings, str(tmp_path / workflow.SEARCH_TABLES))
+    save_search_tables(model.field_embeddings, str(tmp_path / SEARCH_TABLES))
     record = _plan_for(artifact)
     record["fields"]["user"] = 4
     plan = DimensionPlan.from_json(record)
-    tables = workflow.load_warm_start_tables(str(tmp_path), plan)
+    tables = load_warm_start_tables(str(tmp_path), plan)
     user = model.field_embeddings.embeddings["user"]
     expected = user.tables[0].numpy() if storage == "shared" else user.tables[1].numpy()
     np.testing.assert_array_equal(tables["user"], expected)
-    retrain = make_model(
-        "fm", spec, stage="plan", plan_dims=plan.fields, candidates=plan.candidates
-    )
+    retrain = planned_model("fm", spec, plan)
     planned = retrain.field_embeddings.embeddings["user"]
     planned.warm_start_from(tables["user"])
     np.testing.assert_array_equal(planned.embedding_table.numpy(), expected[:, :4])
@@ -225,7 +228,7 @@ def test_run_reports_both_models_and_resumes(tmp_path, capsys):
     printed = capsys.readouterr().out
     for line in ("field", "user", "full dim 8", "AutoDim", "AUC difference"):
         assert line in printed
-    for step in workflow.RUN_STEPS:
+    for step in RUN_STEPS:
         assert (output / step).is_dir()
     assert (output / "autodim" / "saved_model" / "saved_model.pb").exists()
     metrics = json.loads((output / "autodim" / "metrics.json").read_text())

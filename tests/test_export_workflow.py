@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_dimsel import workflow
+from keras_dimsel.autodim.model import planned_model
+from keras_dimsel.autodim.plan import DimensionPlan
+from keras_dimsel.autodim.runs import run_retrain, run_search
 from keras_dimsel.data.datasets import make_reader
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model, saved_embedding_params
-from keras_dimsel.models import make_model
+from keras_dimsel.models import full_model, vocab_sizes
 from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-from keras_dimsel.search.plan import DimensionPlan
+from keras_dimsel.training import TrainSettings, run_baseline
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,8 @@ def spec(tmp_path_factory):
 @pytest.mark.parametrize("name", ["fm", "wide_deep", "deepfm"])
 def test_export_predicts_like_the_model_and_stores_only_the_planned_tables(spec, tmp_path, name):
     plan_dims = {field: (8 if field in ("user", "item") else 2) for field in spec.field_names}
-    model = make_model(name, spec, stage="plan", plan_dims=plan_dims, candidates=(2, 8))
+    plan = DimensionPlan(fields=plan_dims, candidates=(2, 8), vocab_sizes=vocab_sizes(spec))
+    model = planned_model(name, spec, plan)
     features, _ = next(iter(make_dataset(spec, "test", batch_size=16)))
     expected = model(features, training=False).numpy()
     export_saved_model(model, str(tmp_path / "saved_model"))
@@ -37,7 +40,7 @@ def test_export_predicts_like_the_model_and_stores_only_the_planned_tables(spec,
 
 
 def test_export_serves_unseen_and_empty_values(spec, tmp_path):
-    model = make_model("fm", spec, stage="full", dim=4)
+    model = full_model("fm", spec, dim=4)
     export_saved_model(model, str(tmp_path / "m"))
     serve = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"]
     features = {
@@ -51,26 +54,24 @@ def test_export_serves_unseen_and_empty_values(spec, tmp_path):
 
 
 def test_train_settings_defaults_follow_the_data(spec):
-    settings = workflow.TrainSettings().resolve(spec)
+    settings = TrainSettings().resolve(spec)
     assert settings.epochs == 3
     assert settings.batch_size == max(64, spec.splits["train"] // 100)
     with pytest.raises(ValueError, match="`epochs` must be a positive integer"):
-        workflow.TrainSettings(epochs=-1).resolve(spec)
+        TrainSettings(epochs=-1).resolve(spec)
 
 
 @pytest.mark.e2e
 def test_baseline_search_retrain_write_their_results(spec, tmp_path):
-    settings = workflow.TrainSettings(epochs=1, batch_size=128, seed=0)
-    baseline = workflow.run_baseline(spec, "fm", str(tmp_path / "base"), dim=8, settings=settings)
-    plan = workflow.run_search(
-        spec, "fm", str(tmp_path / "search"), candidates=(2, 4, 8), settings=settings
-    )
+    settings = TrainSettings(epochs=1, batch_size=128, seed=0)
+    baseline = run_baseline(spec, "fm", str(tmp_path / "base"), dim=8, settings=settings)
+    plan = run_search(spec, "fm", str(tmp_path / "search"), candidates=(2, 4, 8), settings=settings)
     assert set(plan.fields) == set(spec.field_names)
     assert DimensionPlan.load(str(tmp_path / "search" / "plan.json")).fields == plan.fields
     history = (tmp_path / "search" / "alpha_history.csv").read_text().splitlines()
     assert history[0] == "step,field,candidate,probability" and len(history) > 24
     assert (tmp_path / "search" / "search.png").stat().st_size > 1000
-    retrained = workflow.run_retrain(spec, plan, "fm", str(tmp_path / "retrain"), settings=settings)
+    retrained = run_retrain(spec, plan, "fm", str(tmp_path / "retrain"), settings=settings)
     for result, directory in ((baseline, "base"), (retrained, "retrain")):
         written = json.loads((tmp_path / directory / "metrics.json").read_text())
         assert set(written) >= {"auc", "logloss", "embedding_params", "examples_per_second"}
@@ -81,9 +82,9 @@ def test_baseline_search_retrain_write_their_results(spec, tmp_path):
 
 @pytest.mark.e2e
 def test_search_derived_by_probing_keeps_alpha_equal_and_records_the_losses(spec, tmp_path):
-    settings = workflow.TrainSettings(epochs=1, batch_size=256, seed=0)
+    settings = TrainSettings(epochs=1, batch_size=256, seed=0)
     output = tmp_path / "probe"
-    plan = workflow.run_search(
+    plan = run_search(
         spec, "fm", str(output), candidates=(2, 8), derive="probe", tolerance=0.0,
         settings=settings,
     )  # fmt: skip
@@ -101,4 +102,4 @@ def test_search_derived_by_probing_keeps_alpha_equal_and_records_the_losses(spec
         "probe", 0.0, steps
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"`derive` must be one of \('alpha', 'probe'\)"):
-        workflow.run_search(spec, "fm", str(tmp_path / "bad"), derive="best", settings=settings)
+        run_search(spec, "fm", str(tmp_path / "bad"), derive="best", settings=settings)

@@ -45,7 +45,7 @@ def test_import_with_legacy_keras_disabled_raises_without_loading_tensorflow():
 
 @pytest.mark.parametrize(
     "module",
-    ["keras_dimsel.cli", "keras_dimsel.preprocessing.pipeline", "keras_dimsel.search.plan"],
+    ["keras_dimsel.cli", "keras_dimsel.preprocessing.pipeline", "keras_dimsel.autodim.plan"],
 )
 def test_tensorflow_free_modules_do_not_import_tensorflow(module):
     # Beam workers that only parse and count, and tools that read a plan, must not

@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_dimsel import amtl
+from keras_dimsel.amtl.compact import compact_model
+from keras_dimsel.amtl.embeddings import masked_model
+from keras_dimsel.autodim.model import planned_model
+from keras_dimsel.autodim.plan import DimensionPlan
 from keras_dimsel.data.datasets import make_reader
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model
-from keras_dimsel.models import make_model
+from keras_dimsel.models import vocab_sizes
 from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
 
 BATCH = 4
@@ -55,14 +58,17 @@ def exports(spec, tmp_path_factory):
     directory = tmp_path_factory.mktemp("exports")
     features = _test_features(spec)
     plan_dims = {name: (8 if name in ("user", "item") else 2) for name in spec.field_names}
-    plan = make_model("deepfm", spec, stage="plan", plan_dims=plan_dims, candidates=(2, 8))
+    sizes = vocab_sizes(spec)
+    plan = planned_model(
+        "deepfm", spec, DimensionPlan(fields=plan_dims, candidates=(2, 8), vocab_sizes=sizes)
+    )
     plan(features)
     _move_every_weight(plan)
     export_saved_model(plan, str(directory / "plan"))
-    masked = make_model("fm", spec, stage="amtl", dim=8, amtl_fields=["user", "item"])
+    masked = masked_model("fm", spec, ["user", "item"], dim=8)
     masked(features)
     _move_every_weight(masked)
-    compact, _ = amtl.compact_model(masked, spec, "fm")
+    compact, _ = compact_model(masked)
     export_saved_model(compact, str(directory / "compact"), serve_examples=True)
     return {name: tf.saved_model.load(str(directory / name)) for name in ("plan", "compact")}
 

@@ -7,15 +7,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_dimsel import tuning, workflow
+from keras_dimsel import tuning
+from keras_dimsel.autodim import runs as autodim_runs
+from keras_dimsel.autodim.model import planned_model
+from keras_dimsel.autodim.plan import DimensionPlan
+from keras_dimsel.autodim.temperature import DEFAULT_RATE
 from keras_dimsel.data.datasets import make_reader
 from keras_dimsel.data.input_fn import make_dataset
-from keras_dimsel.models import make_model
 from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
-from keras_dimsel.search.plan import DimensionPlan
-from keras_dimsel.search.temperature import DEFAULT_RATE
+from keras_dimsel.training import DEFAULT_LEARNING_RATE, RunDir, TrainSettings
 
-SETTINGS = workflow.TrainSettings(epochs=1, batch_size=128)
+SETTINGS = TrainSettings(epochs=1, batch_size=128)
 CANDIDATES = (2, 8)
 
 
@@ -76,8 +78,8 @@ def test_search_space_declares_the_paper_defaults():
     assert hp.values == {
         "arch_every": 10,
         "temperature_rate": DEFAULT_RATE,
-        "arch_learning_rate": workflow.DEFAULT_LEARNING_RATE,
-        "learning_rate": workflow.DEFAULT_LEARNING_RATE,
+        "arch_learning_rate": DEFAULT_LEARNING_RATE,
+        "learning_rate": DEFAULT_LEARNING_RATE,
     }
     assert hp.get_config()["space"][0]["config"]["values"] == [1, 5, 10, 20]
     rate = hp.space[1].get_config()
@@ -146,10 +148,10 @@ def test_validation_metrics_score_the_written_weights_on_the_validation_split(sp
         candidates=CANDIDATES,
         vocab_sizes={field.name: field.vocab_size for field in spec.fields},
     )
-    model = make_model("fm", spec, stage="plan", plan_dims=plan.fields, candidates=CANDIDATES)
+    model = planned_model("fm", spec, plan)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     model.fit(make_dataset(spec, "train", 128), epochs=1, verbose=0)
-    model.network_weights().write(str(tmp_path / workflow.WEIGHTS))
+    model.network_weights().write(RunDir(str(tmp_path)).weights)
     expected = model.evaluate(make_dataset(spec, "validation", 128), return_dict=True, verbose=0)
     metrics = tuning.validation_metrics(spec, "fm", plan, str(tmp_path), batch_size=128)
     assert metrics["val_auc"] == pytest.approx(expected["auc"], abs=1e-6)
@@ -165,9 +167,9 @@ def test_a_hyperband_budget_sets_the_epochs_of_a_trial(spec, tmp_path, monkeypat
         seen["epochs"] = settings.epochs
         raise InterruptedError
 
-    monkeypatch.setattr(workflow, "run_retrain", record_settings)
+    monkeypatch.setattr(autodim_runs, "run_retrain", record_settings)
     oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=4, factor=2, seed=0)
-    tuner = _random_tuner(spec, tmp_path, oracle=oracle, settings=workflow.TrainSettings(epochs=5))
+    tuner = _random_tuner(spec, tmp_path, oracle=oracle, settings=TrainSettings(epochs=5))
     trial = tuner.oracle.create_trial(tuner.tuner_id)
     with pytest.raises(InterruptedError):
         tuner.run_trial(trial)
@@ -183,7 +185,7 @@ def test_a_larger_max_trials_runs_only_the_new_trials(spec, tmp_path, monkeypatc
     def fake_validation(spec, model_name, plan, run_dir, unify, batch_size):
         return {"val_auc": len(retrained) / 10, "val_logloss": 0.5}
 
-    monkeypatch.setattr(workflow, "run_retrain", fake_retrain)
+    monkeypatch.setattr(autodim_runs, "run_retrain", fake_retrain)
     monkeypatch.setattr(tuning, "validation_metrics", fake_validation)
     _random_tuner(spec, tmp_path, max_trials=2).search(verbose=0)
     assert len(retrained) == 2
@@ -247,8 +249,8 @@ def test_the_best_search_trial_has_the_highest_validation_auc(searched):
 def test_tuning_again_in_the_same_directory_runs_no_new_trial(spec, searched, monkeypatch):
     tuner, directory = searched
     before = {trial_id: _metrics(t) for trial_id, t in tuner.oracle.trials.items()}
-    monkeypatch.setattr(workflow, "run_search", _fail)
-    monkeypatch.setattr(workflow, "run_retrain", _fail)
+    monkeypatch.setattr(autodim_runs, "run_search", _fail)
+    monkeypatch.setattr(autodim_runs, "run_retrain", _fail)
     again = _search_tuner(spec, directory)
     again.search(verbose=0)
     assert {trial_id: _metrics(t) for trial_id, t in again.oracle.trials.items()} == before
@@ -262,8 +264,8 @@ def test_tuning_again_in_the_same_directory_runs_no_new_trial(spec, searched, mo
 def test_a_trial_run_again_reads_back_its_finished_search_and_retrain(searched, monkeypatch):
     tuner, _ = searched
     trial = tuner.oracle.trials["0"]
-    monkeypatch.setattr(workflow, "run_search", _fail)
-    monkeypatch.setattr(workflow, "run_retrain", _fail)
+    monkeypatch.setattr(autodim_runs, "run_search", _fail)
+    monkeypatch.setattr(autodim_runs, "run_retrain", _fail)
     metrics = tuner.run_trial(trial)
     assert metrics == pytest.approx(_metrics(trial), abs=1e-6)
 
@@ -295,7 +297,7 @@ def test_random_dimensions_again_in_the_same_directory_run_no_new_trial(
     spec, random_searched, monkeypatch
 ):
     tuner, directory = random_searched
-    monkeypatch.setattr(workflow, "run_retrain", _fail)
+    monkeypatch.setattr(autodim_runs, "run_retrain", _fail)
     again = _random_tuner(spec, directory)
     again.search(verbose=0)
     assert sorted(again.oracle.trials) == ["0", "1"]

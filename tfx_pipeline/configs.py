@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from keras_dimsel.amtl.defaults import DEFAULT_LENGTH_PENALTY, DEFAULT_MAX_DIM
+from keras_dimsel.autodim import DEFAULT_CANDIDATES
+
 PIPELINE_NAME = "keras-dimsel"
 
 #: ExampleGen's output splits and their hash buckets (8:1:1). `eval` holds the
@@ -16,10 +19,9 @@ SPLIT_NAMES = {"train": "train", "validation": "eval", "test": "test"}
 #: full-dimension model itself (fde).
 METHODS = ("autodim", "amtl", "fde")
 DEFAULT_METHOD = "autodim"
-MODELS = ("fm", "wide_deep", "deepfm")
 DEFAULT_MODEL = "deepfm"
 #: The full dimension of the baseline (and AMTL's maximum).
-DEFAULT_DIM = 32
+DEFAULT_DIM = DEFAULT_MAX_DIM
 
 #: The Evaluator blesses a model whose test AUC is at most this much below
 #: the full-dimension baseline's.
@@ -31,10 +33,10 @@ DEFAULT_TRAIN_CONFIG = {
     "epochs": None,  # the library's default (3)
     "batch_size": None,  # the library's default (up to 2000, at least 100 steps)
     "seed": 0,
-    "candidates": [2, 8, 16, 24, 32],
+    "candidates": list(DEFAULT_CANDIDATES),
     "derive": "alpha",
     "budget": None,
-    "length_penalty": 0.02,
+    "length_penalty": DEFAULT_LENGTH_PENALTY,
     "keep_best": False,  # end each run with its epoch of best validation AUC
 }
 

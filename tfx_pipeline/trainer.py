@@ -3,7 +3,7 @@
 Settings arrive in `fn_args.custom_config` (see `configs.DEFAULT_TRAIN_CONFIG`):
 `method` (autodim, amtl, fde), `model`, `dim`, `epochs`, `batch_size`, `seed`,
 `candidates`, `derive`, `budget`, `length_penalty`, `keep_best`, and `feature_statistics`
-(added by our `Trainer`). The run directory of the library's workflow lands
+(added by our `Trainer`). The run directory of the library's pipeline lands
 in `fn_args.model_run_dir`; the exported model (serialized `tf.Example`s in,
 click probability out, raw values under `serving_raw`) in
 `fn_args.serving_model_dir`, and the full run, which an AMTL warm start reads,
@@ -18,8 +18,9 @@ import os
 
 import tensorflow as tf
 
-from keras_dimsel import amtl, workflow
+from keras_dimsel import amtl, pipeline
 from keras_dimsel.data.feature_spec import FeatureSpec
+from keras_dimsel.training import RunDir, TrainSettings
 from tfx_pipeline import configs
 
 #: the library's run directory inside the Model artifact (for warm starts)
@@ -66,7 +67,7 @@ def train(config: dict, run_dir: str, base_run: str | None = None) -> str:
         raise ValueError(f"`method` must be one of {configs.METHODS}. Received: {method!r}")
     spec = FeatureSpec.load(config["feature_statistics"])
     model = config.get("model", configs.DEFAULT_MODEL)
-    settings = workflow.TrainSettings(
+    settings = TrainSettings(
         epochs=config.get("epochs"),
         batch_size=config.get("batch_size"),
         seed=int(config.get("seed", 0)),
@@ -76,21 +77,21 @@ def train(config: dict, run_dir: str, base_run: str | None = None) -> str:
     candidates = tuple(config.get("candidates") or configs.DEFAULT_TRAIN_CONFIG["candidates"])
     dim = int(config.get("dim") or configs.DEFAULT_DIM)
     if method == "fde":
-        workflow.run_baseline(spec, model, run_dir, dim=dim, settings=settings)
-        return os.path.join(run_dir, "saved_model")
+        pipeline.baseline(spec, model, run_dir, dim=dim, settings=settings)
+        return RunDir(run_dir).saved_model
     if method == "amtl":
-        amtl.run_amtl(
+        pipeline.amtl(
             spec,
             model,
             run_dir,
+            settings=settings,
             max_dim=dim,
             warm_start=base_run,
             length_penalty=float(config.get("length_penalty", amtl.DEFAULT_LENGTH_PENALTY)),
-            settings=settings,
         )
-        return os.path.join(run_dir, "saved_model")
+        return RunDir(run_dir).saved_model
     search_dir = os.path.join(run_dir, "search")
-    plan = workflow.run_search(
+    plan = pipeline.search(
         spec,
         model,
         search_dir,
@@ -100,8 +101,8 @@ def train(config: dict, run_dir: str, base_run: str | None = None) -> str:
         settings=settings,
     )
     retrain_dir = os.path.join(run_dir, "retrain")
-    workflow.run_retrain(spec, plan, model, retrain_dir, settings=settings)
-    return os.path.join(retrain_dir, "saved_model")
+    pipeline.retrain(spec, plan, model, retrain_dir, settings=settings)
+    return RunDir(retrain_dir).saved_model
 
 
 def run_fn(fn_args) -> None:

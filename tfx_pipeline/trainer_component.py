@@ -32,11 +32,14 @@ class TrainerSpec(standard_component_specs.TrainerSpec):
 class Executor(trainer_executor.GenericExecutor):
     """The generic Trainer executor, passing the feature statistics' location on."""
 
-    def _GetFnArgs(self, input_dict, output_dict, exec_properties):
-        fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
+    def Do(self, input_dict, output_dict, exec_properties):
+        """Adds the artifact's location to `custom_config`, then trains as the stock executor."""
         location = artifact_utils.get_single_uri(input_dict[FEATURE_STATISTICS_KEY])
-        fn_args.custom_config = {**(fn_args.custom_config or {}), "feature_statistics": location}
-        return fn_args
+        key = standard_component_specs.CUSTOM_CONFIG_KEY
+        custom_config = json_utils.loads(exec_properties.get(key) or "null") or {}
+        custom_config = {**custom_config, "feature_statistics": location}
+        exec_properties = {**exec_properties, key: json_utils.dumps(custom_config)}
+        return super().Do(input_dict, output_dict, exec_properties)
 
 
 class Trainer(base_component.BaseComponent):

@@ -285,6 +285,21 @@ class FeatureSpec:
             counts += bucket_counts
         return values, counts
 
+    def value_counts(self, name: str) -> list[int]:
+        """The train count of every id of a field, in id order.
+
+        0 for the OOV id 0 (unseen values get zero-count features), then the
+        vocabulary counts.
+
+        Args:
+            name: str, the field name.
+
+        Returns:
+            list of int, `vocab_size` counts.
+        """
+        _, counts = self.vocabulary(name)
+        return [0] + [int(c) for c in counts]
+
     def bucket_counts(self, name: str) -> list[int]:
         """Returns the train count of each hash bucket of one field (empty without buckets).
 
@@ -374,7 +389,21 @@ class FeatureSpec:
                 f"{path} not found: run `dimsel preprocess --output {directory}` first"
             )
         with _io.open_file(path) as f:
-            record = json.load(f)
+            return cls.from_json(json.load(f), directory)
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any], directory: str = "") -> FeatureSpec:
+        """The FeatureSpec of a `feature_spec.json` record (`to_json`).
+
+        Args:
+            record: dict, the record.
+            directory: str, the artifact directory its files are in; "" for a
+                spec without files (a model's config: its vocabularies travel
+                as the model's own assets).
+
+        Returns:
+            The FeatureSpec.
+        """
         return cls(
             label=record["label"],
             fields=tuple(FieldSpec.from_json(r) for r in record["fields"]),

@@ -16,6 +16,9 @@ import tensorflow as tf
 from keras_dimsel.data.feature_spec import OOV_INDEX, FeatureSpec, FieldSpec, read_vocabulary
 from keras_dimsel.data.tokens import MISSING_TOKEN
 
+#: The vocabulary of a lookup rebuilt from a config until its assets are loaded.
+_PLACEHOLDER = "[NO VOCABULARY LOADED]"
+
 
 def categorical_tokens(values: tf.Tensor) -> tf.Tensor:
     """Strings to tokens: the value, or `[MISSING]` when empty.
@@ -115,6 +118,7 @@ def field_tokens(values: tf.Tensor, field: FieldSpec) -> tf.Tensor:
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_dimsel")
+@tf.keras.utils.register_keras_serializable(package="keras_dimsel")
 class FeatureLookup(tf.keras.layers.Layer):
     """Maps a dict of raw feature values to a dict of integer ids.
 
@@ -179,6 +183,8 @@ class FeatureLookup(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         if isinstance(spec, str):
             spec = FeatureSpec.load(spec)
+        elif isinstance(spec, dict):  # from `get_config`
+            spec = FeatureSpec.from_json(spec)
         self.spec = spec
         self.fields = list(fields) if fields is not None else spec.field_names
         for name in self.fields:
@@ -186,7 +192,13 @@ class FeatureLookup(tf.keras.layers.Layer):
         self._lookups = {}
         for name in self.fields:
             field = spec.field(name)
-            values, _ = read_vocabulary(os.path.join(spec.directory, field.vocab_file))
+            values = None
+            if spec.directory:
+                values, _ = read_vocabulary(os.path.join(spec.directory, field.vocab_file))
+            elif field.vocabulary_entries:
+                # Rebuilt from a config: the vocabularies are the model's assets
+                # (`load_assets`); until they are loaded, every value is unseen.
+                values = [_PLACEHOLDER]
             self._lookups[name] = tf.keras.layers.StringLookup(
                 vocabulary=values if values else None,
                 num_oov_indices=1,
@@ -222,7 +234,26 @@ class FeatureLookup(tf.keras.layers.Layer):
         buckets = tf.strings.to_hash_bucket_fast(tokens, field.hash_buckets)
         return tf.where(ids == OOV_INDEX, buckets + field.first_bucket_id, ids)
 
+    def save_assets(self, dir_path: str) -> None:
+        """Writes each field's vocabulary, one value per line, as `<field index>.txt`."""
+        for index, lookup in enumerate(self._lookups.values()):
+            values = lookup.get_vocabulary(include_special_tokens=False)
+            with tf.io.gfile.GFile(os.path.join(dir_path, f"{index}.txt"), "w") as f:
+                f.write("".join(value + "\n" for value in values))
+
+    def load_assets(self, dir_path: str) -> None:
+        """Reads the vocabularies `save_assets` wrote into the lookups."""
+        for index, lookup in enumerate(self._lookups.values()):
+            path = os.path.join(dir_path, f"{index}.txt")
+            if not tf.io.gfile.exists(path):
+                continue  # a field without values keeps its empty vocabulary
+            with tf.io.gfile.GFile(path) as f:
+                values = f.read().split("\n")[:-1]
+            if values:
+                lookup.set_vocabulary(values)
+
     def get_config(self) -> dict:
+        """The artifact's record and the fields; no path (the vocabularies are assets)."""
         config = super().get_config()
-        config.update({"spec": self.spec.directory, "fields": self.fields})
+        config.update({"spec": self.spec.to_json(), "fields": self.fields})
         return config

@@ -1,7 +1,6 @@
 """Keras layers: candidate embeddings, the dimension selector, the planned embedding,
 and the adaptively-masked twins layer with its frequency features."""
 
-from keras_dimsel import _autograph  # noqa: F401  (Keras 2 is not rewritten by AutoGraph)
 from keras_dimsel.layers.adaptive_mask import AdaptiveMaskTwinsLayer
 from keras_dimsel.layers.candidate_embedding import CandidateEmbedding
 from keras_dimsel.layers.compact_embedding import CompactMaskedEmbedding

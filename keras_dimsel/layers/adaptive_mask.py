@@ -7,16 +7,13 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_dimsel.layers._utils import is_int
 from keras_dimsel.layers.frequency_features import FEATURE_NAMES, LOG_COUNT_INDEX
 
 #: The logit margin of `initial_length` over the other lengths. With D = 32 the
 #: relaxed selection softmax(h / T) at T = 1 gives the start length e^3 / (e^3 + 31),
 #: about 0.39 of its weight, so the gradient still reaches every other length.
 INITIAL_LENGTH_MARGIN = 3.0
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def prefix_mask(selection: tf.Tensor) -> tf.Tensor:
@@ -116,10 +113,10 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        if not _is_int(max_dim) or max_dim < 1:
+        if not is_int(max_dim) or max_dim < 1:
             raise ValueError(f"`max_dim` must be a positive integer. Received: max_dim={max_dim!r}")
         hidden_units = tuple(hidden_units)
-        if not all(_is_int(u) and u > 0 for u in hidden_units):
+        if not all(is_int(u) and u > 0 for u in hidden_units):
             raise ValueError(
                 f"`hidden_units` must be positive integers. Received: hidden_units={hidden_units!r}"
             )
@@ -135,12 +132,12 @@ class AdaptiveMaskTwinsLayer(tf.keras.layers.Layer):
         for name, value in (("straight_through", straight_through), ("twins", twins)):
             if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"`{name}` must be a boolean. Received: {name}={value!r}")
-        if not _is_int(mixing_index) or mixing_index < 0:
+        if not is_int(mixing_index) or mixing_index < 0:
             raise ValueError(
                 f"`mixing_index` must be an integer >= 0. Received: mixing_index={mixing_index!r}"
             )
         if initial_length is not None and (
-            not _is_int(initial_length) or not 1 <= initial_length <= max_dim
+            not is_int(initial_length) or not 1 <= initial_length <= max_dim
         ):
             raise ValueError(
                 f"`initial_length` must be None or an integer in [1, max_dim={max_dim}]. "

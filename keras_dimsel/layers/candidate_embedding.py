@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from keras_dimsel.autodim import DEFAULT_CANDIDATES
+from keras_dimsel.layers._utils import clone_initializer, is_int, static_cond
+
 SUPPORTED_STORAGE = ("shared", "separate")
 SUPPORTED_UNIFY = ("linear", "zero_pad")
-
-
-def _clone_initializer(initializer: tf.keras.initializers.Initializer):
-    # A shared initializer instance would give seeded weights identical values and
-    # tie the weights' creation together; each weight gets its own copy.
-    return initializer.__class__.from_config(initializer.get_config())
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_dimsel")
@@ -118,7 +110,7 @@ class CandidateEmbedding(tf.keras.layers.Layer):
     def __init__(
         self,
         vocab_size: int,
-        candidates: Sequence[int] = (2, 8, 16, 24, 32),
+        candidates: Sequence[int] = DEFAULT_CANDIDATES,
         storage: str = "shared",
         unify: str = "linear",
         batch_norm: bool = True,
@@ -128,7 +120,7 @@ class CandidateEmbedding(tf.keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not _is_int(vocab_size) or vocab_size <= 0:
+        if not is_int(vocab_size) or vocab_size <= 0:
             raise ValueError(
                 f"`vocab_size` must be a positive integer. Received: vocab_size={vocab_size!r}"
             )
@@ -141,7 +133,7 @@ class CandidateEmbedding(tf.keras.layers.Layer):
             ) from None
         if not candidates:
             raise ValueError(f"`candidates` must not be empty. Received: candidates={candidates!r}")
-        if not all(_is_int(d) and d > 0 for d in candidates):
+        if not all(is_int(d) and d > 0 for d in candidates):
             raise ValueError(
                 "`candidates` must contain only positive integers. "
                 f"Received: candidates={candidates!r}"
@@ -206,7 +198,7 @@ class CandidateEmbedding(tf.keras.layers.Layer):
                 self.add_weight(
                     name="candidate_table",
                     shape=(self.vocab_size, d_max),
-                    initializer=_clone_initializer(self.embeddings_initializer),
+                    initializer=clone_initializer(self.embeddings_initializer),
                     regularizer=self.embeddings_regularizer,
                     trainable=True,
                 )
@@ -216,7 +208,7 @@ class CandidateEmbedding(tf.keras.layers.Layer):
                 self.add_weight(
                     name=f"candidate_table_{d}",
                     shape=(self.vocab_size, d),
-                    initializer=_clone_initializer(self.embeddings_initializer),
+                    initializer=clone_initializer(self.embeddings_initializer),
                     regularizer=self.embeddings_regularizer,
                     trainable=True,
                 )
@@ -238,7 +230,7 @@ class CandidateEmbedding(tf.keras.layers.Layer):
             self.unify_bias = self.add_weight(
                 name="unify_bias",
                 shape=(self.num_candidates * d_max,),
-                initializer=_clone_initializer(self._bias_initializer),
+                initializer=clone_initializer(self._bias_initializer),
                 trainable=True,
             )
 
@@ -307,7 +299,7 @@ class CandidateEmbedding(tf.keras.layers.Layer):
     def _initial_unify_kernel(self, shape, dtype=None) -> tf.Tensor:
         # Each W_n drawn as a [d_n, d_N] dense kernel of its own (glorot: fan-in d_n).
         blocks = [
-            _clone_initializer(self._kernel_initializer)((d, self.output_dim)).numpy()
+            clone_initializer(self._kernel_initializer)((d, self.output_dim)).numpy()
             for d in self.candidates
         ]
         return tf.constant(self._block_kernel(blocks), dtype=dtype or tf.float32)
@@ -394,9 +386,7 @@ class CandidateEmbedding(tf.keras.layers.Layer):
 
         if training is None:
             training = False
-        mean, variance = tf.__internal__.smart_cond.smart_cond(
-            training, batch_statistics, moving_statistics
-        )
+        mean, variance = static_cond(training, batch_statistics, moving_statistics)
         scale = tf.math.rsqrt(variance + batch_norm.epsilon)
         if self.rank_scaling:
             factors = [(d / self.output_dim) ** 0.5 for d in self.candidates]

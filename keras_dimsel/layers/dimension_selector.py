@@ -13,12 +13,10 @@ from typing import List, Optional
 import numpy as np
 import tensorflow as tf
 
+from keras_dimsel.layers._utils import is_int
+
 # Keeps log(u) finite: uniform draws start at the smallest normal float32.
 _TINY = float(np.finfo(np.float32).tiny)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_dimsel")
@@ -87,7 +85,7 @@ class DimensionGumbelSelector(tf.keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not _is_int(num_candidates) or num_candidates < 1:
+        if not is_int(num_candidates) or num_candidates < 1:
             raise ValueError(
                 "`num_candidates` must be a positive integer. "
                 f"Received: num_candidates={num_candidates!r}"
@@ -104,7 +102,7 @@ class DimensionGumbelSelector(tf.keras.layers.Layer):
                 "`initial_temperature` must be a finite positive number. "
                 f"Received: initial_temperature={initial_temperature!r}"
             )
-        if seed is not None and not _is_int(seed):
+        if seed is not None and not is_int(seed):
             raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
         self.num_candidates = int(num_candidates)
         self.hard = bool(hard)

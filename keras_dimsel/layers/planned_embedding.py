@@ -8,18 +8,13 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
+from keras_dimsel.layers._utils import clone_initializer
+
 SUPPORTED_UNIFY = ("linear", "zero_pad")
 
 
 def _is_positive_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
-
-
-def _clone_initializer(initializer: Any) -> tf.keras.initializers.Initializer:
-    # A fresh instance per weight, so a seeded initializer does not hand two
-    # weights the same values.
-    initializer = tf.keras.initializers.get(initializer)
-    return initializer.__class__.from_config(initializer.get_config())
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_dimsel")
@@ -127,19 +122,19 @@ class PlannedEmbedding(tf.keras.layers.Layer):
         self.embedding_table = self.add_weight(
             name="embedding_table",
             shape=(self.vocab_size, self.dim),
-            initializer=_clone_initializer(self.embeddings_initializer),
+            initializer=clone_initializer(self.embeddings_initializer),
             regularizer=self.embeddings_regularizer,
         )
         if self._uses_linear:
             self.unify_kernel = self.add_weight(
                 name="unify_kernel",
                 shape=(self.dim, self.output_dim),
-                initializer=_clone_initializer(self.unify_kernel_initializer),
+                initializer=clone_initializer(self.unify_kernel_initializer),
             )
             self.unify_bias = self.add_weight(
                 name="unify_bias",
                 shape=(self.output_dim,),
-                initializer=_clone_initializer(self.unify_bias_initializer),
+                initializer=clone_initializer(self.unify_bias_initializer),
             )
         super().build(input_shape)
 

@@ -276,11 +276,11 @@ def test_frequency_features_look_up_rows_and_serve_unseen_ids_as_zero_counts():
 
 
 def test_length_penalty_adds_the_average_length_in_training_only():
-    from keras_dimsel.models.field_embeddings import FieldEmbeddings
+    from keras_dimsel.amtl.embeddings import MaskedEmbeddings
 
-    layer = FieldEmbeddings(
-        {"user": 50, "genre": 5}, stage="amtl", dim=D, value_counts={"user": list(range(50))},
-        amtl_options={"hidden_units": ()}, length_penalty=0.3,
+    layer = MaskedEmbeddings(
+        {"user": 50, "genre": 5}, dim=D, value_counts={"user": list(range(50))},
+        mask_options={"hidden_units": ()}, length_penalty=0.3,
     )  # fmt: skip
     ids = {"user": tf.constant([1, 2, 3]), "genre": tf.constant([0, 1, 2])}
     layer(ids)

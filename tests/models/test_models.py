@@ -1,18 +1,21 @@
 """FM, WideDeep and DeepFM on a real (small) artifact, in every stage."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_dimsel.autodim.model import planned_model, search_model
+from keras_dimsel.autodim.plan import DimensionPlan
 from keras_dimsel.data.datasets import make_reader
 from keras_dimsel.data.input_fn import make_dataset
-from keras_dimsel.models.base import pairwise_interaction
-from keras_dimsel.models.deepfm import DeepFM
-from keras_dimsel.models.fm import FM
-from keras_dimsel.models.wide_deep import WideDeep
+from keras_dimsel.models import full_model, make_model, vocab_sizes
+from keras_dimsel.models.embeddings import FullEmbeddings
+from keras_dimsel.models.heads import pairwise_interaction
 from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
 
-MODELS = [FM, WideDeep, DeepFM]
+MODELS = ["fm", "wide_deep", "deepfm"]
 PLAN = {
     "user": 16, "item": 16, "category": 8, "device": 2,
     "noise_high": 2, "noise_mid": 2, "noise_low": 2, "price": 8,
@@ -30,10 +33,14 @@ def _train(spec, batch_size=256):
     return make_dataset(spec, "train", batch_size=batch_size)
 
 
-@pytest.mark.parametrize("model_class", MODELS)
-def test_full_dimension_model_trains_and_reports_auc_and_logloss(spec, model_class):
+def _plan(spec, candidates=(2, 8, 16)):
+    return DimensionPlan(fields=PLAN, candidates=candidates, vocab_sizes=vocab_sizes(spec))
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_full_dimension_model_trains_and_reports_auc_and_logloss(spec, model_name):
     tf.keras.utils.set_random_seed(0)
-    model = model_class(spec, stage="full", dim=8)
+    model = full_model(model_name, spec, dim=8)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
     history = model.fit(_train(spec), epochs=2, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
@@ -53,18 +60,18 @@ def test_full_dimension_model_trains_and_reports_auc_and_logloss(spec, model_cla
 def test_a_built_model_traces_its_train_step_once(spec, optimizer):
     # The optimizer's slots exist before the first trace, which then creates no
     # variables and is not traced again; a legacy optimizer still trains.
-    model = DeepFM(spec, stage="full", dim=4)
+    model = full_model("deepfm", spec, dim=4)
     model.compile(optimizer=optimizer(0.01))
-    model(next(iter(_train(spec, 4)))[0])
+    model.build_weights()
     history = model.fit(_train(spec).take(3), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     traces = model.train_function.experimental_get_tracing_count()
     assert traces == (1 if optimizer is tf.keras.optimizers.Adam else 2)
 
 
-@pytest.mark.parametrize("model_class", MODELS)
-def test_planned_model_holds_exactly_the_planned_tables(spec, model_class):
-    model = model_class(spec, stage="plan", plan_dims=PLAN, candidates=(2, 8, 16))
+@pytest.mark.parametrize("model_name", MODELS)
+def test_planned_model_holds_exactly_the_planned_tables(spec, model_name):
+    model = planned_model(model_name, spec, _plan(spec))
     features, _ = next(iter(_train(spec, 4)))
     assert model(features).shape == (4,)
     expected = sum(spec.field(name).vocab_size * dim for name, dim in PLAN.items())
@@ -73,32 +80,31 @@ def test_planned_model_holds_exactly_the_planned_tables(spec, model_class):
     assert sum(int(np.prod(w.shape)) for w in tables) == expected
     unify = [w for w in model.weights if "unify_kernel" in w.name]
     # Interaction models unify every field to 16; Wide&Deep concatenates mixed dims.
-    assert len(unify) == (0 if model_class is WideDeep else len(PLAN))
-    if model_class is not FM:
+    assert len(unify) == (0 if model_name == "wide_deep" else len(PLAN))
+    if model_name != "fm":
         # The MLP reads the planned rows, not the unified vectors.
-        first_kernel = model.deep.layers[0].kernel
+        first_kernel = model.head.deep.layers[0].kernel
         assert first_kernel.shape == (sum(PLAN.values()), 128)
 
 
 @pytest.mark.parametrize("unify", ["linear", "zero_pad"])
 def test_planned_deepfm_interacts_unified_vectors_and_feeds_rows_to_the_mlp(spec, unify):
-    model = DeepFM(spec, stage="plan", plan_dims=PLAN, candidates=(2, 8, 16), unify=unify)
+    model = planned_model("deepfm", spec, _plan(spec), unify=unify)
     features, _ = next(iter(_train(spec, 4)))
     ids = model.lookup({name: features[name] for name in model.field_names})
     ids = {name: tf.reshape(value, [-1]) for name, value in ids.items()}
     vectors, rows = model.field_embeddings(ids, return_rows=True)
     assert [v.shape[-1] for v in vectors] == [16] * len(PLAN)
     assert [r.shape[-1] for r in rows] == list(PLAN.values())
-    deep = tf.reshape(model.deep(tf.concat(rows, axis=1)), [-1])
-    expected = tf.sigmoid(
-        model.bias(model.linear_logit(ids) + pairwise_interaction(vectors) + deep)
-    )
+    head = model.head
+    deep = tf.reshape(head.deep(tf.concat(rows, axis=1)), [-1])
+    expected = tf.sigmoid(head.bias(head.linear_logit(ids) + pairwise_interaction(vectors) + deep))
     np.testing.assert_allclose(model(features), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("model_class", MODELS)
-def test_search_stage_outputs_probabilities(spec, model_class):
-    model = model_class(spec, stage="search", candidates=(2, 8), seed=1)
+@pytest.mark.parametrize("model_name", MODELS)
+def test_search_model_outputs_probabilities(spec, model_name):
+    model = search_model(model_name, spec, candidates=(2, 8), seed=1)
     features, _ = next(iter(_train(spec, 4)))
     probabilities = model(features, training=False).numpy()
     assert probabilities.shape == (4,) and np.all((probabilities > 0) & (probabilities < 1))
@@ -107,25 +113,29 @@ def test_search_stage_outputs_probabilities(spec, model_class):
     np.testing.assert_allclose(alphas["user"], [0.5, 0.5])
 
 
-@pytest.mark.parametrize(
-    "stage, kwargs",
-    [
-        ("full", {"dim": 4}),
-        ("plan", {"plan_dims": PLAN, "candidates": (2, 8, 16), "unify": "zero_pad"}),
-        ("search", {"candidates": (2, 4), "storage": "separate", "hard": True, "seed": 3}),
-    ],
-)
-def test_get_config_rebuilds_the_same_model(spec, stage, kwargs, caplog):
-    from keras_dimsel.models import make_model
+def _models(spec):
+    """One model of each kind, with the options a config must carry."""
+    sizes = vocab_sizes(spec)
+    return {
+        "full": make_model(
+            "deepfm", spec, FullEmbeddings(sizes, 4), hidden_units=(16,), dropout=0.1
+        ),
+        "plan": planned_model("wide_deep", spec, _plan(spec), unify="zero_pad"),
+        "search": search_model(
+            "fm", spec, candidates=(2, 4), storage="separate", hard=True, seed=3
+        ),
+    }
 
-    model = make_model("deepfm", spec, stage=stage, hidden_units=(16,), dropout=0.1, **kwargs)
+
+@pytest.mark.parametrize("kind", ["full", "plan", "search"])
+def test_get_config_rebuilds_the_same_model_and_holds_no_path(spec, kind, caplog):
+    model = _models(spec)[kind]
     config = model.get_config()
-    assert config["spec"] == spec.directory and config["stage"] == stage
+    assert spec.directory not in json.dumps(config)
     rebuilt = type(model).from_config(config)
     assert rebuilt.get_config() == config
-    features, _ = next(iter(_train(spec, batch_size=8)))
-    rebuilt(features)
-    model(features)
+    rebuilt.build_weights()
+    model.build_weights()
     assert rebuilt.embedding_params == model.embedding_params
     assert [v.shape for v in rebuilt.trainable_variables] == [
         v.shape for v in model.trainable_variables

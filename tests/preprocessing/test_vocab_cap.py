@@ -242,8 +242,6 @@ def test_job_keeps_the_top_values_and_hashes_the_rest(capped):
 
 
 def test_lookup_sends_every_value_outside_the_vocabulary_to_its_bucket(capped):
-    from keras_dimsel.models.base import value_counts
-
     user = capped.field("user")
     values, _ = read_vocabulary(f"{capped.directory}/vocab/user.txt")
     counted = _train_counts(capped, "user")
@@ -255,7 +253,7 @@ def test_lookup_sends_every_value_outside_the_vocabulary_to_its_bucket(capped):
     assert ids[len(values) :].tolist() == hashed.tolist()
     assert ids.max() < user.vocab_size and 0 not in ids
     # AMTL's frequency features: a hashed value has its bucket's count.
-    counts = value_counts(capped, "user")
+    counts = capped.value_counts("user")
     assert len(counts) == user.vocab_size and counts[0] == 0
     buckets = capped.bucket_counts("user")
     for value, id_ in zip(outside, ids[len(values) :]):
@@ -294,9 +292,9 @@ def test_exported_lookup_maps_unseen_raw_values_to_their_bucket(capped, tmp_path
 
 def test_model_built_on_a_capped_artifact_exports_and_serves_raw_values(capped, tmp_path):
     from keras_dimsel.export import export_saved_model
-    from keras_dimsel.models import make_model
+    from keras_dimsel.models import full_model
 
-    model = make_model("fm", capped, stage="full", dim=4, fields=["user", "device"])
+    model = full_model("fm", capped, dim=4, fields=["user", "device"])
     path = export_saved_model(model, str(tmp_path / "saved_model"))
     serve = tf.saved_model.load(path).signatures["serving_default"]
     outputs = serve(user=tf.constant(["u1", "never-seen", ""]), device=tf.constant(["d0"] * 3))

@@ -1,0 +1,55 @@
+"""Small helpers the layers share: argument checks, initializer copies, a static branch."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import tensorflow as tf
+
+
+def is_int(value: Any) -> bool:
+    """Whether `value` is an integer (Python or NumPy), booleans excluded.
+
+    Examples:
+
+        >>> is_int(3), is_int(np.int64(3)), is_int(True), is_int(3.0)
+        (True, True, False, False)
+    """
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def clone_initializer(initializer: Any) -> tf.keras.initializers.Initializer:
+    """A fresh instance of an initializer (or its name), one per weight.
+
+    A shared instance would give seeded weights identical values and tie the
+    weights' creation together.
+
+    Examples:
+
+        >>> first = tf.keras.initializers.GlorotUniform(seed=1)
+        >>> second = clone_initializer(first)
+        >>> second is first, second.get_config() == first.get_config()
+        (False, True)
+    """
+    initializer = tf.keras.initializers.get(initializer)
+    return initializer.__class__.from_config(initializer.get_config())
+
+
+def static_cond(pred: Any, true_fn: Callable, false_fn: Callable):
+    """`true_fn()` or `false_fn()`, chosen in Python when `pred` is known before running.
+
+    `training` is a Python bool in almost every call; building both branches
+    of a `tf.cond` then would trace the unused one for nothing.
+
+    Examples:
+
+        >>> static_cond(True, lambda: 1, lambda: 2)
+        1
+        >>> int(static_cond(tf.constant(False), lambda: tf.constant(1), lambda: tf.constant(2)))
+        2
+    """
+    value = pred if isinstance(pred, (bool, np.bool_)) else tf.get_static_value(pred)
+    if value is not None:
+        return true_fn() if bool(value) else false_fn()
+    return tf.cond(pred, true_fn, false_fn)

@@ -1,0 +1,50 @@
+"""Training runs: settings and seeding, the resumable runner, checkpoints, run directories.
+
+- `TrainSettings`: epochs, batch size and seed fitted to the data; `seed_everything`.
+- `fit_resumably`, `evaluate`, `train_and_export`: the runner every method trains with.
+- `ResumableFit`, `BestEpoch`: checkpoints during `fit` and an exact resume.
+- `RunDir`: a run's files and when it is complete.
+- `run_baseline`: the full-dimension model.
+"""
+
+from keras_dimsel._compat import exempt_keras_from_autograph
+from keras_dimsel.training.baseline import run_baseline
+from keras_dimsel.training.checkpointing import (
+    CHECKPOINTS,
+    DEFAULT_CHECKPOINT_EVERY,
+    BestEpoch,
+    CheckpointMismatchError,
+    ResumableFit,
+    epoch_seed,
+)
+from keras_dimsel.training.run_dir import METRICS, RUN_RECORD, SAVED_MODEL, WEIGHTS, RunDir
+from keras_dimsel.training.runner import evaluate, fit_resumably, train_and_export
+from keras_dimsel.training.settings import (
+    DEFAULT_LEARNING_RATE,
+    TrainSettings,
+    data_record,
+    seed_everything,
+)
+
+__all__ = [
+    "CHECKPOINTS",
+    "DEFAULT_CHECKPOINT_EVERY",
+    "DEFAULT_LEARNING_RATE",
+    "METRICS",
+    "RUN_RECORD",
+    "SAVED_MODEL",
+    "WEIGHTS",
+    "BestEpoch",
+    "CheckpointMismatchError",
+    "ResumableFit",
+    "RunDir",
+    "TrainSettings",
+    "data_record",
+    "epoch_seed",
+    "evaluate",
+    "exempt_keras_from_autograph",
+    "fit_resumably",
+    "run_baseline",
+    "seed_everything",
+    "train_and_export",
+]

@@ -1,0 +1,151 @@
+"""Training settings: epochs, batch size and seed fitted to the data, and seeding."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from keras_dimsel.data.feature_spec import FeatureSpec
+from keras_dimsel.data.input_fn import make_dataset
+from keras_dimsel.training.checkpointing import DEFAULT_CHECKPOINT_EVERY, epoch_seed
+
+#: The Adam learning rate of the network (the papers' 0.001).
+DEFAULT_LEARNING_RATE = 1e-3
+#: At least this many steps per epoch: small data sets get smaller batches.
+_MIN_STEPS_PER_EPOCH = 100
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    """Epochs, batch size and seed, with defaults fitted to the data at hand.
+
+    `batch_size=None` picks 2000 (the papers' setting) or less, so that an
+    epoch has at least 100 steps; `epochs=None` picks 3. `serve_examples`
+    exports in the TFX convention (see `export_saved_model`). Training writes
+    a checkpoint every `checkpoint_every` steps and at each epoch end, and a
+    run restarted with the same output directory continues from the last one
+    (`keras_dimsel.checkpointing`).
+
+    `keep_best=True` ends a run that trains a final model (baseline, retrain,
+    AMTL) with the weights of its epoch of best validation AUC, instead of
+    the last epoch's: on small data a model can overfit within the epochs
+    asked for. The search always keeps its last state.
+
+    Args:
+        epochs: int or None, passes over the train split.
+        batch_size: int or None, examples per batch.
+        seed: int, the seed of the weights, the shuffling, dropout and the Gumbel noise.
+        serve_examples: bool, export with a serialized-example signature.
+        checkpoint_every: int >= 0, steps between checkpoints; 0 = epoch ends only.
+        keep_best: bool, end with the epoch of best validation AUC.
+
+    Examples:
+
+        >>> spec = FeatureSpec(
+        ...     label="label", fields=(), splits={"train": 50_000, "validation": 5000, "test": 5000}
+        ... )
+        >>> settings = TrainSettings().resolve(spec)  # 50,000 / 100 steps per epoch
+        >>> settings.epochs, settings.batch_size, settings.keep_best
+        (3, 500, False)
+        >>> TrainSettings(epochs=1, batch_size=2000).resolve(spec).batch_size
+        2000
+    """
+
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    seed: int = 0
+    serve_examples: bool = False
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    keep_best: bool = False
+
+    def resolve(self, spec: FeatureSpec) -> TrainSettings:
+        """The settings with every default filled in for the data of `spec`.
+
+        Args:
+            spec: FeatureSpec, the artifact (its split sizes).
+
+        Returns:
+            A new TrainSettings with `epochs` and `batch_size` set.
+
+        Raises:
+            ValueError: when the train or test split is empty, or a setting is not positive.
+        """
+        train_rows = spec.splits.get("train", 0)
+        if train_rows <= 0:
+            raise ValueError(f"the train split of {spec.directory} is empty")
+        if spec.splits.get("test", 0) <= 0:
+            raise ValueError(f"the test split of {spec.directory} is empty")
+        batch = self.batch_size or int(np.clip(train_rows // _MIN_STEPS_PER_EPOCH, 64, 2000))
+        for name, value in (("epochs", self.epochs), ("batch_size", batch)):
+            if value is not None and value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {value}")
+        if self.checkpoint_every < 0:
+            raise ValueError(
+                f"`checkpoint_every` must be an integer >= 0. Received: {self.checkpoint_every}"
+            )
+        return dataclasses.replace(self, epochs=self.epochs or 3, batch_size=batch)
+
+    def steps_per_epoch(self, spec: FeatureSpec) -> int:
+        """Training steps in one epoch over the train split of `spec` (resolved settings)."""
+        return -(-spec.splits["train"] // self.batch_size)
+
+    def train_epochs(self, spec: FeatureSpec):
+        """The train split of each epoch, in an order fixed by the seed and the epoch.
+
+        Returns:
+            A callable from the epoch index to its shuffled dataset of batches.
+        """
+
+        def epoch_data(epoch: int) -> tf.data.Dataset:
+            seed = epoch_seed(self.seed, epoch)
+            return make_dataset(spec, "train", self.batch_size, shuffle=True, seed=seed)
+
+        return epoch_data
+
+    def record(self) -> dict:
+        """What defines a run's training (the options a resumed run must share)."""
+        record = {"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed}
+        if self.keep_best:  # absent when off: runs made before the option still resume
+            record["keep_best"] = True
+        return record
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and TensorFlow, and makes TensorFlow's ops deterministic.
+
+    With op determinism on, the same seed gives the same weights, plan and
+    metrics on the same machine and software.
+
+    Examples:
+
+        >>> seed_everything(3)
+        >>> first = tf.random.uniform([2]).numpy()
+        >>> seed_everything(3)
+        >>> bool((tf.random.uniform([2]).numpy() == first).all())
+        True
+    """
+    tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def data_record(spec: FeatureSpec) -> dict:
+    """What identifies the data of a run: split sizes and each field's vocabulary size.
+
+    Examples:
+
+        >>> from keras_dimsel.data import FieldSpec
+        >>> spec = FeatureSpec(
+        ...     label="label",
+        ...     fields=(FieldSpec("user", "categorical", 79, "vocab/user.txt"),),
+        ...     splits={"train": 200, "validation": 20, "test": 20},
+        ... )
+        >>> data_record(spec)
+        {'splits': {'train': 200, 'validation': 20, 'test': 20}, 'vocab_sizes': {'user': 79}}
+    """
+    return {
+        "splits": dict(spec.splits),
+        "vocab_sizes": {field.name: field.vocab_size for field in spec.fields},
+    }
