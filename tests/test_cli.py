@@ -1,5 +1,6 @@
 """`dimsel preprocess`: the summary on success, one line and exit 2 on bad input."""
 
+import json
 import os
 import subprocess
 import sys
@@ -30,9 +31,23 @@ def test_csv_preprocess_prints_a_summary(tmp_path, clicks_csv, capsys):
     argv = ["preprocess", "--dataset", "csv", "--input", str(clicks_csv), "--output", str(out)]
     argv += ["--label", "clicked", "--categorical", "user", "--numeric", "price"]
     assert main(argv) == 0
-    printed = capsys.readouterr().out
-    assert "csv: train" in printed and "0 rejected" in printed
-    assert (out / "feature_spec.json").exists() and (out / "vocab" / "user.txt").exists()
+    printed = capsys.readouterr().out.splitlines()
+    splits = json.loads((out / "feature_spec.json").read_text())["splits"]
+    assert sum(splits.values()) == 60 and splits["train"] > 0
+    users = [int(line.split()[0]) for line in (out / "vocab" / "user.txt").open()]
+    prices = [int(line.split()[0]) for line in (out / "vocab" / "price.txt").open()]
+    # Vocabularies count the train rows; the summary adds the OOV id to their sizes.
+    assert len(users) == 7 and sum(users) == sum(prices) == splits["train"]
+    assert printed[:2] == [
+        f"csv: train {splits['train']}, validation {splits['validation']}, "
+        f"test {splits['test']} rows; 0 rejected",
+        "field                kind             vocab  seen once  transform",
+    ]
+    assert [line.split() for line in printed[2:4]] == [
+        ["user", "categorical", str(len(users) + 1), str(users.count(1))],
+        ["price", "numeric", str(len(prices) + 1), str(prices.count(1)), "quantiles"],
+    ]
+    assert printed[4:] == [f"artifact: {out / 'feature_spec.json'}"]
 
 
 def test_preprocess_summary_counts_the_values_seen_once(tmp_path, capsys):

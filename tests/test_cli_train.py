@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_dimsel.autodim.model import planned_model, search_model
 from keras_dimsel.autodim.plan import DimensionPlan
@@ -230,9 +231,19 @@ def test_run_reports_both_models_and_resumes(tmp_path, capsys):
         assert line in printed
     for step in RUN_STEPS:
         assert (output / step).is_dir()
-    assert (output / "autodim" / "saved_model" / "saved_model.pb").exists()
     metrics = json.loads((output / "autodim" / "metrics.json").read_text())
     assert metrics["warm_start"] == str(output / "search")
+    # The compact model served is the one whose test AUC was reported: the same
+    # metric (Keras's AUC at 2000 thresholds) recomputed from its predictions.
+    from keras_dimsel.data import FeatureSpec, make_dataset
+
+    spec = FeatureSpec.load(str(output / "data"))
+    saved_model = tf.saved_model.load(str(output / "autodim" / "saved_model"))
+    serve = saved_model.signatures["serving_default"]
+    auc = tf.keras.metrics.AUC(num_thresholds=2000)
+    for features, label in make_dataset(spec, "test", batch_size=512):
+        auc.update_state(label, serve(**features)["probability"])
+    assert metrics["auc"] == pytest.approx(float(auc.result()), abs=1e-6)
     assert (output / "report.txt").read_text().strip() in printed
 
     # Every step is reused: the report is the same and nothing retrains.

@@ -61,10 +61,19 @@ def test_train_settings_defaults_follow_the_data(spec):
         TrainSettings(epochs=-1).resolve(spec)
 
 
+def _served_test_auc(spec, saved_model):
+    """The reported metric, Keras's AUC at 2000 thresholds, of a SavedModel's test predictions."""
+    serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    auc = tf.keras.metrics.AUC(num_thresholds=2000)
+    for features, label in make_dataset(spec, "test", batch_size=512):
+        auc.update_state(label, serve(**features)["probability"])
+    return float(auc.result())
+
+
 @pytest.mark.e2e
 def test_baseline_search_retrain_write_their_results(spec, tmp_path):
     settings = TrainSettings(epochs=1, batch_size=128, seed=0)
-    baseline = run_baseline(spec, "fm", str(tmp_path / "base"), dim=8, settings=settings)
+    run_baseline(spec, "fm", str(tmp_path / "base"), dim=8, settings=settings)
     plan = run_search(spec, "fm", str(tmp_path / "search"), candidates=(2, 4, 8), settings=settings)
     assert set(plan.fields) == set(spec.field_names)
     assert DimensionPlan.load(str(tmp_path / "search" / "plan.json")).fields == plan.fields
@@ -72,11 +81,14 @@ def test_baseline_search_retrain_write_their_results(spec, tmp_path):
     assert history[0] == "step,field,candidate,probability" and len(history) > 24
     assert (tmp_path / "search" / "search.png").stat().st_size > 1000
     retrained = run_retrain(spec, plan, "fm", str(tmp_path / "retrain"), settings=settings)
-    for result, directory in ((baseline, "base"), (retrained, "retrain")):
+    for directory in ("base", "retrain"):
         written = json.loads((tmp_path / directory / "metrics.json").read_text())
         assert set(written) >= {"auc", "logloss", "embedding_params", "examples_per_second"}
-        assert written == result
-        assert (tmp_path / directory / "saved_model" / "saved_model.pb").exists()
+        # The exported model is the one whose test AUC was written. The exact AUC
+        # differs by 2e-3 on the retrained model, whose test predictions all lie in
+        # [0.47, 0.49]; the written logloss averages the batches' means (test_models).
+        auc = _served_test_auc(spec, tmp_path / directory / "saved_model")
+        assert written["auc"] == pytest.approx(auc, abs=1e-6)
     assert retrained["embedding_params"] == plan.embedding_params
 
 

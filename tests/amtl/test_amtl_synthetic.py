@@ -33,13 +33,27 @@ def test_spearman_by_hand():
 
 
 @pytest.mark.e2e
-def test_frequent_values_get_longer_embeddings_and_the_twins_keep_rare_ones_short(tmp_path):
+@pytest.mark.parametrize(
+    "seed",
+    [
+        0,  # rarest group: AML 3.0 against AMTL 2.4 (seeds 2 and 3: 3.85 / 3.0, 3.4 / 2.35)
+        pytest.param(
+            1,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="training seed 1: AML keeps the rarest group shorter than the twins "
+                "(1.2 against 2.66)",
+            ),
+        ),
+    ],
+)
+def test_frequent_values_get_longer_embeddings_and_the_twins_keep_rare_ones_short(tmp_path, seed):
     output = str(tmp_path / "data")
     reader = make_reader("synthetic", [], output_dir=output, rows=ROWS, seed=0)
     spec = run(reader, PreprocessConfig(output_dir=output))
     with open(f"{output}/raw/ground_truth.json") as f:
         roles = {name: field["role"] for name, field in json.load(f)["fields"].items()}
-    settings = TrainSettings(seed=0)
+    settings = TrainSettings(seed=seed)
     base = str(tmp_path / "base")
     run_baseline(spec, "deepfm", base, dim=32, settings=settings)
     runs = {}
@@ -56,8 +70,4 @@ def test_frequent_values_get_longer_embeddings_and_the_twins_keep_rare_ones_shor
     rarest = {twins: np.mean([g[0] for g in r["dim_by_frequency_group"].values()])
               for twins, r in runs.items()}  # fmt: skip
     assert runs[True]["embedding_params"] < 0.4 * runs[True]["full_embedding_params"]
-    if not rarest[False] > rarest[True]:
-        # Seen since warm starts carry the first-order weights: AML 2.20 against
-        # AMTL 2.41 on this seed. Reported as an expected failure until measured
-        # over seeds.
-        pytest.xfail(f"AML rarest group {rarest[False]:.2f} <= AMTL {rarest[True]:.2f}")
+    assert rarest[False] > rarest[True], rarest

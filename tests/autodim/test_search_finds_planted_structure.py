@@ -14,7 +14,22 @@ ROWS = 60_000
 
 
 @pytest.mark.e2e
-def test_probing_gives_the_planted_interaction_larger_dims_than_noise(tmp_path):
+@pytest.mark.parametrize(
+    "seed",
+    [
+        pytest.param(
+            0,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="training seed 0 gives `noise_high` (2,673 values) 32, above the "
+                "interaction fields' 24 and 16: its probe loss at 32 is 0.009 below its loss "
+                "at 2 on the validation split, and the plan keeps 83% of the parameters",
+            ),
+        ),
+        1,  # every noise field at 2, the interaction fields at 16 and 24, 27% kept
+    ],
+)
+def test_probing_gives_the_planted_interaction_larger_dims_than_noise(tmp_path, seed):
     output = str(tmp_path / "data")
     reader = make_reader("synthetic", [], output_dir=output, rows=ROWS, seed=0)
     spec = run(reader, PreprocessConfig(output_dir=output))
@@ -22,14 +37,9 @@ def test_probing_gives_the_planted_interaction_larger_dims_than_noise(tmp_path):
         roles = {name: field["role"] for name, field in json.load(f)["fields"].items()}
     plan = run_search(
         spec, "deepfm", str(tmp_path / "search"), derive="probe",
-        settings=TrainSettings(seed=0),
+        settings=TrainSettings(seed=seed),
     )  # fmt: skip
     noise = sorted(plan.fields[name] for name, role in roles.items() if role == "noise")
     interaction = [plan.fields[name] for name, role in roles.items() if role == "interaction"]
-    assert min(interaction) > noise[len(noise) // 2], plan.fields  # above the median noise field
-    if min(interaction) <= max(noise):
-        # Seeds 1 and 2 put every noise field at 2; seed 0 gives `noise_high` (2,673 values)
-        # 32, whose probe loss at 32 is 0.009 below its loss at 2 on the validation split,
-        # and the plan then keeps 86% of the parameters.
-        pytest.xfail(f"a noise field is not smaller than the interaction fields: {plan.fields}")
-    assert plan.embedding_params < 0.5 * plan.full_embedding_params
+    assert min(interaction) > max(noise), plan.fields
+    assert plan.embedding_params < 0.5 * plan.full_embedding_params, plan.fields
