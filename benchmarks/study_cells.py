@@ -36,12 +36,14 @@ from study_config import (
 from study_mde import mde_plan
 from study_store import CELL_RESULT, CellStore, read_json, write_json
 
-from keras_dimsel import amtl, workflow
+from keras_dimsel import amtl
+from keras_dimsel.autodim.plan import DimensionPlan
+from keras_dimsel.autodim.runs import run_retrain, run_search
 from keras_dimsel.data import make_reader
 from keras_dimsel.data.feature_spec import FeatureSpec
 from keras_dimsel.preprocessing.pipeline import PreprocessConfig
 from keras_dimsel.preprocessing.pipeline import run as run_beam_job
-from keras_dimsel.search.plan import DimensionPlan
+from keras_dimsel.training import TrainSettings, run_baseline
 
 #: keras-tuner's oracles treat seed 0 as "no seed" (`seed or random.randint(...)`), which
 #: would make RaS's trials depend on what ran before in the process: the oracle gets seed + 1.
@@ -203,10 +205,10 @@ class CellRunner:
         tf.keras.backend.clear_session()  # one process runs every cell
         return result
 
-    def train_settings(self, cell: Cell) -> workflow.TrainSettings:
+    def train_settings(self, cell: Cell) -> TrainSettings:
         """The library's training settings for a cell."""
         dataset = self.config.dataset(cell.dataset)
-        return workflow.TrainSettings(
+        return TrainSettings(
             epochs=dataset.epochs,
             batch_size=dataset.batch_size,
             seed=cell.seed,
@@ -255,14 +257,14 @@ def _quality(metrics: dict, run_dir: str) -> dict:
 
 def _run_baseline(runner: CellRunner, cell: Cell, spec, directory: str, options: dict) -> dict:
     run_dir = os.path.join(directory, "run")
-    metrics = _finished(run_dir) or workflow.run_baseline(
+    metrics = _finished(run_dir) or run_baseline(
         spec, cell.model, run_dir, dim=FULL_DIM, settings=runner.train_settings(cell)
     )
     return {**_quality(metrics, run_dir), "run_dir": "run"}
 
 
 def _retrain(runner, cell, spec, plan: DimensionPlan, run_dir: str, unify: str = "linear"):
-    return _finished(run_dir) or workflow.run_retrain(
+    return _finished(run_dir) or run_retrain(
         spec, plan, cell.model, run_dir, unify=unify, settings=runner.train_settings(cell)
     )
 
@@ -319,7 +321,7 @@ def _run_autodim(runner: CellRunner, cell: Cell, spec, directory: str, options: 
     if os.path.exists(os.path.join(search_dir, "plan.json")):
         plan = DimensionPlan.load(search_dir)  # finished before an interruption
     else:
-        plan = workflow.run_search(
+        plan = run_search(
             spec, cell.model, search_dir, candidates=CANDIDATES, settings=settings, **options
         )
     run_dir = os.path.join(directory, "retrain")

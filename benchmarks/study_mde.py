@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Dict, Mapping, Sequence
 
-from keras_dimsel.search.plan import DimensionPlan
+from keras_dimsel.autodim.plan import DimensionPlan
 
 
 def round_to_candidate(value: float, candidates: Sequence[int]) -> int:

@@ -47,10 +47,10 @@ from typing import Dict, List, Optional, Sequence  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_dimsel import amtl  # noqa: E402
+from keras_dimsel.autodim.alternating import zip_train_validation  # noqa: E402
 from keras_dimsel.data.feature_spec import FeatureSpec  # noqa: E402
 from keras_dimsel.data.input_fn import make_dataset  # noqa: E402
 from keras_dimsel.export import export_saved_model  # noqa: E402
-from keras_dimsel.search.alternating import zip_train_validation  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from autodim_speed import compiled_model, search_plan, training_data  # noqa: E402
@@ -98,7 +98,7 @@ def _export(job: str, model, spec, model_name: str, exports: str) -> None:
             json.dump(search_plan(model, spec).fields, f)
         return
     if job == "train_amtl":
-        model, _ = amtl.compact_model(model, spec, model_name)
+        model, _ = amtl.compact_model(model)
     export_saved_model(model, os.path.join(exports, job[len("train_") :]))
 
 

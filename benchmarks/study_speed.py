@@ -162,7 +162,7 @@ def measure(speed: Speed, work_dir: str, cache: str) -> List[dict]:
     preprocessing = preprocessing_record(speed, work_dir)  # first: the cheapest to fail
     variants, spec, plan = time_training(speed, work_dir)
     by_name = {variant.name: variant for variant in variants}
-    compact, _ = amtl.compact_model(by_name["amtl"].model, spec, speed.model)
+    compact, _ = amtl.compact_model(by_name["amtl"].model)
     seconds = time_serving(
         speed,
         work_dir,
