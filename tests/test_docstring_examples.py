@@ -69,6 +69,7 @@ DOCTEST_MODULES = (
     "keras_dimsel.autodim.embeddings",
     "keras_dimsel.autodim.model",
     "keras_dimsel.autodim.plan",
+    "keras_dimsel.autodim.knapsack",
     "keras_dimsel.autodim.probe",
     "keras_dimsel.autodim.memory",
     "keras_dimsel.autodim.report",

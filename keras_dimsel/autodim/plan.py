@@ -9,15 +9,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from keras_dimsel import _io
+from keras_dimsel.autodim._plan_checks import (
+    is_int,
+    per_candidate,
+    validate_candidates,
+    validate_vocab_sizes,
+    validate_weights,
+    vocab_of,
+)
+from keras_dimsel.autodim.knapsack import choose_within
 
-_BUDGET_UNITS = 100_000
 PLAN_FILE = "plan.json"
 #: How a search derives its plan: argmax of alpha, or probing the searched model.
 DERIVE_METHODS = ("alpha", "probe")
@@ -35,11 +42,6 @@ PLAN_KEYS = (
 # The validation-loss tolerance of `from_losses`: a larger candidate must lower the
 # field's probe loss by more than this to be chosen.
 DEFAULT_TOLERANCE = 0.002
-
-
-def _is_int(value: Any) -> bool:
-    # bool is an int subclass, but `True` as a dimension is always a mistake.
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +106,7 @@ class DimensionPlan:
     probe_loss: Dict[str, List[float]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        candidates = _validate_candidates(self.candidates)
+        candidates = validate_candidates(self.candidates)
         if not isinstance(self.fields, Mapping) or not self.fields:
             raise ValueError(
                 f"`fields` must be a non-empty dict of field name to dimension. "
@@ -112,7 +114,7 @@ class DimensionPlan:
             )
         fields = {}
         for name, dim in self.fields.items():
-            if not _is_int(dim) or int(dim) not in candidates:
+            if not is_int(dim) or int(dim) not in candidates:
                 raise ValueError(
                     f"The dimension of field {name!r} must be one of the candidates "
                     f"{candidates}. Received: {dim!r}"
@@ -120,12 +122,12 @@ class DimensionPlan:
             fields[name] = int(dim)
         object.__setattr__(self, "fields", fields)
         object.__setattr__(self, "candidates", candidates)
-        object.__setattr__(self, "vocab_sizes", _validate_vocab_sizes(self.vocab_sizes, fields))
-        object.__setattr__(self, "alpha", _validate_weights(self.alpha, fields, candidates))
+        object.__setattr__(self, "vocab_sizes", validate_vocab_sizes(self.vocab_sizes, fields))
+        object.__setattr__(self, "alpha", validate_weights(self.alpha, fields, candidates))
         object.__setattr__(
             self,
             "probe_loss",
-            _validate_weights(self.probe_loss, fields, candidates, "probe_loss"),
+            validate_weights(self.probe_loss, fields, candidates, "probe_loss"),
         )
 
     @classmethod
@@ -170,13 +172,13 @@ class DimensionPlan:
             >>> plan.fields
             {'user': 4, 'genre': 2}
         """
-        candidates = _validate_candidates(candidates)
-        weights = {name: _per_candidate(v, name, candidates, "alpha") for name, v in alpha.items()}
+        candidates = validate_candidates(candidates)
+        weights = {name: per_candidate(v, name, candidates, "alpha") for name, v in alpha.items()}
         fields = {}
         for name, values in weights.items():
             # The first maximum is the smallest dimension, candidates being increasing.
             fields[name] = candidates[values.index(max(values))]
-        vocab = _vocab_of(fields, vocab_sizes)
+        vocab = vocab_of(fields, vocab_sizes)
         plan = cls(fields=fields, candidates=candidates, vocab_sizes=vocab, alpha=weights)
         return plan if budget is None else plan.within_budget(budget)
 
@@ -233,7 +235,7 @@ class DimensionPlan:
             >>> plan.fields  # noise: every candidate is within 0.002 of its best loss
             {'user': 8, 'noise': 2}
         """
-        candidates = _validate_candidates(candidates)
+        candidates = validate_candidates(candidates)
         if (
             not isinstance(tolerance, (int, float))
             or isinstance(tolerance, bool)
@@ -244,7 +246,7 @@ class DimensionPlan:
                 f"`tolerance` must be a finite number >= 0. Received: tolerance={tolerance!r}"
             )
         table = {
-            name: _per_candidate(v, name, candidates, "probe_loss") for name, v in losses.items()
+            name: per_candidate(v, name, candidates, "probe_loss") for name, v in losses.items()
         }
         fields = {}
         for name, values in table.items():
@@ -253,7 +255,7 @@ class DimensionPlan:
         plan = cls(
             fields=fields,
             candidates=candidates,
-            vocab_sizes=_vocab_of(fields, vocab_sizes),
+            vocab_sizes=vocab_of(fields, vocab_sizes),
             alpha=alpha or {},
             probe_loss=table,
         )
@@ -333,31 +335,9 @@ class DimensionPlan:
         else:
             # Probabilities of exactly 0 would make log -inf; such candidates are last resorts.
             scores = np.log(np.maximum(np.array([self.alpha[name] for name in names]), 1e-300))
-        # Multiple-choice knapsack by dynamic programming over the budget, in at most
-        # `_BUDGET_UNITS` units. Costs are rounded up, so the plan always fits; below
-        # that many parameters the units are single parameters and the answer is exact.
-        units = int(min(math.floor(limit), _BUDGET_UNITS))
-        unit = limit / units
-        sizes = np.array([self.vocab_sizes[name] for name in names], dtype=np.float64)
-        costs = np.ceil(np.outer(sizes, dims) / unit - 1e-9).astype(np.int64)
-        best = np.zeros(units + 1)  # best[c]: the top score of the fields so far within c
-        picks = np.zeros((len(names), units + 1), dtype=np.int16)
-        for m in range(len(names)):
-            options = np.full((len(dims), units + 1), -np.inf)
-            for n, cost in enumerate(costs[m]):
-                if cost <= units:
-                    options[n, cost:] = best[: units + 1 - cost] + scores[m, n]
-            picks[m] = np.argmax(options, axis=0)  # the first maximum: the smaller dim
-            best = options[picks[m], np.arange(units + 1)]
-        if not np.isfinite(best[units]):
-            # Only the rounding can lose the smallest plan, which fits (checked above).
-            return self._with_dims({name: dims[0] for name in names})
-        chosen, capacity = {}, units
-        for m in reversed(range(len(names))):
-            n = int(picks[m, capacity])
-            chosen[names[m]] = dims[n]
-            capacity -= int(costs[m, n])
-        return self._with_dims({name: chosen[name] for name in names})
+        sizes = [self.vocab_sizes[name] for name in names]
+        picks = choose_within(scores, sizes, dims, limit)
+        return self._with_dims({name: dims[n] for name, n in zip(names, picks)})
 
     def _with_dims(self, fields: Dict[str, int]) -> DimensionPlan:
         return DimensionPlan(
@@ -608,104 +588,3 @@ class DimensionPlan:
             f"saving {self.saving:.1%} of embedding parameters"
         )
         return "\n".join(lines)
-
-
-def _validate_candidates(candidates: Any) -> Tuple[int, ...]:
-    try:
-        values = tuple(candidates)
-    except TypeError:
-        values = None
-    if (
-        not values
-        or not all(_is_int(c) and c > 0 for c in values)
-        or any(b <= a for a, b in zip(values, values[1:]))
-    ):
-        raise ValueError(
-            "`candidates` must be a non-empty sequence of positive, strictly increasing "
-            f"integers. Received: candidates={candidates!r}"
-        )
-    return tuple(int(c) for c in values)
-
-
-def _vocab_of(fields: Mapping[str, int], vocab_sizes: Mapping[str, int]) -> Dict[str, int]:
-    """The vocabulary sizes of `fields`, from a mapping that may hold more fields."""
-    for name in fields:
-        if name not in vocab_sizes:
-            raise ValueError(
-                f"Field {name!r} has no vocabulary size. "
-                f"Received vocab sizes for: {sorted(vocab_sizes)}"
-            )
-    return {name: vocab_sizes[name] for name in fields}
-
-
-def _validate_vocab_sizes(vocab_sizes: Any, fields: Mapping[str, int]) -> Dict[str, int]:
-    if not isinstance(vocab_sizes, Mapping):
-        raise ValueError(
-            f"`vocab_sizes` must be a dict of field name to size. Received: {vocab_sizes!r}"
-        )
-    for name in fields:
-        if name not in vocab_sizes:
-            raise ValueError(
-                f"Field {name!r} has no vocabulary size. "
-                f"Received vocab sizes for: {sorted(vocab_sizes)}"
-            )
-    extra = [name for name in vocab_sizes if name not in fields]
-    if extra:
-        raise ValueError(f"`vocab_sizes` names field(s) {extra} that are not in the plan.")
-    for name in fields:
-        size = vocab_sizes[name]
-        if not _is_int(size) or size <= 0:
-            raise ValueError(
-                f"The vocabulary size of field {name!r} must be a positive integer. "
-                f"Received: {size!r}"
-            )
-    return {name: int(vocab_sizes[name]) for name in fields}
-
-
-def _validate_weights(
-    weights: Any, fields: Mapping[str, int], candidates: Tuple[int, ...], key: str = "alpha"
-) -> Dict[str, List[float]]:
-    """Checks a per-field, per-candidate record (`alpha` or `probe_loss`)."""
-    if not weights:
-        return {}
-    if not isinstance(weights, Mapping):
-        raise ValueError(f"`{key}` must be a dict of field name to values. Received: {weights!r}")
-    unknown = [name for name in weights if name not in fields]
-    missing = [name for name in fields if name not in weights]
-    if unknown or missing:
-        raise ValueError(
-            f"`{key}` must be empty or cover exactly the plan fields. "
-            f"Not in the plan: {unknown}; without {key}: {missing}"
-        )
-    return {
-        name: _per_candidate(weights[name], name, candidates, key, check_finite=False)
-        for name in fields
-    }
-
-
-def _per_candidate(
-    values: Any, name: str, candidates: Tuple[int, ...], key: str, check_finite: bool = True
-) -> List[float]:
-    values = [float(v) for v in _flatten(values, name, key)]
-    if len(values) != len(candidates):
-        raise ValueError(
-            f"{key} of field {name!r} must have one value per candidate "
-            f"({len(candidates)} for candidates {candidates}). "
-            f"Received {len(values)}: {values}"
-        )
-    if check_finite and not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{key} of field {name!r} is not finite. Received: {values}")
-    return values
-
-
-def _flatten(values: Any, name: str, key: str = "alpha") -> List[Any]:
-    # Eager tensors and NumPy arrays both offer `tolist()`.
-    if hasattr(values, "numpy"):
-        values = values.numpy()
-    if hasattr(values, "tolist"):
-        values = values.tolist()
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(f"{key} of field {name!r} must be a sequence of numbers. Got: {values!r}")
-    if any(isinstance(v, (list, tuple)) for v in values):
-        raise ValueError(f"{key} of field {name!r} must be one-dimensional. Got: {values!r}")
-    return list(values)
