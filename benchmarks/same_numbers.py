@@ -8,10 +8,18 @@ one artifact, and writes `fingerprint.json`: every number of each run's
 exported SavedModel gives on the first test rows. `compare` prints every
 difference between two fingerprints and exits 1 when there is one.
 
+TensorFlow's graph optimizer (Grappler) rewrites each traced graph, and what
+it fuses or reorders depends on how the graph is built, names and nesting
+included. A change that moves code but keeps its operations can therefore
+change results in the last bits, which training then amplifies.
+`--graph-rewrites off` runs every command without those rewrites: with the
+same operations the runs are then identical bit for bit.
+
     python benchmarks/same_numbers.py run --input ../shared/data/criteo/train_head10k.txt \\
         --work /tmp/before
     python benchmarks/same_numbers.py compare /tmp/before/fingerprint.json \\
         /tmp/after/fingerprint.json
+    # the same with --graph-rewrites off on both sides: identical bits
 """
 
 from __future__ import annotations
@@ -30,8 +38,19 @@ TIMINGS = ("examples_per_second", "train_examples_per_second")
 SERVED_ROWS = 256
 
 
+#: The command line with TensorFlow's graph rewrites (Grappler) off: what a run computes then
+#: depends on its ops alone, not on how the graph around them is named and nested.
+_WITHOUT_REWRITES = (
+    "import sys, tensorflow as tf; "
+    "tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True}); "
+    "from keras_dimsel.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+_REWRITES = {"on": ["-m", "keras_dimsel.cli"], "off": ["-c", _WITHOUT_REWRITES]}
+_rewrites = "on"
+
+
 def _dimsel(*args: str) -> None:
-    command = [sys.executable, "-m", "keras_dimsel.cli", *args]
+    command = [sys.executable, *_REWRITES[_rewrites], *args]
     print("+ dimsel", " ".join(args), flush=True)
     subprocess.run(command, check=True)
 
@@ -57,6 +76,8 @@ def _served(data: str, saved_model: str) -> list:
 
 
 def run(args: argparse.Namespace) -> dict:
+    global _rewrites
+    _rewrites = args.graph_rewrites
     work = args.work
     data = os.path.join(work, "data")
     if not os.path.exists(os.path.join(data, "feature_spec.json")):
@@ -121,6 +142,13 @@ def main(argv=None) -> int:
     runner.add_argument("--model", default="deepfm")
     runner.add_argument("--seed", type=int, default=0)
     runner.add_argument("--epochs", type=int, default=2)
+    runner.add_argument(
+        "--graph-rewrites",
+        choices=tuple(_REWRITES),
+        default="on",
+        help="off: TensorFlow's graph optimizer is off, so a run that builds the same ops "
+        "under other names gives the same bits (default on, as users run)",
+    )
     comparer = commands.add_parser("compare", help="print the differences of two fingerprints")
     comparer.add_argument("before")
     comparer.add_argument("after")
