@@ -320,11 +320,16 @@ class SearchTuner(BaseTuner):
     Examples:
 
         >>> import tempfile
-        >>> from keras_dimsel.data import make_reader
-        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
         >>> directory = tempfile.mkdtemp()
-        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> from keras_dimsel.data import FieldSpec
+        >>> spec = FeatureSpec(
+        ...     label="label",
+        ...     fields=tuple(
+        ...         FieldSpec(name, "categorical", size, f"vocab/{name}.txt")
+        ...         for name, size in {"user": 79, "item": 71, "device": 9}.items()
+        ...     ),
+        ...     splits={"train": 160, "validation": 20, "test": 20},
+        ... )
         >>> tuner = SearchTuner(
         ...     spec,
         ...     "fm",
@@ -459,11 +464,16 @@ class RandomDimensionTuner(BaseTuner):
     Examples:
 
         >>> import tempfile
-        >>> from keras_dimsel.data import make_reader
-        >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
         >>> directory = tempfile.mkdtemp()
-        >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> from keras_dimsel.data import FieldSpec
+        >>> spec = FeatureSpec(
+        ...     label="label",
+        ...     fields=tuple(
+        ...         FieldSpec(name, "categorical", size, f"vocab/{name}.txt")
+        ...         for name, size in {"user": 79, "item": 71, "device": 9}.items()
+        ...     ),
+        ...     splits={"train": 160, "validation": 20, "test": 20},
+        ... )
         >>> tuner = RandomDimensionTuner(
         ...     spec,
         ...     "fm",

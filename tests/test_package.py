@@ -53,3 +53,21 @@ def test_tensorflow_free_modules_do_not_import_tensorflow(module):
     result = _python(f"import sys, {module}; print('tensorflow' in sys.modules)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "from keras_dimsel.autodim.embeddings import SearchEmbeddings",
+        "from keras_dimsel.autodim import SearchModel",
+        "from keras_dimsel.amtl.embeddings import MaskedEmbeddings",
+        "from keras_dimsel.models.embeddings import FullEmbeddings",
+        "import keras_dimsel.models",
+    ],
+)
+def test_every_model_module_imports_first_in_a_fresh_process(statement):
+    # `keras_dimsel.models` registers the search and AMTL parts too, so every import
+    # order must get through the cycle between the packages.
+    result = _python(f"{statement}; import keras_dimsel.models as m; print(m.MODELS)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "('fm', 'wide_deep', 'deepfm')"

@@ -144,7 +144,7 @@ def run_amtl(
         >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
         >>> directory = tempfile.mkdtemp()
         >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))  # doctest: +SKIP
         >>> from keras_dimsel.training import TrainSettings, run_baseline
         >>> settings = TrainSettings(epochs=1, batch_size=64)
         >>> baseline = os.path.join(directory, "baseline")

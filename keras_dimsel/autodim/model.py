@@ -6,9 +6,11 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
+# The embeddings module, not its class: `keras_dimsel.models` imports this module
+# while `autodim.embeddings` may still be loading (see the end of models/__init__.py).
 from keras_dimsel.autodim import DEFAULT_CANDIDATES
+from keras_dimsel.autodim import embeddings as search_embeddings
 from keras_dimsel.autodim.alternating import AlternatingSearch
-from keras_dimsel.autodim.embeddings import SearchEmbeddings
 from keras_dimsel.autodim.plan import DimensionPlan
 from keras_dimsel.data.feature_spec import FeatureSpec
 from keras_dimsel.models import CTRModel, make_model, needs_equal_dims, vocab_sizes
@@ -54,7 +56,12 @@ def search_model(
     Args:
         name: str, `fm`, `wide_deep` or `deepfm`.
         spec: FeatureSpec, the artifact.
-        candidates, storage, unify, rank_scaling, hard, seed: see `SearchEmbeddings`.
+        candidates: tuple of int, the candidate dimensions (see `SearchEmbeddings`).
+        storage: str, `"shared"` or `"separate"` candidate tables.
+        unify: str, `"linear"` or `"zero_pad"`.
+        rank_scaling: bool, scale each linear candidate by sqrt(d_n / d_N).
+        hard: bool, straight-through one-hot selection.
+        seed: int or None, the Gumbel noise seed.
         fields: sequence of str or None, the fields to use (default: all).
 
     Returns:
@@ -73,7 +80,7 @@ def search_model(
         >>> type(model).__name__, model.field_embeddings.selection_probabilities()
         ('SearchModel', {'user': [0.5, 0.5]})
     """
-    embeddings = SearchEmbeddings(
+    embeddings = search_embeddings.SearchEmbeddings(
         vocab_sizes(spec, fields),
         candidates,
         storage=storage,

@@ -138,7 +138,7 @@ def run_search(
         >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
         >>> directory = tempfile.mkdtemp()
         >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))  # doctest: +SKIP
         >>> settings = TrainSettings(epochs=1, batch_size=64)
         >>> output = os.path.join(directory, "search")
         >>> plan = run_search(  # doctest: +SKIP
@@ -317,7 +317,7 @@ def run_retrain(
         >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
         >>> directory = tempfile.mkdtemp()
         >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))  # doctest: +SKIP
         >>> settings = TrainSettings(epochs=1, batch_size=64)
         >>> search = os.path.join(directory, "search")
         >>> plan = run_search(  # doctest: +SKIP

@@ -156,6 +156,7 @@ def full_model(
 # them by the module names in the file itself: it rewrites every module name that
 # starts with "keras" to "tf_keras...".) Imported last: they build on the names above.
 from keras_dimsel.amtl import embeddings as _amtl_embeddings  # noqa: E402, F401
+from keras_dimsel.autodim import embeddings as _search_embeddings  # noqa: E402, F401
 from keras_dimsel.autodim import model as _autodim_model  # noqa: E402, F401
 
 __all__ = [

@@ -40,7 +40,7 @@ def run_baseline(
         >>> from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
         >>> directory = tempfile.mkdtemp()
         >>> reader = make_reader("synthetic", output_dir=directory, rows=200)
-        >>> spec = run(reader, PreprocessConfig(output_dir=directory))
+        >>> spec = run(reader, PreprocessConfig(output_dir=directory))  # doctest: +SKIP
         >>> settings = TrainSettings(epochs=1, batch_size=64)
         >>> output = os.path.join(directory, "baseline")
         >>> metrics = run_baseline(spec, "fm", output, dim=8, settings=settings)  # doctest: +SKIP
