@@ -331,6 +331,7 @@ def _run_amtl(args: argparse.Namespace, extra: Sequence[str]) -> int:
 def _run_all(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from keras_dimsel import pipeline
     from keras_dimsel.autodim.report import comparison_report
+    from keras_dimsel.training import RunDir
 
     options = {
         key: value for key, value in vars(args).items() if key not in ("run", "verbose", "command")
@@ -359,7 +360,7 @@ def _run_all(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     report = comparison_report(plan, baseline, autodim)
     _write_text(os.path.join(args.output, "report.txt"), report)
     print(report)
-    print(f"compact model: {os.path.join(steps['autodim'], 'saved_model')}")
+    print(f"compact model: {RunDir(steps['autodim']).saved_model}")
     return 0
 
 
