@@ -64,6 +64,9 @@ def _numbers(path: str) -> dict:
 def _served(data: str, saved_model: str) -> list:
     import tensorflow as tf
 
+    if _rewrites == "off":
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
     from keras_dimsel.data import make_dataset
     from keras_dimsel.data.feature_spec import FeatureSpec
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keras_dimsel.amtl.defaults import DEFAULT_LENGTH_PENALTY, DEFAULT_MAX_DIM
 from keras_dimsel.autodim import DEFAULT_CANDIDATES
+from keras_dimsel.models import MODELS as MODELS  # the Trainer's choices
 
 PIPELINE_NAME = "keras-dimsel"
 

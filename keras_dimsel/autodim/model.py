@@ -35,8 +35,8 @@ class SearchModel(AlternatingSearch, CTRModel):
         ... )
         >>> model = search_model("fm", spec, candidates=(2, 4))
         >>> model.build_weights()
-        >>> [v.name for v in model.architecture_variables]
-        ['selector_user/alpha_logits:0']
+        >>> [v.shape.as_list() for v in model.architecture_variables]  # alpha of the one field
+        [[2]]
     """
 
 

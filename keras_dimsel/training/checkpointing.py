@@ -225,7 +225,7 @@ class ResumableFit:
 
     def save(self) -> None:
         """Writes a checkpoint of the current state (the steps done so far)."""
-        self._check_options()  # records them with the first checkpoint
+        RunDir(self.directory).changed_options(self.options, OPTIONS)  # recorded once
         self._step.assign(self.steps_done)
         self._manager.save(checkpoint_number=self.steps_done)
 
@@ -235,8 +235,8 @@ class ResumableFit:
             tf.io.gfile.rmtree(self.directory)
 
     def _check_options(self) -> None:
-        if not _io.exists(self.directory):
-            return  # nothing recorded, and no directory made for a run that trains nothing
+        if not _io.exists(os.path.join(self.directory, OPTIONS)):
+            return  # no checkpoint written yet
         changed = RunDir(self.directory).changed_options(self.options, OPTIONS)
         if changed:
             details = ", ".join(f"{key}: {then!r} then, {now!r} now" for key, then, now in changed)

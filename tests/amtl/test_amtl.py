@@ -79,9 +79,10 @@ def test_warm_start_copies_every_trained_weight_and_leaves_the_masks(spec):
             full.field_embeddings.embeddings[name].embedding_table.numpy(),
         )
         np.testing.assert_array_equal(
-            model.first_order[name].embeddings.numpy(), full.first_order[name].embeddings.numpy()
+            model.head.first_order[name].embeddings.numpy(),
+            full.head.first_order[name].embeddings.numpy(),
         )
-    for got, want in zip(model.deep.weights, full.deep.weights):
+    for got, want in zip(model.head.deep.weights, full.head.deep.weights):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
     for got, want in zip(model.field_embeddings.masks["user"].variables, masks_before):
         np.testing.assert_array_equal(got.numpy(), want)

@@ -484,7 +484,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from tests.search.test_alternating import KerasSearchModel, datasets, zip_train_validation
+from tests.autodim.test_alternating import KerasSearchModel, datasets, zip_train_validation
 
 def search(strategy):
     with strategy.scope():

@@ -94,12 +94,20 @@ def test_lookup_reports_missing_inputs_and_unknown_fields(artifact):
         FeatureLookup(artifact)({"color": tf.constant(["red"]), "clicks": tf.constant([1.0])})
 
 
-def test_lookup_config_round_trip(artifact):
+def test_lookup_config_round_trip_with_its_assets(artifact, tmp_path):
     lookup = FeatureLookup(artifact, fields=["color", "price"])
-    rebuilt = FeatureLookup.from_config(lookup.get_config())
+    config = lookup.get_config()
+    assert artifact.directory not in json.dumps(config)  # no path: the vocabularies are assets
+    rebuilt = FeatureLookup.from_config(config)
     assert rebuilt.fields == ["color", "price"]
-    inputs = {"color": tf.constant(["blue"]), "price": tf.constant([3.0])}
-    assert rebuilt(inputs)["price"].numpy().tolist() == lookup(inputs)["price"].numpy().tolist()
+    inputs = {"color": tf.constant(["blue", "red", "never-seen"]), "price": tf.constant([3.0] * 3)}
+    assert set(rebuilt(inputs)["color"].numpy().tolist()) == {0}  # no vocabulary loaded yet
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    lookup.save_assets(str(assets))
+    rebuilt.load_assets(str(assets))
+    for name in ("color", "price"):
+        assert rebuilt(inputs)[name].numpy().tolist() == lookup(inputs)[name].numpy().tolist()
 
 
 def test_lookup_survives_saved_model_export(artifact, tmp_path):
