@@ -1,19 +1,11 @@
-"""The records of `summary.json`: aggregation over seeds, stability, targets, schema.
+"""The records of `summary.json`: aggregation over seeds, stability, field power, targets.
 
-`summary.json` is a list of records, each with a `kind`:
-
-- `quality`: one (dataset, model, method) over its seeds: `seeds`,
-  `auc_mean`, `auc_std`, `logloss_mean`, `embedding_params`,
-  `savedmodel_bytes` (means over seeds), and details;
-- `throughput`: one speed comparison: `name` and `ratio` (see `study_speed`);
-- `memory`: one peak-memory comparison: `name` and `ratio` (see `study_memory`);
-- `stability`: Pearson correlation of AutoDim's per-field dims across seeds,
-  and the share of fields given the same dim;
-- `target`: one target of the study, `MET`, `NOT MET` or `NOT MEASURED`,
-  with the numbers behind it and, when not met, what was found about why;
-- `run`: the configuration, the machine and the code measured.
-
-Pure Python: the tests check this module by hand-made records.
+`summary.json` is a list of records, each with a `kind`: `quality` (a method on a
+dataset and backbone over its seeds), `throughput` and `memory` (a comparison with
+FDE, `speed.py`), `stability` (Pearson r of AutoDim's dims across seeds),
+`field_power` (a field's single-field AUC next to its dims), `target` (`MET`, `NOT
+MET` or `NOT MEASURED`, with the numbers and why), `run` (configuration, machine,
+commit), `failed_cell`.
 """
 
 from __future__ import annotations
@@ -22,6 +14,8 @@ import itertools
 import math
 import statistics
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 REQUIRED_KEYS: Dict[str, Tuple[str, ...]] = {
     "quality": (
@@ -68,19 +62,11 @@ class SchemaError(ValueError):
     """A record of summary.json that lacks a required key or has a wrong type."""
 
 
-# ---------------------------------------------------------------------------
-# Aggregation.
-
-
 def mean_std(values: Sequence[float]) -> Tuple[float, float]:
     """Mean and sample standard deviation (ddof=1); the std is 0.0 for one value.
 
-    Examples:
-
-        >>> mean_std([0.70, 0.72, 0.74])
-        (0.72, 0.02)
-        >>> mean_std([0.7])
-        (0.7, 0.0)
+    >>> mean_std([0.70, 0.72, 0.74]), mean_std([0.7])
+    ((0.72, 0.02), (0.7, 0.0))
     """
     if not values:
         raise ValueError("`values` must not be empty")
@@ -90,19 +76,9 @@ def mean_std(values: Sequence[float]) -> Tuple[float, float]:
 
 
 def aggregate(cells: Iterable[dict]) -> List[dict]:
-    """One `quality` record per (dataset, model, method) from the cells' results.
-
-    Args:
-        cells: cell results (`study_cells.CellRunner.run`): each has
-            `dataset`, `model`, `method`, `seed`, `auc`, `logloss`,
-            `embedding_params`, `full_embedding_params`, `savedmodel_bytes`.
-
-    Returns:
-        The records, in the order their first cell appears; each also carries
-        `auc_by_seed`, `logloss_std`, `full_embedding_params`,
-        `params_vs_fde` (when the group has an `fde` record), per-seed plan
-        dims (`fields_by_seed`) or AMTL dims (`average_dim`, `max_dim`) when
-        the cells have them, and `std_note` for a single seed.
+    """One `quality` record per (dataset, model, method) of the cells' records, in the
+    order of their first cell: means over seeds, `params_vs_fde` beside an `fde` record,
+    per-seed plan dims (`fields_by_seed`) or AMTL's `average_dim`, a `std_note` for one seed.
     """
     groups: Dict[Tuple[str, str, str], List[dict]] = {}
     for cell in cells:
@@ -148,20 +124,8 @@ def aggregate(cells: Iterable[dict]) -> List[dict]:
     return records
 
 
-# ---------------------------------------------------------------------------
-# Stability.
-
-
 def pearson(x: Sequence[float], y: Sequence[float]) -> Optional[float]:
-    """Pearson's r, or None when a side has no variance (r is undefined).
-
-    Examples:
-
-        >>> pearson([2, 8, 16], [2, 8, 32])
-        0.9686...
-        >>> pearson([8, 8, 8], [2, 8, 16]) is None
-        True
-    """
+    """Pearson's r, or None when a side has no variance (r is undefined)."""
     if len(x) != len(y) or len(x) < 2:
         raise ValueError("`x` and `y` need the same length, at least 2")
     mx, my = statistics.fmean(x), statistics.fmean(y)
@@ -176,26 +140,10 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> Optional[float]:
 def stability(cells: Iterable[dict], method: str = "autodim") -> List[dict]:
     """Per (dataset, model): the mean pairwise Pearson r of `method`'s dims across seeds.
 
-    Each seed's plan is a vector of dims in field order; every pair of seeds
-    gives one r. Two identical plans agree completely and count as r = 1,
-    even when every field has the same dim. A pair of different plans where
-    one gives every field the same dim has no r (no variance): it is left out
-    of the mean, and said so. `agreement` is defined for every pair: the
-    mean share of fields given the same dim by both plans.
-
-    Returns:
-        `stability` records; `pearson_mean` is None with a `note` when fewer
-        than two seeds (or no defined pair) exist.
-
-    Examples:
-
-        >>> cells = [
-        ...     {"method": "autodim", "dataset": "d", "model": "fm", "seed": s, "fields": f}
-        ...     for s, f in enumerate([{"a": 2, "b": 2}, {"a": 2, "b": 2}, {"a": 2, "b": 8}])
-        ... ]
-        >>> (record,) = stability(cells)
-        >>> record["pearson_mean"], round(record["agreement"], 3), record["note"]
-        (1.0, 0.667, "2 pair(s) left out: ...")
+    Each pair of seeds' plans (dims in field order) gives one r; identical plans count
+    as r = 1. A pair of different plans where one gives every field the same dim has no
+    r: it is left out, with a `note`. `agreement`: the mean share of fields both give
+    the same dim.
     """
     groups: Dict[Tuple[str, str], List[dict]] = {}
     for cell in cells:
@@ -230,10 +178,6 @@ def stability(cells: Iterable[dict], method: str = "autodim") -> List[dict]:
             )
         records.append(record)
     return records
-
-
-# ---------------------------------------------------------------------------
-# Targets.
 
 
 def _target(name: str, description: str, checks: List[Tuple[bool, str]], why: str = "") -> dict:
@@ -439,11 +383,8 @@ def amtl_targets(quality: Sequence[dict]) -> List[dict]:
 
 
 def stability_target(stability_records: Sequence[dict]) -> dict:
-    """AutoDim's dims correlate across seeds with Pearson r >= 0.8, everywhere.
-
-    A (dataset, model) with plans from two or more seeds but no pair that has
-    an r (see `stability`) is not met: the target cannot be shown there.
-    """
+    """AutoDim's dims correlate across seeds with Pearson r >= 0.8, everywhere (a backbone
+    whose pairs of seeds have no r at all does not meet it)."""
     checks, low, undefined = [], [], []
     for record in stability_records:
         r = record["pearson_mean"]
@@ -549,16 +490,8 @@ def evaluate_targets(records: Sequence[dict]) -> List[dict]:
     ]
 
 
-# ---------------------------------------------------------------------------
-# Schema.
-
-
 def validate(records: Sequence[dict]) -> None:
-    """Checks every record has its kind's required keys, with numbers where numbers belong.
-
-    Raises:
-        SchemaError: listing every problem found.
-    """
+    """Raises `SchemaError` listing every record without its kind's keys or numbers."""
     problems = []
     for index, record in enumerate(records):
         kind = record.get("kind") if isinstance(record, dict) else None
@@ -584,15 +517,105 @@ def validate(records: Sequence[dict]) -> None:
 
 
 def cell_commits(cells: Sequence[dict]) -> Dict[str, int]:
-    """How many cells each commit trained (`unrecorded`: cells cached before commits were kept).
-
-    Examples:
-
-        >>> cell_commits([{"code": {"commit": "abc"}}, {"code": {"commit": "abc"}}, {}])
-        {'abc': 2, 'unrecorded': 1}
-    """
+    """How many cells each commit trained (`unrecorded`: cells made before commits were kept)."""
     counts: Dict[str, int] = {}
     for cell in cells:
         commit = (cell.get("code") or {}).get("commit") or "unrecorded"
         counts[commit] = counts.get(commit, 0) + 1
     return counts
+
+
+#: The datasets whose single-field table the report shows (the AutoDim paper's Table 4).
+FIELD_POWER_DATASETS = ("movielens-100k",)
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The ROC AUC: the chance a random positive scores above a random negative (ties half).
+
+    >>> auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.75
+    """
+    from scipy.stats import rankdata
+
+    labels = np.asarray(labels, bool)
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives == 0 or negatives == 0:
+        raise ValueError("the AUC needs both positive and negative labels")
+    # The Mann-Whitney U statistic, with tied scores at their average rank.
+    u = rankdata(scores)[labels].sum() - positives * (positives + 1) / 2.0
+    return float(u / (positives * negatives))
+
+
+def single_field_auc(train_ids, train_labels, test_ids, test_labels) -> float:
+    """Test AUC of one field, each test row scored by the train click rate of its value
+    (the overall rate for values not seen in train): no model, no seed."""
+    train_ids = np.asarray(train_ids, np.int64)
+    size = int(max(train_ids.max(initial=0), np.max(test_ids, initial=0))) + 1
+    clicks = np.bincount(train_ids, weights=np.asarray(train_labels, np.float64), minlength=size)
+    counts = np.bincount(train_ids, minlength=size).astype(np.float64)
+    rates = np.where(counts > 0, clicks / np.maximum(counts, 1.0), float(np.mean(train_labels)))
+    return auc(test_labels, rates[np.asarray(test_ids, np.int64)])
+
+
+def field_power(spec) -> Dict[str, float]:
+    """Every field's single-field test AUC on an artifact, its splits looked up as the
+    models look them up."""
+    import tensorflow as tf
+
+    from keras_dimsel.data.input_fn import make_dataset
+    from keras_dimsel.data.lookup import FeatureLookup
+
+    lookup = FeatureLookup(spec)
+
+    def split(name):
+        ids, labels = {f.name: [] for f in spec.fields}, []
+        for features, label in make_dataset(spec, name, batch_size=10_000):
+            for field, values in lookup(features).items():
+                ids[field].append(tf.reshape(values, [-1]).numpy())
+            labels.append(label.numpy())
+        return {f: np.concatenate(parts) for f, parts in ids.items()}, np.concatenate(labels)
+
+    (train, train_labels), (test, test_labels) = split("train"), split("test")
+    return {f: single_field_auc(train[f], train_labels, test[f], test_labels) for f in train}
+
+
+def field_power_records(
+    dataset: str, spec, power: Dict[str, float], cells: Iterable[dict], method: str = "autodim"
+) -> List[dict]:
+    """One `field_power` record per field of `spec`: vocabulary, single-field AUC and the
+    dims `method`'s cells of `dataset` chose, as `{model: [dim of each seed]}`."""
+    plans = sorted(  # stable: the backbones keep the order of `cells` (the grid's)
+        (c for c in cells if c["dataset"] == dataset and c["method"] == method and "fields" in c),
+        key=lambda c: c["seed"],
+    )
+    records = []
+    for field in spec.fields:
+        dims: Dict[str, List[int]] = {}
+        for cell in plans:
+            dims.setdefault(cell["model"], []).append(int(cell["fields"][field.name]))
+        records.append(
+            {
+                "kind": "field_power",
+                "dataset": dataset,
+                "method": method,
+                "field": field.name,
+                "vocab_size": int(field.vocab_size),
+                "single_field_auc": float(power[field.name]),
+                "dims": dims,
+            }
+        )
+    return records
+
+
+def rank_agreement(records: Sequence[dict]) -> Optional[float]:
+    """Spearman's rho between the fields' single-field AUC and their mean chosen dim; None
+    with fewer than three fields with dims, or when a side is constant."""
+    from scipy.stats import rankdata
+
+    rows = [r for r in records if any(r["dims"].values())]
+    if len(rows) < 3:
+        return None
+    power = [r["single_field_auc"] for r in rows]
+    dims = [statistics.fmean(d for seeds in r["dims"].values() for d in seeds) for r in rows]
+    rho = pearson(list(rankdata(power)), list(rankdata(dims)))
+    return None if rho is None else float(rho)
