@@ -13,34 +13,25 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+from collections import Counter
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-REQUIRED_KEYS: Dict[str, Tuple[str, ...]] = {
-    "quality": (
-        "kind",
-        "dataset",
-        "model",
-        "method",
-        "seeds",
-        "auc_mean",
-        "auc_std",
-        "logloss_mean",
-        "embedding_params",
+REQUIRED_KEYS = {
+    kind: ("kind", *keys.split())
+    for kind, keys in {
+        "quality": "dataset model method seeds auc_mean auc_std logloss_mean embedding_params "
         "savedmodel_bytes",
-    ),
-    "throughput": ("kind", "name", "ratio"),
-    "memory": ("kind", "name", "ratio"),
-    "stability": ("kind", "dataset", "model", "method", "seeds", "pearson_mean"),
-    "target": ("kind", "target", "description", "status", "details"),
-    "run": ("kind", "config", "machine"),
-    "field_power": ("kind", "dataset", "method", "field", "single_field_auc", "dims"),
+        "throughput": "name ratio",
+        "memory": "name ratio",
+        "stability": "dataset model method seeds pearson_mean",
+        "target": "target description status details",
+        "run": "config machine",
+        "field_power": "dataset method field single_field_auc dims",
+    }.items()
 }
-_NUMBERS = (
-    "auc_mean", "auc_std", "logloss_mean", "embedding_params", "savedmodel_bytes", "ratio",
-    "single_field_auc",
-)  # fmt: skip
+_NUMBERS = "auc_mean auc_std logloss_mean embedding_params savedmodel_bytes ratio single_field_auc"
 MET, NOT_MET, NOT_MEASURED = "MET", "NOT MET", "NOT MEASURED"
 
 #: The study's targets: thresholds of the issue.
@@ -56,6 +47,10 @@ SPEED_TARGETS = (
 #: The AMTL methods the AMTL target is checked for (`aml` is an ablation).
 AMTL_METHODS = ("amtl_cold", "amtl_warm", "amtl")
 ONE_SEED_NOTE = "one seed: std with ddof=1 needs two or more, reported as 0.0"
+ONE_SEED_WHY = (
+    " With one seed the FDE std is 0.0, so the AUC margin is zero and a difference "
+    "of the size of run-to-run noise counts against the target."
+)
 
 
 class SchemaError(ValueError):
@@ -182,26 +177,14 @@ def stability(cells: Iterable[dict], method: str = "autodim") -> List[dict]:
 
 def _target(name: str, description: str, checks: List[Tuple[bool, str]], why: str = "") -> dict:
     """A target record from its per-case checks: MET when every case passes."""
+    record = {"kind": "target", "target": name, "description": description}
     if not checks:
-        return {
-            "kind": "target",
-            "target": name,
-            "description": description,
-            "status": NOT_MEASURED,
-            "details": [],
-            "explanation": why or "no records to check this target against",
-        }
-    failed = [text for ok, text in checks if not ok]
-    record = {
-        "kind": "target",
-        "target": name,
-        "description": description,
-        "status": NOT_MET if failed else MET,
-        "details": [f"{'met' if ok else 'NOT met'}: {text}" for ok, text in checks],
-    }
-    if failed:
-        record["explanation"] = why
-    return record
+        why = why or "no records to check this target against"
+        return {**record, "status": NOT_MEASURED, "details": [], "explanation": why}
+    failed = not all(ok for ok, _ in checks)
+    record["status"] = NOT_MET if failed else MET
+    record["details"] = [f"{'met' if ok else 'NOT met'}: {text}" for ok, text in checks]
+    return {**record, "explanation": why} if failed else record
 
 
 def _largest_fields(record: dict, count: int = 3) -> str:
@@ -217,168 +200,121 @@ def _largest_fields(record: dict, count: int = 3) -> str:
 def _search_facts(record: dict) -> str:
     """What the search of an AutoDim record did (first seed), as text for an explanation."""
     fields = record.get("fields_by_seed", [{}])[0]
-    text = ""
-    if fields:
-        counts = {}
-        for dim in fields.values():
-            counts[dim] = counts.get(dim, 0) + 1
-        text = " (dims chosen: " + ", ".join(f"{dim} x{n}" for dim, n in sorted(counts.items()))
-        search = (record.get("search_by_seed") or [None])[0]
-        if search:
-            text += (
-                f"; the search ran {search['steps']} steps, {search['pretrain_steps']} of them "
-                f"with alpha frozen, and made {search['alpha_updates']} alpha update(s) at rate "
-                f"{search['arch_learning_rate']:.3g}"
-            )
-        if record.get("epochs"):
-            text += f"; {record['epochs']} epoch(s)"
-        text += ")"
-    return text
-
-
-def _auc_floor(fde: dict) -> Tuple[float, str]:
-    floor = fde["auc_mean"] - fde["auc_std"]
-    text = f"FDE {fde['auc_mean']:.4f} - {fde['auc_std']:.4f} = {floor:.4f}"
-    return floor, text
-
-
-def _one_seed_note(records: Sequence[dict]) -> str:
-    if any(len(r["seeds"]) < 2 for r in records):
-        return (
-            " With one seed the FDE std is 0.0, so the AUC margin is zero and a difference "
-            "of the size of run-to-run noise counts against the target."
+    if not fields:
+        return ""
+    counts = sorted(Counter(fields.values()).items())
+    text = " (dims chosen: " + ", ".join(f"{dim} x{n}" for dim, n in counts)
+    search = (record.get("search_by_seed") or [None])[0]
+    if search:
+        text += (
+            f"; the search ran {search['steps']} steps, {search['pretrain_steps']} of them "
+            f"with alpha frozen, and made {search['alpha_updates']} alpha update(s) at rate "
+            f"{search['arch_learning_rate']:.3g}"
         )
-    return ""
+    return text + (f"; {record['epochs']} epoch(s)" if record.get("epochs") else "") + ")"
 
 
-def _group(records: Sequence[dict], kind: str) -> Dict[Tuple[str, str], Dict[str, dict]]:
+def _why(reasons: List[str], quality: Sequence[dict]) -> str:
+    if not reasons:
+        return ""
+    one_seed = any(len(r["seeds"]) < 2 for r in quality)
+    return "; ".join(reasons) + "." + (ONE_SEED_WHY if one_seed else "")
+
+
+def _groups(quality: Sequence[dict]) -> Dict[Tuple[str, str], Dict[str, dict]]:
     groups: Dict[Tuple[str, str], Dict[str, dict]] = {}
-    for r in records:
-        if r["kind"] == kind:
-            groups.setdefault((r["dataset"], r["model"]), {})[r["method"]] = r
+    for r in quality:
+        groups.setdefault((r["dataset"], r["model"]), {})[r["method"]] = r
     return groups
+
+
+def _against_fde(quality: Sequence[dict], method: str):
+    """(where, FDE, `method`'s record, FDE's AUC floor and as text) where both are."""
+    for (dataset, model), methods in _groups(quality).items():
+        if "fde" in methods and method in methods:
+            fde = methods["fde"]
+            floor = fde["auc_mean"] - fde["auc_std"]
+            text = f"FDE {fde['auc_mean']:.4f} - {fde['auc_std']:.4f} = {floor:.4f}"
+            yield f"{dataset}/{model}", fde, methods[method], floor, text
 
 
 def autodim_target(quality: Sequence[dict]) -> dict:
     """AutoDim <= 40% of FDE's embedding parameters with AUC >= FDE mean - std, everywhere."""
     checks, reasons = [], []
-    for (dataset, model), methods in _group(quality, "quality").items():
-        if "fde" not in methods or "autodim" not in methods:
-            continue
-        fde, auto = methods["fde"], methods["autodim"]
+    for where, fde, auto, floor, floor_text in _against_fde(quality, "autodim"):
         share = auto["embedding_params"] / fde["embedding_params"]
-        floor, floor_text = _auc_floor(fde)
         params_ok, auc_ok = share <= PARAMS_SHARE, auto["auc_mean"] >= floor
-        checks.append(
-            (
-                params_ok and auc_ok,
-                f"{dataset}/{model}: params {share:.1%} of FDE (<= {PARAMS_SHARE:.0%}); "
-                f"AUC {auto['auc_mean']:.4f} vs {floor_text}",
-            )
-        )
+        text = f"{where}: params {share:.1%} of FDE (<= {PARAMS_SHARE:.0%}); AUC "
+        checks.append((params_ok and auc_ok, text + f"{auto['auc_mean']:.4f} vs {floor_text}"))
         if not params_ok:
-            reasons.append(
-                f"{dataset}/{model}: the plan keeps {share:.1%} of FDE's parameters"
-                + _largest_fields(auto)
-            )
+            kept = f"{where}: the plan keeps {share:.1%} of FDE's parameters"
+            reasons.append(kept + _largest_fields(auto))
         if not auc_ok:
-            reasons.append(
-                f"{dataset}/{model}: AUC {auto['auc_mean'] - fde['auc_mean']:+.4f} against FDE"
-                + _search_facts(auto)
-            )
-    why = "; ".join(reasons) + "." + _one_seed_note(quality) if reasons else ""
-    return _target(
-        "autodim_params_auc",
+            lost = f"{where}: AUC {auto['auc_mean'] - fde['auc_mean']:+.4f} against FDE"
+            reasons.append(lost + _search_facts(auto))
+    description = (
         f"AutoDim <= {PARAMS_SHARE:.0%} of FDE's embedding parameters with AUC >= FDE mean - "
-        "FDE std, on every dataset and backbone",
-        checks,
-        why,
+        "FDE std, on every dataset and backbone"
     )
+    return _target("autodim_params_auc", description, checks, _why(reasons, quality))
 
 
 def autodim_vs_baselines_target(quality: Sequence[dict]) -> dict:
     """AutoDim >= RaS and >= AutoDim-s in AUC, with fewer embedding parameters than each."""
     checks, reasons = [], []
-    for (dataset, model), methods in _group(quality, "quality").items():
-        auto = methods.get("autodim")
-        if auto is None:
-            continue
-        for rival in ("ras", "autodim_s"):
-            if rival not in methods:
-                continue
+    for (dataset, model), methods in _groups(quality).items():
+        auto, where = methods.get("autodim"), f"{dataset}/{model}"
+        for rival in [m for m in ("ras", "autodim_s") if auto and m in methods]:
             other = methods[rival]
             auc_ok = auto["auc_mean"] >= other["auc_mean"]
             params_ok = auto["embedding_params"] < other["embedding_params"]
-            checks.append(
-                (
-                    auc_ok and params_ok,
-                    f"{dataset}/{model} vs {rival}: AUC {auto['auc_mean']:.4f} vs "
-                    f"{other['auc_mean']:.4f}; params {auto['embedding_params']:,} vs "
-                    f"{other['embedding_params']:,}",
-                )
+            text = (
+                f"{where} vs {rival}: AUC {auto['auc_mean']:.4f} vs {other['auc_mean']:.4f}; "
+                f"params {auto['embedding_params']:,} vs {other['embedding_params']:,}"
             )
+            checks.append((auc_ok and params_ok, text))
             if not auc_ok:
-                reasons.append(
-                    f"{dataset}/{model}: {rival} has the higher AUC "
-                    f"({other['auc_mean'] - auto['auc_mean']:+.4f})"
-                )
+                gap = other["auc_mean"] - auto["auc_mean"]
+                reasons.append(f"{where}: {rival} has the higher AUC ({gap:+.4f})")
             if not params_ok:
                 reasons.append(
-                    f"{dataset}/{model}: {rival} uses no more parameters "
+                    f"{where}: {rival} uses no more parameters "
                     f"({other['embedding_params']:,} <= {auto['embedding_params']:,})"
                 )
     if reasons and any(len(r["seeds"]) < 2 for r in quality):
         reasons.append("one seed, so the AUC comparison has no error bar")
-    return _target(
-        "autodim_vs_ras_and_autodim_s",
-        "AutoDim >= RaS and >= AutoDim-s in AUC, at fewer embedding parameters",
-        checks,
-        "; ".join(reasons) + "." if reasons else "",
-    )
+    description = "AutoDim >= RaS and >= AutoDim-s in AUC, at fewer embedding parameters"
+    why = "; ".join(reasons) + "." if reasons else ""
+    return _target("autodim_vs_ras_and_autodim_s", description, checks, why)
 
 
 def amtl_targets(quality: Sequence[dict]) -> List[dict]:
     """Per AMTL method: average dim <= 40% of D, with AUC >= FDE mean - std, everywhere."""
     targets = []
-    groups = _group(quality, "quality")
-    present = [m for m in AMTL_METHODS if any(m in methods for methods in groups.values())]
-    for method in present:
+    for method in [m for m in AMTL_METHODS if any(r["method"] == m for r in quality)]:
         checks, reasons = [], []
-        for (dataset, model), methods in groups.items():
-            if "fde" not in methods or method not in methods:
-                continue
-            fde, masked = methods["fde"], methods[method]
+        for where, fde, masked, floor, floor_text in _against_fde(quality, method):
             share = masked["average_dim"] / masked["max_dim"]
-            floor, floor_text = _auc_floor(fde)
             dim_ok, auc_ok = share <= AMTL_DIM_SHARE, masked["auc_mean"] >= floor
-            checks.append(
-                (
-                    dim_ok and auc_ok,
-                    f"{dataset}/{model}: average dim {masked['average_dim']:.2f} of D = "
-                    f"{masked['max_dim']} ({share:.1%}, <= {AMTL_DIM_SHARE:.0%}); AUC "
-                    f"{masked['auc_mean']:.4f} vs {floor_text}",
-                )
+            text = (
+                f"{where}: average dim {masked['average_dim']:.2f} of D = {masked['max_dim']} "
+                f"({share:.1%}, <= {AMTL_DIM_SHARE:.0%}); AUC {masked['auc_mean']:.4f} vs "
             )
+            checks.append((dim_ok and auc_ok, text + floor_text))
             if not dim_ok:
                 reasons.append(
-                    f"{dataset}/{model}: the masks keep {share:.1%} of D on average over the "
-                    "masked fields' values"
+                    f"{where}: the masks keep {share:.1%} of D on average over the masked "
+                    "fields' values"
                 )
             if not auc_ok:
                 reasons.append(
-                    f"{dataset}/{model}: AUC {masked['auc_mean'] - fde['auc_mean']:+.4f} "
-                    "against FDE"
+                    f"{where}: AUC {masked['auc_mean'] - fde['auc_mean']:+.4f} against FDE"
                 )
-        why = "; ".join(reasons) + "." + _one_seed_note(quality) if reasons else ""
-        targets.append(
-            _target(
-                f"{method}_dim_auc",
-                f"{method}: average dim <= {AMTL_DIM_SHARE:.0%} of D with AUC >= FDE mean - "
-                "FDE std, on every dataset and backbone",
-                checks,
-                why,
-            )
+        description = (
+            f"{method}: average dim <= {AMTL_DIM_SHARE:.0%} of D with AUC >= FDE mean - FDE "
+            "std, on every dataset and backbone"
         )
+        targets.append(_target(f"{method}_dim_auc", description, checks, _why(reasons, quality)))
     return targets
 
 
@@ -386,44 +322,27 @@ def stability_target(stability_records: Sequence[dict]) -> dict:
     """AutoDim's dims correlate across seeds with Pearson r >= 0.8, everywhere (a backbone
     whose pairs of seeds have no r at all does not meet it)."""
     checks, low, undefined = [], [], []
-    for record in stability_records:
-        r = record["pearson_mean"]
-        where = f"{record['dataset']}/{record['model']}"
-        if len(record["seeds"]) < 2:
-            continue
-        agreement = record.get("agreement")
+    for record in [r for r in stability_records if len(r["seeds"]) >= 2]:
+        r, where, agreement = record["pearson_mean"], record["dataset"], record.get("agreement")
+        where += f"/{record['model']}"
         same = "" if agreement is None else f"; {agreement:.0%} of fields get the same dim"
         if r is None:
             checks.append((False, f"{where}: no pair of seeds has a Pearson r{same}"))
             undefined.append(f"{where}: {record['note']}")
             continue
-        total = len(record["seeds"]) * (len(record["seeds"]) - 1) // 2
-        checks.append(
-            (
-                r >= STABILITY,
-                f"{where}: mean pairwise r {r:.3f} over {len(record['pairs'])} of {total} "
-                f"pairs of seeds{same}",
-            )
-        )
+        pairs, total = len(record["pairs"]), len(record["seeds"]) * (len(record["seeds"]) - 1) // 2
+        text = f"{where}: mean pairwise r {r:.3f} over {pairs} of {total} pairs of seeds{same}"
+        checks.append((r >= STABILITY, text))
         if r < STABILITY:
             low.append(f"{where}: r {r:.3f}")
-    why = ""
     if not checks:
         notes = sorted({r.get("note", "") for r in stability_records} - {""})
         why = "; ".join(notes) or "no AutoDim plans to compare"
     else:
-        parts = []
-        if low:
-            parts.append("; ".join(low) + ": the argmax of alpha differs between seeds.")
-        if undefined:
-            parts.append("; ".join(undefined) + ".")
-        why = " ".join(parts)
-    return _target(
-        "dim_stability",
-        f"AutoDim's per-field dims across seeds: mean pairwise Pearson r >= {STABILITY}",
-        checks,
-        why,
-    )
+        parts = ["; ".join(low) + ": the argmax of alpha differs between seeds."] if low else []
+        why = " ".join(parts + (["; ".join(undefined) + "."] if undefined else []))
+    description = f"AutoDim's per-field dims across seeds: mean pairwise Pearson r >= {STABILITY}"
+    return _target("dim_stability", description, checks, why)
 
 
 SPEED_CAUSES = {
@@ -441,17 +360,6 @@ SPEED_CAUSES = {
 }
 
 
-def _spread_text(record: dict) -> str:
-    """The medians and per-repeat values behind a ratio, as text."""
-    parts = []
-    for side in ("numerator", "denominator"):
-        spread = record.get(side)
-        if spread:
-            values = ", ".join(f"{v:.4g}" for v in spread["values"])
-            parts.append(f"{side} median {spread['median']:.4g} (repeats: {values})")
-    return "; ".join(parts) + "." if parts else ""
-
-
 def speed_targets(throughput: Sequence[dict]) -> List[dict]:
     """The speed targets: search >= 0.5x, retrain >= 1.0x, compact serving <= 1.0x FDE."""
     by_name = {r["name"]: r for r in throughput if r["kind"] == "throughput"}
@@ -461,17 +369,22 @@ def speed_targets(throughput: Sequence[dict]) -> List[dict]:
         if record is None:
             targets.append(_target(name, description, [], "the speed comparison did not run"))
             continue
-        ratio = record["ratio"]
+        ratio, why = record["ratio"], ""
         ok = ratio >= threshold if comparison == ">=" else ratio <= threshold
-        text = f"ratio of medians {ratio:.4f} ({comparison} {threshold})"
-        why = ""
         if not ok:
-            why = f"{SPEED_CAUSES[name]}. {_spread_text(record)}"
+            sides = [record.get(side) for side in ("numerator", "denominator")]
+            spread = [
+                f"{side} median {s['median']:.4g} (repeats: "
+                + ", ".join(f"{v:.4g}" for v in s["values"])
+                + ")"
+                for side, s in zip(("numerator", "denominator"), sides)
+                if s
+            ]
+            why = f"{SPEED_CAUSES[name]}. " + ("; ".join(spread) + "." if spread else "")
             if name == "retrain_vs_fde" and "retrain_zero_pad_vs_fde" in by_name:
-                why += (
-                    f" With zero-pad unify the retrained model runs at "
-                    f"{by_name['retrain_zero_pad_vs_fde']['ratio']:.2f}x FDE."
-                )
+                zero_pad = by_name["retrain_zero_pad_vs_fde"]["ratio"]
+                why += f" With zero-pad unify the retrained model runs at {zero_pad:.2f}x FDE."
+        text = f"ratio of medians {ratio:.4f} ({comparison} {threshold})"
         targets.append(_target(name, description, [(ok, text)], why))
     return targets
 
@@ -479,14 +392,12 @@ def speed_targets(throughput: Sequence[dict]) -> List[dict]:
 def evaluate_targets(records: Sequence[dict]) -> List[dict]:
     """Every target of the study, in report order, from the other records."""
     quality = [r for r in records if r["kind"] == "quality"]
-    stable = [r for r in records if r["kind"] == "stability"]
-    throughput = [r for r in records if r["kind"] == "throughput"]
     return [
         autodim_target(quality),
         autodim_vs_baselines_target(quality),
         *amtl_targets(quality),
-        stability_target(stable),
-        *speed_targets(throughput),
+        stability_target([r for r in records if r["kind"] == "stability"]),
+        *speed_targets([r for r in records if r["kind"] == "throughput"]),
     ]
 
 
@@ -501,7 +412,7 @@ def validate(records: Sequence[dict]) -> None:
         missing = [key for key in REQUIRED_KEYS[kind] if key not in record]
         if missing:
             problems.append(f"record {index} ({kind}): missing {missing}")
-        for key in _NUMBERS:
+        for key in _NUMBERS.split():
             value = record.get(key)
             if key in REQUIRED_KEYS[kind] and key in record:
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
