@@ -1,18 +1,10 @@
 """The cells: each method as the `keras_dimsel.pipeline` steps it takes, and their scheduling.
 
-A cell's directory holds the library's run directories and, written last, the
-cell's record:
-
-    <runs>/<config>/cells/<dataset>/<model>/<method>/seed<k>/
-        run/ (baseline, mde, amtl, transfer)  search/ + retrain/ (autodim)  ras/ (RaS trials)
-        metrics.json   the record: identity, seconds, settings, commit, test metrics, details
-
-A cell with its record is finished and not run again; one without runs its
-steps, and each step skips itself when its run directory is complete (or
-resumes from its checkpoints). `make bench` keeps the cells in
-`benchmarks/results/study`, where git keeps only the records, the searches'
-`plan.json` and the `autodim` searches' `alpha_history.csv` (its `.gitignore`):
-a clean checkout resumes the study from them.
+`<runs>/<config>/cells/<dataset>/<model>/<method>/seed<k>/` holds the steps' run
+directories (`run/`, or `search/` and `retrain/`, or `ras/`) and, written last, the
+cell's record `metrics.json`. A cell with its record is finished; one without runs its
+steps, each of which skips itself when its run directory is complete (or resumes from
+its checkpoints). Git keeps the records of `make bench` (benchmarks/results/study).
 """
 
 from __future__ import annotations
@@ -26,17 +18,8 @@ import time
 import traceback
 from typing import Dict, List, Optional, Tuple
 
-from benchmarks.study.config import (
-    CANDIDATES,
-    FULL_DIM,
-    METHODS,
-    RAS_ORACLE_SEED_OFFSET,
-    Cell,
-    StudyConfig,
-    dependencies,
-    expand,
-    mde_dims,
-)
+from benchmarks.study.config import CANDIDATES, FULL_DIM, METHODS, RAS_ORACLE_SEED_OFFSET
+from benchmarks.study.config import Cell, StudyConfig, dependencies, expand, mde_dims
 
 RECORD = "metrics.json"
 #: Cells a worker process trains before a fresh process replaces it (see `Workers`).
@@ -67,14 +50,8 @@ def directory_bytes(path: str) -> int:
 
 
 class CellRunner:
-    """Runs the cells of one configuration, in `runs/<config>/cells/`.
-
-    Args:
-        config: StudyConfig.
-        runs: str, the cells' directory root (`benchmarks/results/study` for `make bench`).
-        work_dir: str, where the datasets are preprocessed (`<work_dir>/data/<name>`).
-        data_root: str, the folder holding the public samples.
-    """
+    """Runs the cells of `config` in `runs/<config>/cells/`, on the datasets of `data_root`
+    preprocessed into `work_dir/data/<name>`."""
 
     def __init__(self, config: StudyConfig, runs: str, work_dir: str, data_root: str):
         self.config, self.runs, self.work_dir, self.data_root = config, runs, work_dir, data_root
@@ -106,11 +83,8 @@ class CellRunner:
         return self._specs[name]
 
     def record(self, cell: Cell) -> Optional[dict]:
-        """The cell's record, or None when it has not finished.
-
-        Raises:
-            StudyError: when the record was made with other settings.
-        """
+        """The cell's record, None when it has not finished; `StudyError` when it was made
+        with other settings."""
         path = os.path.join(self.cell_dir(cell), RECORD)
         if not os.path.exists(path):
             return None
@@ -125,13 +99,8 @@ class CellRunner:
     def settings(self, cell: Cell):
         from keras_dimsel.training import TrainSettings
 
-        dataset = self.config.dataset(cell.dataset)
-        return TrainSettings(
-            epochs=dataset.epochs,
-            batch_size=dataset.batch_size,
-            seed=cell.seed,
-            keep_best=dataset.keep_best,
-        )
+        data = self.config.dataset(cell.dataset)
+        return TrainSettings(data.epochs, data.batch_size, cell.seed, keep_best=data.keep_best)
 
     def run(self, cell: Cell) -> dict:
         """The cell's record: read when it has finished, else its steps run and it is written."""
@@ -148,10 +117,7 @@ class CellRunner:
         start = time.perf_counter()
         details = STEPS[method.kind](self, cell, dict(method.options))
         record = {
-            "dataset": cell.dataset,
-            "model": cell.model,
-            "method": cell.method,
-            "seed": cell.seed,
+            **dataclasses.asdict(cell),
             "seconds": time.perf_counter() - start,
             "settings": self.config.cell_settings(cell),
             "code": code_state(),  # a long study spans commits; the report counts them

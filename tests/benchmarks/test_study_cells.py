@@ -149,11 +149,11 @@ def _synthetic_runner(tmp_path, runs, methods):
 
 
 @pytest.mark.e2e
-def test_a_warm_start_whose_source_is_only_a_record_trains_that_source_again(tmp_path):
+def test_a_warm_start_whose_source_is_only_a_record_trains_that_source_again(tmp_path, monkeypatch):
     """Git keeps a cell's record, not its model: on a clean checkout a warm start trains its
     source's run again, and op determinism makes it the same model (the same test AUC)."""
     runs = tmp_path / "runs"
-    runner = _synthetic_runner(tmp_path, runs, ("fde", "amtl_warm", "autodim", "autodim_fm_plan"))
+    runner = _synthetic_runner(tmp_path, runs, ("fde", "amtl_warm", "autodim"))
     records, failures = run_cells(runner)
     assert failures == []
     fde, warm, auto = records
@@ -179,6 +179,22 @@ def test_a_warm_start_whose_source_is_only_a_record_trains_that_source_again(tmp
     assert records[0] == fde and records[2] == auto
     assert records[1]["warm_start_source_auc"] == pytest.approx(fde["auc"], abs=1e-6)
     assert records[1]["auc"] == pytest.approx(warm["auc"], abs=1e-6)
+
+    # The report of those cells, from their records alone.
+    from benchmarks.study.__main__ import main
+
+    monkeypatch.setitem(study_config.CONFIGS, "tiny", runner.config)
+    argv = ["--config", "tiny", "--runs", str(clean), "--work-dir", str(tmp_path / "work")]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--report-only"]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [r["method"] for r in summary if r["kind"] == "quality"] == list(runner.config.methods)
+    assert {r["target"] for r in summary if r["kind"] == "target"} >= {"autodim_params_auc"}
+    assert "### synthetic / fm" in (tmp_path / "out" / "summary.md").read_text()
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
+        "alpha_synthetic_fm.png",
+        "amtl_dims_synthetic_fm_amtl_warm.png",
+        "auc_vs_params_synthetic.png",
+    ]
 
 
 @pytest.mark.e2e
