@@ -18,8 +18,17 @@ import time
 import traceback
 from typing import Dict, List, Optional, Tuple
 
-from benchmarks.study.config import CANDIDATES, FULL_DIM, METHODS, RAS_ORACLE_SEED_OFFSET
-from benchmarks.study.config import Cell, StudyConfig, dependencies, expand, mde_dims
+from benchmarks.study.config import (
+    CANDIDATES,
+    FULL_DIM,
+    METHODS,
+    RAS_ORACLE_SEED_OFFSET,
+    Cell,
+    StudyConfig,
+    dependencies,
+    expand,
+    mde_dims,
+)
 
 RECORD = "metrics.json"
 #: Cells a worker process trains before a fresh process replaces it (see `Workers`).

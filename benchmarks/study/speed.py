@@ -141,7 +141,7 @@ def measure_speed(speed: Speed, work_dir: str) -> List[dict]:
             rate = variant.time_epoch(spec.splits["train"])
             print(f"speed repeat {repeat + 1}: train {variant.name:16s} {rate:10,.0f} ex/s")
     by_name = {variant.name: variant for variant in variants}
-    compact, _ = amtl.compact_model(by_name["amtl"].model, spec, speed.model)
+    compact, _ = amtl.compact_model(by_name["amtl"].model)
     models = {"fde": by_name["full"].model, "autodim": by_name["retrain"].model, "amtl": compact}
     signatures = {}
     for name, model in models.items():
@@ -231,7 +231,7 @@ def run_job(job: str, data: str, model_name: str, batch_size: int, exports: str,
                 json.dump(search_plan(model, spec).fields, f)
         else:
             if name == "amtl":
-                model, _ = amtl.compact_model(model, spec, model_name)
+                model, _ = amtl.compact_model(model)
             export_saved_model(model, os.path.join(exports, name))
     else:
         features, _ = next(iter(make_dataset(spec, "test", batch_size)))
