@@ -96,6 +96,7 @@ def preprocessing_record(speed: Speed, work_dir: str) -> dict:
         command = [sys.executable, os.path.join(REPO_ROOT, "benchmarks", "preprocess_speed.py")]
         command += ["--rows", str(speed.preprocess_rows), "--out", out]
         command += ["--repeats", str(speed.preprocess_repeats)]
+        command += ["--warmup-rows", str(min(20_000, speed.preprocess_rows))]  # its default
         command += ["--work-dir", os.path.join(work_dir, "preprocess_speed")]
         if not os.path.exists(out):
             completed = subprocess.run(command, env=script_environment())
