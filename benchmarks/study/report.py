@@ -263,8 +263,7 @@ def plot_alpha(search_dir: str, path: str) -> bool:
     history = os.path.join(search_dir, "alpha_history.csv")
     if not os.path.exists(history):
         return False
-    from keras_dimsel.autodim import DimensionPlan
-    from keras_dimsel.workflow import plot_search
+    from keras_dimsel.autodim import DimensionPlan, plot_search
 
     with open(history) as f:
         rows = []
