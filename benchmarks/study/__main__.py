@@ -25,14 +25,7 @@ from benchmarks.study import cells as study_cells
 from benchmarks.study import records as study_records
 from benchmarks.study.config import CONFIGS, DEFAULT_DATA_ROOT, REPO_ROOT, describe, expand
 
-PACKAGES = (
-    "tensorflow",
-    "tf-keras",
-    "tensorflow-recommenders",
-    "apache-beam",
-    "keras-tuner",
-    "numpy",
-)
+PACKAGES = "tensorflow tf-keras tensorflow-recommenders apache-beam keras-tuner numpy".split()
 PLOT_PATTERNS = ("auc_vs_params_*.png", "alpha_*.png", "amtl_dims_*.png")
 WORK_DIR = os.path.join(REPO_ROOT, "benchmarks", "work", "study")
 
