@@ -73,18 +73,18 @@ bench-export: $(STAMP)
 
 # The benchmark study (benchmarks/README.md): summary.json, summary.md and PNG plots in
 # benchmarks/results. bench-quick: one seed, small settings, under ten minutes on two cores;
-# bench: the full study (hours). Its finished cells are kept in BENCH_STORE, committed,
-# so it resumes where the last run stopped, also on another machine; to train every
-# cell again, give an empty store: make bench BENCH_STORE=/tmp/new-cells.
+# bench: the full study (hours). It trains its cells in BENCH_RUNS, whose records git keeps
+# (benchmarks/results/study/.gitignore), so it resumes where the last run stopped, also on
+# another machine; to train every cell again: make bench BENCH_RUNS=/tmp/new-cells.
 # STUDY_ARGS passes more options, e.g. STUDY_ARGS=--dry-run lists the cells.
 STUDY_ARGS ?=
-BENCH_STORE ?= benchmarks/results/study
+BENCH_RUNS ?= benchmarks/results/study
 bench-quick: $(STAMP)
-	$(BIN)/python benchmarks/study.py --config quick --jobs 2 --out benchmarks/results $(STUDY_ARGS)
+	$(BIN)/python -m benchmarks.study --config quick --jobs 2 --out benchmarks/results $(STUDY_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/study.py --config full --jobs 2 --out benchmarks/results \
-		--store $(BENCH_STORE) $(STUDY_ARGS)
+	$(BIN)/python -m benchmarks.study --config full --jobs 2 --out benchmarks/results \
+		--runs $(BENCH_RUNS) $(STUDY_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(FIGURES_DIR) site build dist *.egg-info .pytest_cache .ruff_cache

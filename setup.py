@@ -19,7 +19,7 @@ EXTRAS = {
         "mkdocstrings[python]>=0.26",
         "pymdown-extensions>=10,<12",
     ],
-    # scipy: the benchmark study's rank statistics (benchmarks/study_fields.py) and their tests.
+    # scipy: the benchmark study's rank statistics (benchmarks/study/records.py) and their tests.
     "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.6", "scipy>=1.10"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})

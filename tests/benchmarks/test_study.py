@@ -1,22 +1,21 @@
-"""The benchmark study's grid, aggregation, targets, schema and MDE rule (no training)."""
+"""The benchmark study's grid, aggregation, targets, schema, MDE rule and report (no training)."""
 
 import doctest
 import json
 import pathlib
-import sys
 
 import numpy as np
 import pytest
 
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
+from benchmarks.study import cells as study_cells
+from benchmarks.study import config as study_config
+from benchmarks.study import records as study_records
+from benchmarks.study import report as study_report
+from benchmarks.study import speed as study_speed
+from benchmarks.study.config import CONFIGS, Cell, Dataset, StudyConfig, expand
+from benchmarks.study.records import MET, NOT_MEASURED, NOT_MET
 
-import study_config  # noqa: E402
-import study_fields  # noqa: E402
-import study_mde  # noqa: E402
-import study_records  # noqa: E402
-from study_config import Cell, Dataset, StudyConfig, expand, load_config  # noqa: E402
-from study_records import MET, NOT_MEASURED, NOT_MET  # noqa: E402
+RESULTS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 def quality(dataset, model, method, aucs, params, **extra):
@@ -57,7 +56,7 @@ def cell(method, seed, auc, params, **extra):
 
 
 def test_quick_config_expands_to_one_seed_of_the_core_methods():
-    cells = expand(load_config("quick"))
+    cells = expand(CONFIGS["quick"])
     assert len(cells) == 18  # (2 MovieLens models + 1 Criteo model) x 6 methods
     assert {c.dataset for c in cells} == {"movielens-100k", "criteo"}
     assert {c.seed for c in cells} == {0}
@@ -69,7 +68,7 @@ def test_quick_config_expands_to_one_seed_of_the_core_methods():
 
 
 def test_full_config_runs_every_method_backbone_and_three_seeds():
-    config = load_config("full")
+    config = CONFIGS["full"]
     cells = expand(config)
     assert {d.name for d in config.datasets} >= {"movielens-100k", "criteo", "avazu", "frappe"}
     everywhere = [m for m in study_config.METHODS.values() if m.models is None]
@@ -84,16 +83,6 @@ def test_full_config_runs_every_method_backbone_and_three_seeds():
         "frappe/frappe.validation.libfm.gz",
         "frappe/frappe.test.libfm.gz",
     )
-
-
-def test_full_config_says_why_frappe_is_left_out_without_a_reader(monkeypatch):
-    from keras_dimsel.data import datasets
-
-    assert study_config.frappe_status() == (True, "")
-    monkeypatch.setattr(datasets, "DATASETS", tuple(d for d in datasets.DATASETS if d != "frappe"))
-    config = load_config("full")
-    assert "frappe" not in {d.name for d in config.datasets}
-    assert dict(config.not_run)["frappe"].startswith("no reader")
 
 
 def test_a_dependency_runs_before_the_method_that_needs_it():
@@ -147,6 +136,7 @@ def test_stability_is_the_mean_pairwise_pearson_r_of_the_dims():
     (record,) = study_records.stability(cells)
     r = study_records.pearson([2, 8, 16], [2, 8, 32])
     assert r == pytest.approx(216 / (98.667 * 504) ** 0.5, abs=1e-4)  # 0.9686
+    assert study_records.pearson([8, 8, 8], [2, 8, 16]) is None  # no variance: no r
     assert record["pearson_mean"] == pytest.approx((r + r + 1.0) / 3)
     assert len(record["pairs"]) == 3
 
@@ -271,8 +261,11 @@ def test_generated_records_validate_against_the_schema():
     records += study_records.aggregate(cells) + study_records.stability(cells)
     records.append({"kind": "throughput", "name": "search_vs_fde", "ratio": 0.6})
     records += study_records.evaluate_targets(records)
-    study_records.validate(records)
-    json.dumps(records)  # summary.json must be plain JSON
+    assert study_records.validate(records) is None
+    assert json.loads(json.dumps(records)) == records  # summary.json must be plain JSON
+    statuses = {r["target"]: r["status"] for r in records if r["kind"] == "target"}
+    assert statuses["autodim_params_auc"] == MET  # 300 of 1000 params, the same AUC
+    assert statuses["search_vs_fde"] == MET and statuses["retrain_vs_fde"] == NOT_MEASURED
 
 
 @pytest.mark.parametrize(
@@ -293,7 +286,7 @@ def test_invalid_records_are_refused(record, message):
 
 
 def test_committed_summary_validates():
-    path = BENCHMARKS / "results" / "summary.json"
+    path = RESULTS / "summary.json"
     if not path.exists():
         pytest.skip("no committed study results")
     records = json.loads(path.read_text())
@@ -309,30 +302,28 @@ def test_committed_summary_validates():
 def test_mde_rule_gives_larger_dims_to_smaller_fields():
     # d_f = nearest candidate to 32 * ((1 / V_f) / (1 / 2)) ^ 0.3
     vocab = {"gender": 2, "age": 7, "zip": 100, "user": 1000}
-    dims = study_mde.mde_dims(vocab, (2, 8, 16, 24, 32), alpha=0.3)
+    dims = study_config.mde_dims(vocab, (2, 8, 16, 24, 32), alpha=0.3)
     # 32, 21.98, 9.90, 4.96
     assert dims == {"gender": 32, "age": 24, "zip": 8, "user": 2}
-    plan = study_mde.mde_plan(vocab, (2, 8, 16, 24, 32), alpha=0.3)
-    assert plan.fields == dims
-    assert plan.embedding_params == 2 * 32 + 7 * 24 + 100 * 8 + 1000 * 2
 
 
-@pytest.mark.parametrize("module", [study_config, study_fields, study_mde, study_records])
+@pytest.mark.parametrize("module", [study_cells, study_config, study_records, study_speed])
 def test_docstring_examples(module):
     results = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert results.failed == 0
 
 
 def test_mde_rounds_ties_down_and_alpha_zero_gives_full_dims():
-    assert study_mde.round_to_candidate(12.0, (16, 8, 2)) == 8
-    assert study_mde.mde_dims({"a": 3, "b": 3000}, (2, 8), alpha=0.0) == {"a": 8, "b": 8}
+    assert study_config.round_to_candidate(12.0, (16, 8, 2)) == 8
+    assert study_config.round_to_candidate(13.0, (2, 8, 16)) == 16
+    assert study_config.mde_dims({"a": 3, "b": 3000}, (2, 8), alpha=0.0) == {"a": 8, "b": 8}
     with pytest.raises(ValueError, match="alpha"):
-        study_mde.mde_dims({"a": 3}, (2, 8), alpha=-1.0)
+        study_config.mde_dims({"a": 3}, (2, 8), alpha=-1.0)
+    with pytest.raises(ValueError, match="vocabulary sizes"):
+        study_config.mde_dims({"a": 0}, (2, 8), alpha=0.3)
 
 
 def test_cells_are_counted_per_commit_and_a_mixed_study_says_so():
-    import study_report
-
     cells = [{"code": {"commit": "abc"}}, {"code": {"commit": "def"}}, {"code": {"commit": "abc"}}]
     commits = study_records.cell_commits(cells + [{"seed": 0}])
     assert commits == {"abc": 2, "def": 1, "unrecorded": 1}
@@ -357,20 +348,18 @@ def test_single_field_auc_scores_each_value_by_its_train_click_rate():
     rate = np.linspace(0.05, 0.95, 50)  # value k clicks at rate[k]
     labels = (rng.random(4000) < rate[ids]).astype(float)
     train, test = slice(0, 3000), slice(3000, None)
-    power = study_fields.single_field_auc(ids[train], labels[train], ids[test], labels[test])
-    best = study_fields.auc(labels[test], rate[ids[test]])  # the true rates
+    power = study_records.single_field_auc(ids[train], labels[train], ids[test], labels[test])
+    best = study_records.auc(labels[test], rate[ids[test]])  # the true rates
     assert abs(power - best) < 0.02 and power > 0.7
     noise = rng.integers(0, 50, size=4000)  # a field that says nothing about the label
-    useless = study_fields.single_field_auc(noise[train], labels[train], noise[test], labels[test])
+    useless = study_records.single_field_auc(noise[train], labels[train], noise[test], labels[test])
     assert abs(useless - 0.5) < 0.05
-    assert study_fields.auc(np.array([0, 1, 1]), np.array([0.2, 0.9, 0.1])) == 0.5
+    assert study_records.auc(np.array([0, 1, 1]), np.array([0.2, 0.9, 0.1])) == 0.5
     with pytest.raises(ValueError, match="both positive and negative"):
-        study_fields.auc(np.array([1, 1]), np.array([0.1, 0.2]))
+        study_records.auc(np.array([1, 1]), np.array([0.1, 0.2]))
 
 
 def test_field_power_records_and_report_put_dims_next_to_single_field_auc():
-    import study_report
-
     class Field:
         def __init__(self, name, vocab_size):
             self.name, self.vocab_size = name, vocab_size
@@ -385,12 +374,12 @@ def test_field_power_records_and_report_put_dims_next_to_single_field_auc():
         )
     ] + [{"dataset": "ml", "model": "fm", "method": "fde", "seed": 0}]
     power = {"user": 0.68, "gender": 0.50, "item": 0.71}
-    records = study_fields.field_power_records("ml", Spec(), power, cells)
+    records = study_records.field_power_records("ml", Spec(), power, cells)
     study_records.validate(records)
     assert [(r["field"], r["dims"]) for r in records] == [
         ("user", {"fm": [8, 16]}), ("gender", {"fm": [2, 2]}), ("item", {"fm": [16, 16]}),
     ]  # fmt: skip
-    assert study_fields.rank_agreement(records) == pytest.approx(1.0)
+    assert study_records.rank_agreement(records) == pytest.approx(1.0)
     lines = study_report._field_power_lines(records)
     assert "| item | 1,600 | 0.7100 | 16, 16 |" in lines
     assert lines.index("| item | 1,600 | 0.7100 | 16, 16 |") < lines.index(
@@ -413,8 +402,6 @@ def test_a_transfer_runs_after_its_source_and_only_where_the_source_backbone_is(
 
 
 def test_report_compares_each_backbone_s_own_plan_with_fm_s():
-    import study_report
-
     records = [
         quality("ml", "deepfm", "autodim", [0.70, 0.72], 1000),
         quality("ml", "deepfm", "autodim_fm_plan", [0.69, 0.71], 800),

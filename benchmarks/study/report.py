@@ -13,10 +13,10 @@ Plots (written beside `summary.md`):
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
-from study_config import METHODS, StudyConfig
-from study_records import MET, NOT_MEASURED
+from benchmarks.study.config import METHODS, Cell, StudyConfig
+from benchmarks.study.records import MET, NOT_MEASURED, rank_agreement
 
 _STATUS_MARK = {MET: "MET", "NOT MET": "**NOT MET**", NOT_MEASURED: "**NOT MEASURED**"}
 
@@ -136,20 +136,15 @@ def _memory_lines(memory: List[dict]) -> List[str]:
 
 
 def markdown(records: Sequence[dict], config: StudyConfig, plots: Sequence[str]) -> str:
-    """The report: the run, the targets, quality per dataset and model, speed, stability.
-
-    Args:
-        records: the records of summary.json (with the `run` record).
-        config: StudyConfig, what was asked for.
-        plots: sequence of str, the PNG file names written beside the report.
-    """
+    """The report: the run, targets, quality per dataset and backbone, speed, memory,
+    stability, transfer, field power, and the `plots` (PNG names beside the report)."""
     run = _by_kind(records, "run")[0]
     targets = _by_kind(records, "target")
     met = sum(t["status"] == MET for t in targets)
     lines = [
         f"# Benchmark study ({config.name})",
         "",
-        f"`benchmarks/study.py --config {config.name}`: seeds {list(config.seeds)}, "
+        f"`python -m benchmarks.study --config {config.name}`: seeds {list(config.seeds)}, "
         f"RaS best of {config.ras_trials}. Every cell trains through the library's own "
         "functions on data preprocessed once by the Beam job (DirectRunner); test-split "
         "metrics; std over seeds with ddof=1 (0.0 with one seed, which says nothing about "
@@ -228,10 +223,6 @@ def markdown(records: Sequence[dict], config: StudyConfig, plots: Sequence[str])
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------
-# Plots.
-
-
 def plot_auc_vs_params(quality: Sequence[dict], dataset: str, models, path: str) -> bool:
     """AUC against embedding parameters (log x), every method, one panel per model."""
     import matplotlib
@@ -272,8 +263,7 @@ def plot_alpha(search_dir: str, path: str) -> bool:
     history = os.path.join(search_dir, "alpha_history.csv")
     if not os.path.exists(history):
         return False
-    from keras_dimsel.autodim.plan import DimensionPlan
-    from keras_dimsel.autodim.report import plot_search
+    from keras_dimsel.autodim import DimensionPlan, plot_search
 
     with open(history) as f:
         rows = []
@@ -304,17 +294,10 @@ def _first(cells: Sequence[dict], dataset: str, methods: Sequence[str]) -> Optio
 
 
 def write_plots(
-    records: Sequence[dict], cells: Sequence[dict], config: StudyConfig, cell_dirs: Dict, out: str
+    records: Sequence[dict], cells: Sequence[dict], config: StudyConfig, cell_dir, out: str
 ) -> List[str]:
-    """Writes every plot into `out`; returns the file names written.
-
-    Args:
-        records: the records (quality ones are plotted).
-        cells: the cell results (for the alpha and AMTL plots).
-        config: StudyConfig.
-        cell_dirs: dict of (dataset, model, method, seed) to the cell's directory.
-        out: str, the output directory.
-    """
+    """Writes every plot into `out` (`cell_dir`: a cell to its directory); returns the
+    file names written."""
     quality = _by_kind(records, "quality")
     written = []
     for dataset in config.datasets:
@@ -325,7 +308,7 @@ def write_plots(
         if search:
             key = (search["dataset"], search["model"], search["method"], search["seed"])
             name = f"alpha_{dataset.name}_{search['model']}.png"
-            search_dir = os.path.join(cell_dirs[key], search["search_dir"])
+            search_dir = os.path.join(cell_dir(Cell(*key)), search["search_dir"])
             if plot_alpha(search_dir, os.path.join(out, name)):
                 written.append(name)
         masked = _first(cells, dataset.name, ("amtl_warm", "amtl_cold", "aml"))
@@ -338,8 +321,6 @@ def write_plots(
 
 def _field_power_lines(records: Sequence[dict]) -> List[str]:
     """Per dataset: each field's single-field AUC next to AutoDim's dims (the paper's Table 4)."""
-    from study_fields import rank_agreement
-
     lines: List[str] = []
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         rows = sorted(
