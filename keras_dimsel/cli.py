@@ -222,6 +222,7 @@ def _settings(args: argparse.Namespace):
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
         keep_best=args.keep_best,
+        embedding_optimizer=args.embedding_optimizer,
     )
 
 

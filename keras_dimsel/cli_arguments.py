@@ -172,6 +172,7 @@ def non_negative_float(text: str) -> float:
 
 def add_fit_arguments(parser, seed: bool = True) -> None:
     from keras_dimsel.training.checkpointing import DEFAULT_CHECKPOINT_EVERY
+    from keras_dimsel.training.optimizers import DEFAULT_EMBEDDING_OPTIMIZER, EMBEDDING_OPTIMIZERS
 
     group = parser.add_argument_group("training")
     group.add_argument(
@@ -200,6 +201,17 @@ def add_fit_arguments(parser, seed: bool = True) -> None:
         help=(
             "end with the weights of the epoch of best validation AUC, not the last epoch's "
             "(the search keeps its last state)"
+        ),
+    )
+    group.add_argument(
+        "--embedding-optimizer",
+        choices=EMBEDDING_OPTIMIZERS,
+        default=DEFAULT_EMBEDDING_OPTIMIZER,
+        help=(
+            f"how the embedding tables learn (default {DEFAULT_EMBEDDING_OPTIMIZER}): lazy_adam "
+            "and adagrad update only the rows in a batch, so a step costs the same at any "
+            "vocabulary size; adam is dense Adam over whole tables; the rest of the network "
+            "always learns with Adam"
         ),
     )
 

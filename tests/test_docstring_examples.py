@@ -61,6 +61,7 @@ DOCTEST_MODULES = (
     "keras_dimsel.models.dropout",
     "keras_dimsel.training.baseline",
     "keras_dimsel.training.checkpointing",
+    "keras_dimsel.training.optimizers",
     "keras_dimsel.training.run_dir",
     "keras_dimsel.training.runner",
     "keras_dimsel.training.settings",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from keras_dimsel.amtl.defaults import DEFAULT_LENGTH_PENALTY, DEFAULT_MAX_DIM
 from keras_dimsel.autodim import DEFAULT_CANDIDATES
 from keras_dimsel.models import MODELS as MODELS  # the Trainer's choices
+from keras_dimsel.training.optimizers import DEFAULT_EMBEDDING_OPTIMIZER
 
 PIPELINE_NAME = "keras-dimsel"
 
@@ -39,6 +40,7 @@ DEFAULT_TRAIN_CONFIG = {
     "budget": None,
     "length_penalty": DEFAULT_LENGTH_PENALTY,
     "keep_best": False,  # end each run with its epoch of best validation AUC
+    "embedding_optimizer": DEFAULT_EMBEDDING_OPTIMIZER,  # lazy_adam | adagrad | adam
 }
 
 #: Preprocessing defaults of the feature-statistics component.

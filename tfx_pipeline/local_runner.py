@@ -29,6 +29,7 @@ from keras_dimsel import _io  # noqa: E402
 from keras_dimsel.data.datasets import DATASETS, make_reader  # noqa: E402
 from keras_dimsel.data.reader import DataError  # noqa: E402
 from keras_dimsel.data.synthetic import SyntheticReader  # noqa: E402
+from keras_dimsel.training.optimizers import EMBEDDING_OPTIMIZERS  # noqa: E402
 from tfx_pipeline import configs  # noqa: E402
 from tfx_pipeline.field_schema import csv_fields, field_dicts  # noqa: E402
 
@@ -54,6 +55,12 @@ def parse_args(argv: Optional[Sequence[str]] = None):
         "--keep-best",
         action="store_true",
         help="end each training run with its epoch of best validation AUC",
+    )
+    parser.add_argument(
+        "--embedding-optimizer",
+        choices=EMBEDDING_OPTIMIZERS,
+        default=configs.DEFAULT_TRAIN_CONFIG["embedding_optimizer"],
+        help="how the embedding tables learn (lazy_adam and adagrad are row-sparse)",
     )
     parser.add_argument("--tolerance", type=float, default=configs.AUC_TOLERANCE)
     parser.add_argument("--rows", type=int, default=20_000, help="synthetic rows")
@@ -108,6 +115,7 @@ def build(args, beam_args: Sequence[str]):
         "batch_size": args.batch_size,
         "seed": args.seed,
         "keep_best": args.keep_best,
+        "embedding_optimizer": args.embedding_optimizer,
     }
     return create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,

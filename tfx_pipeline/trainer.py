@@ -2,7 +2,8 @@
 
 Settings arrive in `fn_args.custom_config` (see `configs.DEFAULT_TRAIN_CONFIG`):
 `method` (autodim, amtl, fde), `model`, `dim`, `epochs`, `batch_size`, `seed`,
-`candidates`, `derive`, `budget`, `length_penalty`, `keep_best`, and `feature_statistics`
+`candidates`, `derive`, `budget`, `length_penalty`, `keep_best`, `embedding_optimizer`,
+and `feature_statistics`
 (added by our `Trainer`). The run directory of the library's pipeline lands
 in `fn_args.model_run_dir`; the exported model (serialized `tf.Example`s in,
 click probability out, raw values under `serving_raw`) in
@@ -73,6 +74,9 @@ def train(config: dict, run_dir: str, base_run: str | None = None) -> str:
         seed=int(config.get("seed", 0)),
         serve_examples=True,
         keep_best=bool(config.get("keep_best", False)),
+        embedding_optimizer=config.get(
+            "embedding_optimizer", configs.DEFAULT_TRAIN_CONFIG["embedding_optimizer"]
+        ),
     )
     candidates = tuple(config.get("candidates") or configs.DEFAULT_TRAIN_CONFIG["candidates"])
     dim = int(config.get("dim") or configs.DEFAULT_DIM)

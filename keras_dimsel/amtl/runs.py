@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Union
 
-import tensorflow as tf
-
 from keras_dimsel import _io
 from keras_dimsel.amtl.compact import compact_model
 from keras_dimsel.amtl.defaults import (
@@ -29,7 +27,6 @@ from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model
 from keras_dimsel.models import check_model_name
 from keras_dimsel.training import (
-    DEFAULT_LEARNING_RATE,
     METRICS,
     RunDir,
     TrainSettings,
@@ -212,7 +209,7 @@ def run_amtl(
         warm_start_from_run(model, warm_start)
     if not train_network:
         freeze_all_but_masks(model)
-    model.compile(optimizer=tf.keras.optimizers.Adam(DEFAULT_LEARNING_RATE))
+    model.compile(optimizer=settings.optimizer())
     run_options = {
         "command": "amtl",
         "model": model_name,

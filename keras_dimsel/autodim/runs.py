@@ -42,6 +42,7 @@ from keras_dimsel.training import (
     seed_everything,
     train_and_export,
 )
+from keras_dimsel.training.optimizers import network_optimizer
 
 #: How far (in logits) alpha can travel over a search by default; see run_search.
 ARCH_TRAVEL = 3.0
@@ -193,7 +194,7 @@ def run_search(
     if not learning_rate > 0:
         raise ValueError(f"`learning_rate` must be positive. Received: {learning_rate!r}")
     model.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        optimizer=network_optimizer(settings.embedding_optimizer, learning_rate),
         arch_optimizer=tf.keras.optimizers.Adam(arch_learning_rate),
         arch_every=arch_every,
         pretrain_steps=pretrain_steps,

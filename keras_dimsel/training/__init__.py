@@ -4,6 +4,8 @@
 - `fit_resumably`, `evaluate`, `train_and_export`: the runner every method trains with.
 - `ResumableFit`, `BestEpoch`: checkpoints during `fit` and an exact resume.
 - `RunDir`: a run's files and when it is complete.
+- `LazyAdam`, `SplitOptimizer`, `network_optimizer`: optimizers whose step
+  costs the same whatever the size of the embedding tables.
 - `run_baseline`: the full-dimension model.
 """
 
@@ -17,6 +19,13 @@ from keras_dimsel.training.checkpointing import (
     ResumableFit,
     epoch_seed,
 )
+from keras_dimsel.training.optimizers import (
+    DEFAULT_EMBEDDING_OPTIMIZER,
+    EMBEDDING_OPTIMIZERS,
+    LazyAdam,
+    SplitOptimizer,
+    network_optimizer,
+)
 from keras_dimsel.training.run_dir import METRICS, RUN_RECORD, SAVED_MODEL, WEIGHTS, RunDir
 from keras_dimsel.training.runner import evaluate, fit_resumably, train_and_export
 from keras_dimsel.training.settings import (
@@ -29,21 +38,26 @@ from keras_dimsel.training.settings import (
 __all__ = [
     "CHECKPOINTS",
     "DEFAULT_CHECKPOINT_EVERY",
+    "DEFAULT_EMBEDDING_OPTIMIZER",
     "DEFAULT_LEARNING_RATE",
+    "EMBEDDING_OPTIMIZERS",
     "METRICS",
     "RUN_RECORD",
     "SAVED_MODEL",
     "WEIGHTS",
     "BestEpoch",
     "CheckpointMismatchError",
+    "LazyAdam",
     "ResumableFit",
     "RunDir",
+    "SplitOptimizer",
     "TrainSettings",
     "data_record",
     "epoch_seed",
     "evaluate",
     "exempt_keras_from_autograph",
     "fit_resumably",
+    "network_optimizer",
     "run_baseline",
     "seed_everything",
     "train_and_export",

@@ -12,15 +12,13 @@ import os
 import time
 from typing import Optional
 
-import tensorflow as tf
-
 from keras_dimsel._compat import exempt_keras_from_autograph
 from keras_dimsel.data.feature_spec import FeatureSpec
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model
 from keras_dimsel.training.checkpointing import CHECKPOINTS, BestEpoch, ResumableFit
 from keras_dimsel.training.run_dir import RUN_RECORD, RunDir
-from keras_dimsel.training.settings import DEFAULT_LEARNING_RATE, TrainSettings, data_record
+from keras_dimsel.training.settings import TrainSettings, data_record
 
 
 def evaluate(model, spec: FeatureSpec, batch_size: int) -> dict:
@@ -137,7 +135,7 @@ def train_and_export(
     """Trains a built model resumably, evaluates it, writes weights, SavedModel and metrics.
 
     Args:
-        model: a `CTRModel`, not compiled (Adam at `DEFAULT_LEARNING_RATE`); it is
+        model: a `CTRModel`, not compiled (`settings.optimizer()`); it is
             built from the artifact after `compile` unless it is built already.
         spec: FeatureSpec, the artifact.
         settings: TrainSettings, resolved.
@@ -168,7 +166,7 @@ def train_and_export(
         >>> sorted(os.listdir(output))
         ['metrics.json', 'run.json', 'saved_model', 'weights']
     """
-    model.compile(optimizer=tf.keras.optimizers.Adam(DEFAULT_LEARNING_RATE))
+    model.compile(optimizer=settings.optimizer())
     if not model.built:
         model.build_weights()
     validation = make_dataset(spec, "validation", settings.batch_size)

@@ -11,6 +11,11 @@ import tensorflow as tf
 from keras_dimsel.data.feature_spec import FeatureSpec
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.training.checkpointing import DEFAULT_CHECKPOINT_EVERY, epoch_seed
+from keras_dimsel.training.optimizers import (
+    DEFAULT_EMBEDDING_OPTIMIZER,
+    EMBEDDING_OPTIMIZERS,
+    network_optimizer,
+)
 
 #: The Adam learning rate of the network (the papers' 0.001).
 DEFAULT_LEARNING_RATE = 1e-3
@@ -34,6 +39,12 @@ class TrainSettings:
     the last epoch's: on small data a model can overfit within the epochs
     asked for. The search always keeps its last state.
 
+    `embedding_optimizer` chooses how the embedding tables learn (see
+    `keras_dimsel.training.optimizers`): `"lazy_adam"` updates only the rows
+    of a batch, so a step costs the same at 10k ids as at 10M; `"adam"` is
+    tf_keras's dense Adam. The network above the tables always learns with
+    Adam at `DEFAULT_LEARNING_RATE`.
+
     Args:
         epochs: int or None, passes over the train split.
         batch_size: int or None, examples per batch.
@@ -41,6 +52,7 @@ class TrainSettings:
         serve_examples: bool, export with a serialized-example signature.
         checkpoint_every: int >= 0, steps between checkpoints; 0 = epoch ends only.
         keep_best: bool, end with the epoch of best validation AUC.
+        embedding_optimizer: str, one of `EMBEDDING_OPTIMIZERS`.
 
     Examples:
 
@@ -60,6 +72,7 @@ class TrainSettings:
     serve_examples: bool = False
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     keep_best: bool = False
+    embedding_optimizer: str = DEFAULT_EMBEDDING_OPTIMIZER
 
     def resolve(self, spec: FeatureSpec) -> TrainSettings:
         """The settings with every default filled in for the data of `spec`.
@@ -82,11 +95,20 @@ class TrainSettings:
         for name, value in (("epochs", self.epochs), ("batch_size", batch)):
             if value is not None and value <= 0:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {value}")
+        if self.embedding_optimizer not in EMBEDDING_OPTIMIZERS:
+            raise ValueError(
+                f"unknown embedding optimizer {self.embedding_optimizer!r}; "
+                f"choose one of {', '.join(EMBEDDING_OPTIMIZERS)}"
+            )
         if self.checkpoint_every < 0:
             raise ValueError(
                 f"`checkpoint_every` must be an integer >= 0. Received: {self.checkpoint_every}"
             )
         return dataclasses.replace(self, epochs=self.epochs or 3, batch_size=batch)
+
+    def optimizer(self) -> tf.keras.optimizers.Optimizer:
+        """A new optimizer for the network weights, tables included (`network_optimizer`)."""
+        return network_optimizer(self.embedding_optimizer, DEFAULT_LEARNING_RATE)
 
     def steps_per_epoch(self, spec: FeatureSpec) -> int:
         """Training steps in one epoch over the train split of `spec` (resolved settings)."""
@@ -110,6 +132,8 @@ class TrainSettings:
         record = {"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed}
         if self.keep_best:  # absent when off: runs made before the option still resume
             record["keep_best"] = True
+        if self.embedding_optimizer != "adam":  # absent: dense Adam, as runs made before it
+            record["embedding_optimizer"] = self.embedding_optimizer
         return record
 
 
