@@ -83,6 +83,7 @@ def fit_resumably(
     Examples:
 
         >>> import tempfile
+        >>> import tensorflow as tf
         >>> spec = FeatureSpec(label="label", fields=(), splits={"train": 40, "test": 8})
         >>> model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
         >>> model.compile(optimizer="adam", loss="mse")

@@ -1,0 +1,556 @@
+"""Training at production table sizes: each stage's step speed and memory from 10k to 3M ids.
+
+Two measurements, both in one run:
+
+- `stages`: every training stage (the full-dimension baseline, the AutoDim
+  search supernet with shared and with separate storage, the retrained
+  model of a plan, AMTL) on DeepFM over four Zipf fields whose vocabularies
+  give 10k / 300k / 3M ids in all (`--sizes`), with each
+  `--embedding-optimizer` (`--optimizers`). Each (stage, size, optimizer)
+  runs in a process of its own: the model is built from an in-memory
+  artifact (vocabulary files with Zipf counts, no Beam), compiled, traced on
+  a few batches, then its own `train_step`, compiled once with
+  `tf.function`, is timed over in-memory batches of raw values (`--steps`
+  steps, `--repeats` times): lookup, embeddings, network, backward pass and
+  optimizer, without the input pipeline. Reported: train examples/s (median
+  and mean ± std of the repeats), the process's peak RSS against the memory
+  target `1.5 × (table + slot bytes) + 1.5 GiB`, the bytes of the tables and
+  their optimizer slots, and, for the baseline and the retrained model, the
+  SavedModel's bytes and its serving latency at the batch size (median of
+  `--serve-calls` calls after a warm-up).
+- `optimizers`: the optimizer alone: `Embedding(V, 32)` and a small MLP at
+  batch 2000, ms per step at each V, for tf_keras `Adam`, `SGD`, `Adagrad`,
+  the library's `LazyAdam` and `SplitOptimizer(Adagrad tables, Adam network)`.
+
+Targets (the issue "Production-size embedding tables"): each stage's train
+examples/s at 3M ids ≥ 0.7 × the same stage at 10k, ≥ 25,000 examples/s for the
+DeepFM baseline at 3M, peak RSS within the memory target, serving latency at
+3M ≤ 1.5 × at 10k.
+
+Usage (from the repository root; `make bench-scale`):
+
+    .venv/bin/python benchmarks/scale.py --out benchmarks/results/scale.json
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Optional, Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import (  # noqa: E402
+    REPO_ROOT,
+    code_state,
+    machine_description,
+    peak_rss_mib,
+    script_environment,
+    spread,
+    write_results,
+)
+
+#: Values per field of each size; four fields, so 4x the ids in all (plus one OOV id each).
+SIZES = {"10k": 2_500, "300k": 75_000, "3M": 760_000, "10M": 2_500_000}
+FIELDS = ("c0", "c1", "c2", "c3")
+STAGES = ("baseline", "search_shared", "search_separate", "retrain", "amtl")
+CANDIDATES = (2, 8, 16, 24, 32)
+#: The retrained model's plan: one candidate per field, as a search might choose.
+PLAN = dict(zip(FIELDS, (32, 16, 8, 2)))
+ZIPF_EXPONENT = 1.1
+TRACE_STEPS = 3
+GIB = 2**30
+
+
+def zipf_probabilities(values: int) -> np.ndarray:
+    weights = (np.arange(values) + 1.0) ** -ZIPF_EXPONENT
+    return weights / weights.sum()
+
+
+def write_artifact(directory: str, values: int, train_rows: int = 1_600_000):
+    """An artifact of four Zipf fields with `values` values each: vocabulary files, no splits.
+
+    The counts are those `train_rows` rows would give (at least 1), most frequent
+    first, as the Beam job writes them.
+    """
+    from keras_dimsel.data import FeatureSpec, FieldSpec
+    from keras_dimsel.data.feature_spec import format_vocabulary_line
+
+    os.makedirs(os.path.join(directory, "vocab"), exist_ok=True)
+    counts = np.maximum(1, np.round(zipf_probabilities(values) * train_rows)).astype(int)
+    fields = []
+    for name in FIELDS:
+        path = os.path.join(directory, "vocab", f"{name}.txt")
+        if not os.path.exists(path):
+            with open(path + ".tmp", "w") as f:
+                f.writelines(format_vocabulary_line(c, f"{name}_{i}") for i, c in enumerate(counts))
+            os.replace(path + ".tmp", path)
+        fields.append(FieldSpec(name, "categorical", values + 1, f"vocab/{name}.txt"))
+    splits = {"train": train_rows, "validation": train_rows // 8, "test": train_rows // 8}
+    return FeatureSpec(label="label", fields=tuple(fields), splits=splits, directory=directory)
+
+
+def raw_batches(values: int, batches: int, batch_size: int, seed: int) -> list:
+    """`(features, labels)` batches of raw string values drawn from the Zipf law.
+
+    One value in a hundred is one the vocabulary does not hold (an OOV id). The
+    label depends on the first two fields, so the loss has something to learn.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    probabilities = zipf_probabilities(values)
+    out = []
+    for _ in range(batches):
+        ranks = {name: rng.choice(values, batch_size, p=probabilities) for name in FIELDS}
+        unseen = rng.random(batch_size) < 0.01
+        features = {
+            name: tf.constant(
+                np.where(unseen, f"{name}_unseen", np.char.add(f"{name}_", r.astype(str)))
+            )
+            for name, r in ranks.items()
+        }
+        logit = 0.8 * np.sin(ranks["c0"] * 0.7) + 0.6 * np.cos(ranks["c1"] * 1.3) - 1.0
+        labels = (rng.random(batch_size) < 1 / (1 + np.exp(-logit))).astype(np.float32)
+        out.append((features, tf.constant(labels)))
+    return out
+
+
+def stage_model(stage: str, spec, embedding_optimizer: str):
+    """The compiled model of a stage, built as the library's runs build it."""
+    import tensorflow as tf
+
+    from keras_dimsel.amtl.embeddings import masked_model
+    from keras_dimsel.amtl.runs import default_fields
+    from keras_dimsel.autodim.model import planned_model, search_model
+    from keras_dimsel.autodim.plan import DimensionPlan
+    from keras_dimsel.models import full_model, vocab_sizes
+    from keras_dimsel.training.optimizers import network_optimizer
+    from keras_dimsel.training.settings import DEFAULT_LEARNING_RATE
+
+    optimizer = network_optimizer(embedding_optimizer, DEFAULT_LEARNING_RATE)
+    dim = max(CANDIDATES)
+    if stage.startswith("search"):
+        storage = stage.split("_")[1]
+        model = search_model("deepfm", spec, candidates=CANDIDATES, storage=storage, seed=0)
+        model.build_weights()
+        model.compile(
+            optimizer=optimizer,
+            arch_optimizer=tf.keras.optimizers.Adam(0.01),
+            arch_every=10,
+            pretrain_steps=0,
+        )
+        return model
+    if stage == "baseline":
+        model = full_model("deepfm", spec, dim=dim)
+    elif stage == "retrain":
+        plan = DimensionPlan(fields=PLAN, candidates=CANDIDATES, vocab_sizes=vocab_sizes(spec))
+        model = planned_model("deepfm", spec, plan)
+    elif stage == "amtl":
+        model = masked_model("deepfm", spec, default_fields(spec, dim), dim=dim)
+    else:
+        raise ValueError(f"unknown stage {stage!r}")
+    model.build_weights()
+    model.compile(optimizer=optimizer)
+    return model
+
+
+def table_bytes(model, embedding_optimizer: str) -> dict:
+    """Bytes of the embedding tables and of their optimizer slots (2 for Adam, 1 for Adagrad)."""
+    from keras_dimsel.training.optimizers import is_table
+
+    tables = sum(
+        int(np.prod(v.shape)) * v.dtype.size for v in model.trainable_variables if is_table(v)
+    )
+    slots = 1 if embedding_optimizer == "adagrad" else 2
+    return {"tables": tables, "slots": slots * tables}
+
+
+def measure_stage(args) -> dict:
+    """One (stage, size, optimizer) in this process: step speed, memory, export and serving."""
+    import tensorflow as tf
+
+    from keras_dimsel.export import export_saved_model
+    from keras_dimsel.training import exempt_keras_from_autograph, seed_everything
+
+    exempt_keras_from_autograph()
+    seed_everything(0)
+    values = SIZES[args.size]
+    spec = write_artifact(os.path.join(args.work_dir, f"artifact_{args.size}"), values)
+    batches = raw_batches(values, args.steps, args.batch_size, seed=1)
+    start = time.perf_counter()
+    model = stage_model(args.stage, spec, args.embedding_optimizer)
+    build_seconds = time.perf_counter() - start
+    if args.stage.startswith("search"):
+        # As `zip_train_validation(arch_every=10)` pairs them: a validation batch per ten steps.
+        validation = raw_batches(values, max(1, args.steps // 10), args.batch_size, seed=2)
+        inputs = [(batch, validation[i // 10 % len(validation)]) for i, batch in enumerate(batches)]
+    else:
+        inputs = batches
+    step = tf.function(model.train_step)
+    for batch in inputs[:TRACE_STEPS]:
+        step(batch)
+    rates = []
+    for _ in range(args.repeats):
+        begin = time.perf_counter()
+        for batch in inputs:
+            logs = step(batch)
+        tf.nest.map_structure(lambda value: value.numpy(), logs)  # waits for the last step
+        rates.append(len(inputs) * args.batch_size / (time.perf_counter() - begin))
+    result = {
+        "stage": args.stage,
+        "size": args.size,
+        "ids": sum(field.vocab_size for field in spec.fields),
+        "embedding_optimizer": args.embedding_optimizer,
+        "build_seconds": build_seconds,
+        "train_examples_per_second": spread(rates),
+        "embedding_params": int(model.embedding_params),
+        **table_bytes(model, args.embedding_optimizer),
+    }
+    result["training_peak_rss_mib"] = peak_rss_mib(reset_worked=False)
+    if args.stage in ("baseline", "retrain") and args.serve:
+        export = os.path.join(args.work_dir, f"export_{args.stage}_{args.size}")
+        start = time.perf_counter()
+        export_saved_model(model, export)
+        result["export_seconds"] = time.perf_counter() - start
+        result["saved_model_bytes"] = directory_bytes(export)
+        result["saved_model_pb_bytes"] = os.path.getsize(os.path.join(export, "saved_model.pb"))
+        serve = tf.saved_model.load(export).signatures["serving_default"]
+        features = batches[0][0]
+        for _ in range(3):
+            serve(**features)
+        latencies = []
+        for _ in range(args.serve_calls):
+            begin = time.perf_counter()
+            serve(**features)["probability"].numpy()
+            latencies.append((time.perf_counter() - begin) * 1000)
+        result["serving_ms"] = spread(latencies)
+        tf.io.gfile.rmtree(export)
+    return result
+
+
+def directory_bytes(path: str) -> int:
+    return sum(
+        os.path.getsize(os.path.join(root, name))
+        for root, _, names in os.walk(path)
+        for name in names
+    )
+
+
+OPTIMIZER_VARIANTS = ("adam", "sgd", "adagrad", "lazy_adam", "split_adagrad_adam")
+
+
+def measure_optimizer(args) -> dict:
+    """ms per step of `Embedding(V, 32)` + a small MLP under one optimizer, in this process."""
+    import tensorflow as tf
+
+    from keras_dimsel.training.optimizers import LazyAdam, SplitOptimizer
+
+    tf.keras.utils.set_random_seed(0)
+    rows = 4 * SIZES[args.size] + 4
+    optimizers = {
+        "adam": lambda: tf.keras.optimizers.Adam(1e-3),
+        "sgd": lambda: tf.keras.optimizers.SGD(0.05),
+        "adagrad": lambda: tf.keras.optimizers.Adagrad(0.05),
+        "lazy_adam": lambda: LazyAdam(1e-3),
+        "split_adagrad_adam": lambda: SplitOptimizer(
+            tf.keras.optimizers.Adagrad(0.05), tf.keras.optimizers.Adam(1e-3)
+        ),
+    }
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(4,), dtype="int64"),
+            tf.keras.layers.Embedding(rows, 32),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(64, activation="relu"),
+            tf.keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=optimizers[args.optimizer](), loss="mse")
+    rng = np.random.default_rng(0)
+    probabilities = zipf_probabilities(rows)
+    batches = [
+        (
+            tf.constant(rng.choice(rows, (args.batch_size, 4), p=probabilities)),
+            tf.constant(rng.random((args.batch_size, 1)), tf.float32),
+        )
+        for _ in range(args.steps)
+    ]
+    step = tf.function(model.train_step)
+    for batch in batches[:TRACE_STEPS]:
+        step(batch)
+    times = []
+    for _ in range(args.repeats):
+        begin = time.perf_counter()
+        for batch in batches:
+            logs = step(batch)
+        logs["loss"].numpy()
+        times.append((time.perf_counter() - begin) * 1000 / len(batches))
+    return {
+        "optimizer": args.optimizer,
+        "size": args.size,
+        "rows": rows,
+        "ms_per_step": spread(times),
+        "peak_rss_mib": peak_rss_mib(reset_worked=False),
+    }
+
+
+def run_child(argv: Sequence[str]) -> Optional[dict]:
+    """Runs this script on one measurement in a fresh process; its JSON result, or None."""
+    command = [sys.executable, os.path.abspath(__file__), *argv]
+    done = subprocess.run(command, capture_output=True, text=True, env=script_environment())
+    if done.returncode != 0:
+        print(f"failed: {' '.join(argv)}\n{done.stderr[-2000:]}", file=sys.stderr, flush=True)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def load_results(path: str) -> dict:
+    """The results already measured (a run resumes where it stopped)."""
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {}
+
+
+def key_of(record: dict) -> str:
+    if "stage" in record:
+        return f"stage/{record['stage']}/{record['size']}/{record['embedding_optimizer']}"
+    return f"optimizer/{record['optimizer']}/{record['size']}"
+
+
+def summarize(results: dict, args) -> dict:
+    stages = [r for r in results.get("records", []) if "stage" in r]
+    checks = []
+    by_key = {key_of(r): r for r in stages}
+    smallest, largest = args.sizes[0], args.sizes[-1]
+    for stage in args.stages:
+        for optimizer in args.optimizers:
+            small = by_key.get(f"stage/{stage}/{smallest}/{optimizer}")
+            large = by_key.get(f"stage/{stage}/{largest}/{optimizer}")
+            if not (small and large):
+                continue
+            ratio = (
+                large["train_examples_per_second"]["median"]
+                / small["train_examples_per_second"]["median"]
+            )
+            checks.append(
+                {
+                    "what": f"{stage} ({optimizer}) train examples/s, {largest} / {smallest}",
+                    "value": ratio,
+                    "target": "≥ 0.7",
+                    "met": ratio >= 0.7,
+                }
+            )
+            if "serving_ms" in small and "serving_ms" in large:
+                latency = large["serving_ms"]["median"] / small["serving_ms"]["median"]
+                checks.append(
+                    {
+                        "what": f"{stage} ({optimizer}) serving latency, {largest} / {smallest}",
+                        "value": latency,
+                        "target": "≤ 1.5",
+                        "met": latency <= 1.5,
+                    }
+                )
+    for record in stages:
+        target = 1.5 * (record["tables"] + record["slots"]) / 2**20 + 1.5 * 1024
+        record["memory_target_mib"] = target
+        if record["size"] == largest:
+            checks.append(
+                {
+                    "what": f"{record['stage']} ({record['embedding_optimizer']}) peak RSS MiB "
+                    f"at {largest}",
+                    "value": record["training_peak_rss_mib"],
+                    "target": f"≤ {target:,.0f}",
+                    "met": record["training_peak_rss_mib"] <= target,
+                }
+            )
+    baseline = by_key.get(f"stage/baseline/{largest}/{args.optimizers[0]}")
+    if baseline:
+        rate = baseline["train_examples_per_second"]["median"]
+        checks.append(
+            {
+                "what": f"baseline ({args.optimizers[0]}) train examples/s at {largest}",
+                "value": rate,
+                "target": "≥ 25,000",
+                "met": rate >= 25_000,
+            }
+        )
+    results["checks"] = checks
+    return results
+
+
+def markdown(summary: dict) -> str:
+    machine, settings = summary["machine"], summary["settings"]
+    lines = [
+        "# Training at production table sizes",
+        "",
+        f"Machine: {machine['cpu_model']}, {machine['cpu_count']} cores, "
+        f"{machine['memory_gib']} GiB, TensorFlow {machine['tensorflow']}, Python "
+        f"{machine['python']}. Commit {summary['code']['commit'][:12] or 'unknown'}, "
+        f"{summary['date']}.",
+        "",
+        f"Command: `{summary['command']}`",
+        "",
+        f"DeepFM over four Zipf fields (exponent {ZIPF_EXPONENT}); batch size "
+        f"{settings['batch_size']}; {settings['steps']} steps timed {settings['repeats']} "
+        "times per cell, each cell in a process of its own (see the script's docstring).",
+        "",
+        "## Stages",
+        "",
+        "| stage | ids | embedding optimizer | train examples/s (median) | mean ± std "
+        "| peak RSS MiB | memory target MiB | tables + slots MiB | build s "
+        "| SavedModel MiB | serving ms (median) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in summary["records"]:
+        if "stage" not in r:
+            continue
+        speed = r["train_examples_per_second"]
+        saved = f"{r['saved_model_bytes'] / 2**20:,.1f}" if "saved_model_bytes" in r else ""
+        serving = f"{r['serving_ms']['median']:.1f}" if "serving_ms" in r else ""
+        lines.append(
+            f"| {r['stage']} | {r['ids']:,} | {r['embedding_optimizer']} | "
+            f"{speed['median']:,.0f} | {speed['mean']:,.0f} ± {speed['std']:,.0f} | "
+            f"{r['training_peak_rss_mib']:,.0f} | {r.get('memory_target_mib', 0):,.0f} | "
+            f"{(r['tables'] + r['slots']) / 2**20:,.0f} | {r['build_seconds']:.1f} | "
+            f"{saved} | {serving} |"
+        )
+    lines += [
+        "",
+        "## The optimizer alone",
+        "",
+        "`Embedding(V, 32)` + MLP, batch size "
+        f"{settings['batch_size']}, ms per step (median of {settings['repeats']}):",
+        "",
+    ]
+    optimizer_records = [r for r in summary["records"] if "optimizer" in r]
+    sizes = [s for s in settings["sizes"] if any(r["size"] == s for r in optimizer_records)]
+    lines.append("| optimizer | " + " | ".join(f"V = {s}" for s in sizes) + " |")
+    lines.append("|---|" + "---:|" * len(sizes))
+    for optimizer in OPTIMIZER_VARIANTS:
+        cells = []
+        for size in sizes:
+            match = [
+                r for r in optimizer_records if r["optimizer"] == optimizer and r["size"] == size
+            ]
+            cells.append(f"{match[0]['ms_per_step']['median']:.1f}" if match else "")
+        if any(cells):
+            lines.append(f"| {optimizer} | " + " | ".join(cells) + " |")
+    lines += ["", "## Targets", "", "| check | value | target | met |", "|---|---:|---|---|"]
+    for check in summary["checks"]:
+        value = check["value"]
+        shown = f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+        lines.append(
+            f"| {check['what']} | {shown} | {check['target']} | {'yes' if check['met'] else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", choices=tuple(SIZES), default=["10k", "300k", "3M"])
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument(
+        "--optimizers", nargs="+", default=["lazy_adam", "adam"], help="embedding optimizers"
+    )
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--serve-calls", type=int, default=20)
+    parser.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks/results/scale.json"))
+    parser.add_argument(
+        "--work-dir", default=os.path.join(tempfile.gettempdir(), "keras_dimsel_scale")
+    )
+    # One measurement in this process (how the parent runs each cell).
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    parser.add_argument("--size", help=argparse.SUPPRESS)
+    parser.add_argument("--embedding-optimizer", help=argparse.SUPPRESS)
+    parser.add_argument("--optimizer", help=argparse.SUPPRESS)
+    parser.add_argument("--no-serve", dest="serve", action="store_false", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.stage or args.optimizer:
+        record = measure_stage(args) if args.stage else measure_optimizer(args)
+        print(json.dumps(record))
+        return 0
+
+    os.makedirs(args.work_dir, exist_ok=True)
+    results = load_results(args.out)
+    records = {key_of(r): r for r in results.get("records", [])}
+    common = [
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+        "--repeats",
+        str(args.repeats),
+        "--serve-calls",
+        str(args.serve_calls),
+        "--work-dir",
+        args.work_dir,
+    ]
+    cells = [
+        ["--optimizer", optimizer, "--size", size]
+        for size in args.sizes
+        for optimizer in OPTIMIZER_VARIANTS
+    ]
+    cells += [
+        ["--stage", stage, "--size", size, "--embedding-optimizer", optimizer]
+        for size in args.sizes
+        for stage in args.stages
+        for optimizer in args.optimizers
+    ]
+    summary = {
+        "benchmark": "scale",
+        "command": " ".join(["python", "benchmarks/scale.py", *(argv or sys.argv[1:])]),
+        "settings": {
+            "sizes": args.sizes,
+            "values_per_field": {size: SIZES[size] for size in args.sizes},
+            "batch_size": args.batch_size,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "candidates": list(CANDIDATES),
+            "plan": PLAN,
+        },
+    }
+    for cell in cells:
+        if key_of_cell(cell) in records:
+            continue
+        started = time.perf_counter()
+        record = run_child(cell + common)
+        if record is None:
+            continue
+        records[key_of(record)] = record
+        print(f"{key_of(record)}: {time.perf_counter() - started:.0f} s", flush=True)
+        summary.update(
+            date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            code=code_state(),
+            machine=machine_description(),
+            records=list(records.values()),
+        )
+        write_results(summarize(summary, args), markdown(summary), args.out)
+    return 0
+
+
+def key_of_cell(cell: Sequence[str]) -> str:
+    """The record key a child run on `cell` will give (see `key_of`)."""
+    options = dict(zip(cell[0::2], cell[1::2]))
+    if "--stage" in options:
+        return f"stage/{options['--stage']}/{options['--size']}/{options['--embedding-optimizer']}"
+    return f"optimizer/{options['--optimizer']}/{options['--size']}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
