@@ -13,7 +13,7 @@ export TF_USE_LEGACY_KERAS := 1
 DEMO_DIR ?= demo_output
 DEMO_ROWS ?= 100000
 
-.PHONY: install demo test lint format docs docs-serve docs-figures bench-preprocess bench-autodim bench-amtl bench-export bench-quick bench clean
+.PHONY: install demo test lint format docs docs-serve docs-figures bench-preprocess bench-autodim bench-amtl bench-scale bench-export bench-quick bench clean
 
 install: $(STAMP)
 
@@ -67,6 +67,10 @@ bench-autodim: $(STAMP)
 
 bench-amtl: $(STAMP)
 	$(BIN)/python benchmarks/amtl_speed.py --rows 200000 --repeats 7 --out benchmarks/results/amtl_speed.json
+
+# Training at 10k / 300k / 3M ids, every stage and embedding optimizer (an hour or more).
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/scale.py --out benchmarks/results/scale.json
 
 bench-export: $(STAMP)
 	$(BIN)/python benchmarks/export_speed.py --model deepfm --repeats 5 --out benchmarks/results/export_speed.json
