@@ -6,8 +6,9 @@ the planted parameters drawn afresh (the bias calibration included). The
 variants are the number of threads that draw and format chunks at once
 (`synthetic.WORKER_THREADS`), run round-robin so that a busy period of a shared
 machine hits them alike. A measurement records wall seconds, the process's CPU
-seconds (all threads), its peak RSS since the repeat started, and the load
-average before and after, which tells how much of the two cores the run had.
+seconds (all threads), its peak RSS since the repeat started (and its RSS
+before, mostly TensorFlow, imported for its file layer), and the load average
+before and after, which tells how much of the two cores the run had.
 
 After the timings, the last file is read once with pyarrow (not timed) to
 record its shape: the click rate, and per categorical field the distinct ids
@@ -47,6 +48,7 @@ from machine import (  # noqa: E402
     machine_description,
     peak_rss_mib,
     reset_peak_rss,
+    rss_mib,
     spread,
     write_results,
 )
@@ -58,7 +60,7 @@ def time_generation(path: str, rows: int, seed: int, threads: int) -> dict:
     """Writes the CSV once with `threads` worker threads; its wall and CPU time, peak RSS."""
     synthetic._criteo_model.cache_clear()  # every repeat draws its parameters again
     synthetic.WORKER_THREADS = threads
-    load_before = os.getloadavg()[0]
+    load_before, rss_before = os.getloadavg()[0], rss_mib()
     reset_worked = reset_peak_rss()
     wall, cpu = time.perf_counter(), time.process_time()
     synthetic.generate_csv(path, rows, seed, profile="criteo")
@@ -68,6 +70,7 @@ def time_generation(path: str, rows: int, seed: int, threads: int) -> dict:
         "cpu_seconds": cpu,
         "peak_rss_mib": peak_rss_mib(reset_worked),
         "peak_rss_since": "repeat start" if reset_worked else "process start",
+        "rss_before_mib": rss_before,
         "load_average_1min": [load_before, os.getloadavg()[0]],
     }
 
@@ -186,22 +189,26 @@ def markdown(summary: dict) -> str:
         f"cores, {machine['memory_gib']} GiB), commit {summary['code']['commit'][:7]}. "
         f"Target: {settings['target_seconds']:.0f} s.",
         "",
-        "| threads | median s | mean ± std s | median CPU s | peak RSS MiB | load average "
-        "(1 min) before each run | target met |",
-        "|---|---|---|---|---|---|---|",
+        "| threads | median s | mean ± std s | median CPU s | CPU s / s | peak RSS MiB "
+        "(before) | load average (1 min) before each run | target met |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, variant in summary["variants"].items():
         seconds, cpu = variant["seconds"], variant["cpu_seconds"]
         loads = ", ".join(f"{run['load_average_1min'][0]:.1f}" for run in variant["runs"])
+        before = min(run["rss_before_mib"] or 0 for run in variant["runs"])
         lines.append(
             f"| {variant['threads']} | {seconds['median']:.1f} | {seconds['mean']:.1f} ± "
-            f"{seconds['std']:.1f} | {cpu['median']:.1f} | {variant['peak_rss_mib']:.0f} | "
-            f"{loads} | {'yes' if summary['target_met'][name] else 'NO'} |"
+            f"{seconds['std']:.1f} | {cpu['median']:.1f} | {cpu['median'] / seconds['median']:.2f} "
+            f"| {variant['peak_rss_mib']:.0f} ({before:.0f}) | {loads} | "
+            f"{'yes' if summary['target_met'][name] else 'NO'} |"
         )
     lines += [
         "",
         "Wall seconds depend on what else the machine runs (the load average, out of "
-        "2 cores); CPU seconds much less.",
+        f"{machine['cpus_usable']} cores); CPU seconds much less. CPU s / s is the share of "
+        "one core the run had: with Linux's autogroup scheduling, a busy machine gives the "
+        "process the same share whatever its number of threads.",
         "",
         f"The file: click rate {shape['click_rate']:.4f}; {shape['distinct_ids']:,} distinct "
         f"ids ({shape['seen_twice_or_more']:,} seen twice or more), "
