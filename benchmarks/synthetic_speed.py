@@ -207,8 +207,9 @@ def markdown(summary: dict) -> str:
         "",
         "Wall seconds depend on what else the machine runs (the load average, out of "
         f"{machine['cpus_usable']} cores); CPU seconds much less. CPU s / s is the share of "
-        "one core the run had: with Linux's autogroup scheduling, a busy machine gives the "
-        "process the same share whatever its number of threads.",
+        "one core the run had. On a busy machine a second thread need not raise that share "
+        "(Linux's autogroup scheduling shares the cores between sessions, not threads); "
+        "on free cores the two threads draw and format two chunks at once.",
         "",
         f"The file: click rate {shape['click_rate']:.4f}; {shape['distinct_ids']:,} distinct "
         f"ids ({shape['seen_twice_or_more']:,} seen twice or more), "
