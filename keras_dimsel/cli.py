@@ -16,7 +16,8 @@ dimsel amtl       --data DIR --model M --output RUN4 [--fields a,b] [--max-dim D
                   [--warm-start RUN3] [--hidden-units 64] [--temperature 1.0]
                   [--no-straight-through] [--single-branch] [--masks-only]
                   [--length-penalty LAMBDA] [--initial-length full|K]
-dimsel run        --dataset synthetic --output DIR   (preprocess, baseline, search, retrain)
+dimsel run        --dataset synthetic [--profile demo|criteo] [--rows N] --output DIR
+                  (preprocess, baseline, search, retrain)
 ```
 
 The training commands also take `--epochs`, `--batch-size` and `--seed`.
@@ -122,6 +123,7 @@ def _preprocess_job(args: argparse.Namespace, beam_args: Sequence[str], output: 
         numeric_transform=args.numeric_transform,
         rows=args.rows,
         seed=args.seed,
+        profile=args.profile,
     )
     return reader, config, beam_args
 

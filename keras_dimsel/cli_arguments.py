@@ -50,6 +50,7 @@ def add_vocabulary_cap_arguments(parser) -> None:
 def add_data_arguments(parser) -> None:
     """The raw-data options of `preprocess`, shared with `run`."""
     from keras_dimsel.data.datasets import DATASETS, DEFAULT_SYNTHETIC_ROWS
+    from keras_dimsel.data.synthetic import PROFILES
 
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument(
@@ -81,7 +82,7 @@ def add_data_arguments(parser) -> None:
     parser.add_argument(
         "--numeric-transform",
         choices=("log_square", "quantiles"),
-        help="how numbers become ids (criteo default log_square, csv quantiles)",
+        help="how numbers become ids (criteo default log_square, csv and synthetic quantiles)",
     )
     csv = parser.add_argument_group("csv")
     csv.add_argument("--label", help="the 0/1 label column")
@@ -89,7 +90,20 @@ def add_data_arguments(parser) -> None:
     csv.add_argument("--numeric", type=comma_list, default=[], metavar="X,Y")
     csv.add_argument("--sep", default=",", help="one-character delimiter; \\t for tab")
     synthetic = parser.add_argument_group("synthetic")
-    synthetic.add_argument("--rows", type=positive_int, default=DEFAULT_SYNTHETIC_ROWS)
+    synthetic.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="demo",
+        help="demo: 7 small fields, learnt in minutes (default); criteo: Criteo's shape, "
+        "26 categorical fields up to millions of ids and 13 numeric ones, for runs at "
+        "production size (planted roles in keras_dimsel/data/synthetic.py)",
+    )
+    synthetic.add_argument(
+        "--rows",
+        type=positive_int,
+        default=DEFAULT_SYNTHETIC_ROWS,
+        help=f"rows to generate (default {DEFAULT_SYNTHETIC_ROWS:,})",
+    )
     synthetic.add_argument("--seed", type=int, default=0, help="data and training seed")
 
 

@@ -141,3 +141,30 @@ def test_console_script_prints_only_the_reason(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"dimsel preprocess: error: input path not found: {tmp_path / 'x.csv'}"
     ]
+
+
+def test_synthetic_criteo_profile_preprocess(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["preprocess", "--dataset", "synthetic", "--profile", "criteo", "--rows", "2000"]
+    assert main([*argv, "--seed", "3", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    spec = json.loads((out / "feature_spec.json").read_text())
+    assert sum(spec["splits"].values()) == 2000 and spec["rejected_rows"] == 0
+    fields = {field["name"]: field["kind"] for field in spec["fields"]}
+    assert list(fields) == [f"C{i}" for i in range(1, 27)] + [f"I{i}" for i in range(1, 14)]
+    assert list(fields.values()) == ["categorical"] * 26 + ["numeric"] * 13
+    truth = json.loads((out / "raw" / "ground_truth.json").read_text())
+    assert (truth["profile"], truth["rows"], truth["seed"]) == ("criteo", 2000, 3)
+    assert printed[0].startswith("synthetic: train ")
+
+
+def test_unknown_synthetic_profile_is_refused_by_the_parser(tmp_path, capsys):
+    argv = ["preprocess", "--dataset", "synthetic", "--profile", "kaggle"]
+    err = _error_of(capsys, [*argv, "--output", str(tmp_path / "o")])
+    assert err == (
+        "dimsel preprocess: error: argument --profile: invalid choice: 'kaggle' "
+        "(choose from 'demo', 'criteo')"
+    )
+    assert not (tmp_path / "o").exists()
+    err = _error_of(capsys, ["run", *argv[1:], "--output", str(tmp_path / "r")])
+    assert err.startswith("dimsel run: error: argument --profile: invalid choice: 'kaggle'")

@@ -11,7 +11,7 @@ from keras_dimsel.data.csv import CsvReader
 from keras_dimsel.data.frappe import FrappeReader
 from keras_dimsel.data.movielens import MovieLensReader
 from keras_dimsel.data.reader import DataError, Reader
-from keras_dimsel.data.synthetic import SyntheticReader, generate_csv
+from keras_dimsel.data.synthetic import PROFILES, SyntheticReader, generate_csv
 
 DATASETS = ("criteo", "avazu", "movielens-100k", "movielens-1m", "frappe", "csv", "synthetic")
 DEFAULT_SYNTHETIC_ROWS = 100_000
@@ -29,6 +29,7 @@ def make_reader(
     numeric_transform: Optional[str] = None,
     rows: int = DEFAULT_SYNTHETIC_ROWS,
     seed: int = 0,
+    profile: str = "demo",
 ) -> Reader:
     """Builds the reader for a dataset name, checking its inputs.
 
@@ -46,9 +47,12 @@ def make_reader(
         numeric: sequence of str, the numeric columns (`csv` only).
         sep: str, the one-character delimiter (`csv` only).
         numeric_transform: str or None, `"quantiles"` or `"log_square"`; None
-            takes the dataset's default (`criteo`: `log_square`, `csv`: `quantiles`).
+            takes the dataset's default (`criteo`: `log_square`, `csv` and
+            `synthetic`: `quantiles`).
         rows: int, rows to generate (`synthetic` only).
         seed: int, the generator's seed (`synthetic` only).
+        profile: str, the generator's profile, one of `synthetic.PROFILES`
+            (`synthetic` only).
 
     Returns:
         The `Reader`.
@@ -80,7 +84,10 @@ def make_reader(
             path = os.path.join(output_dir, "raw", "synthetic.csv")
         else:
             raise DataError("synthetic needs --input (CSV to write) or --output")
-        return SyntheticReader([generate_csv(path, rows=rows, seed=seed)])
+        if profile not in PROFILES:
+            raise DataError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+        path = generate_csv(path, rows=rows, seed=seed, profile=profile)
+        return SyntheticReader([path], profile, numeric_transform or "quantiles")
     if not inputs:
         raise DataError(f"{dataset} needs --input")
     if dataset == "csv":
