@@ -5,7 +5,7 @@
 - `full` (`make bench`): three seeds, four datasets, three backbones, every
   method, the library's default epochs, speed on 1,000,000 rows; hours.
 
-Nothing here imports TensorFlow, so `--dry-run` and the tests stay fast.
+Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
