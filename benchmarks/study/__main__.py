@@ -117,8 +117,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _measured(config, args, home: RunDir) -> List[dict]:
     """The speed and memory records of `home/speed/`; those missing are measured first by
-    `benchmarks/study_speed.py` (not with `--report-only`), in a process of its own: none
-    of the cells' graphs are in its memory, and Beam's workers import its code."""
+    `benchmarks/study_speed.py` (not with `--report-only`), in a process of its own that
+    holds none of the cells' traced graphs."""
     from benchmarks.machine import script_environment
 
     speed = RunDir(home.join("speed"))
