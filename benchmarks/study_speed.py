@@ -84,10 +84,13 @@ TARGETS = {
 }
 LATENCY = "seconds per serving_default call (lower is faster)"
 ARCH_EVERY = 10
-#: The models compared with FDE's training (`full`), and the compact models served.
+#: The variants whose training is compared with FDE's (the `full` variant).
 TRAINED = ("search", "retrain", "retrain_zero_pad", "amtl")
-SERVED = {"serving": ("autodim", "the retrained AutoDim model")}
-SERVED["amtl_serving"] = ("amtl", "the compact AMTL model")
+#: Serving comparison: (the model served against FDE's, what it is).
+SERVED = {
+    "serving": ("autodim", "the retrained AutoDim model"),
+    "amtl_serving": ("amtl", "the compact AMTL model"),
+}
 #: Memory jobs that run side by side, stage by stage: each needs the files of the one before.
 STAGES = (("train_fde", "train_search", "train_amtl"), ("train_retrain",))
 STAGES += (("serve_fde", "serve_autodim", "serve_amtl"),)
