@@ -4,10 +4,10 @@
 
 - `config`: the grid as data (datasets x backbones x methods x seeds) and the MDE rule;
 - `cells`: one cell = the `keras_dimsel.pipeline` steps of one method, in run directories;
-- `speed`: training and serving speed, and peak memory, against the full-dimension model;
 - `records`: the records of `summary.json` (aggregation, stability, field power, targets);
 - `report`: `summary.md` and the plots;
-- `__main__`: the command.
+- `__main__`: the command; it runs `benchmarks/study_speed.py` (training and serving speed,
+  and peak memory, against the full-dimension model) when its records are missing.
 """
 
 import os

@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import glob
 import os
+import subprocess
 import sys
 import time
 from typing import List, Optional, Sequence
@@ -24,10 +25,14 @@ from typing import List, Optional, Sequence
 from benchmarks.study import cells as study_cells
 from benchmarks.study import records as study_records
 from benchmarks.study.config import CONFIGS, DEFAULT_DATA_ROOT, REPO_ROOT, describe, expand
+from keras_dimsel.training import RunDir
 
 PACKAGES = "tensorflow tf-keras tensorflow-recommenders apache-beam keras-tuner numpy".split()
 PLOT_PATTERNS = ("auc_vs_params_*.png", "alpha_*.png", "amtl_dims_*.png")
 WORK_DIR = os.path.join(REPO_ROOT, "benchmarks", "work", "study")
+SPEED_SCRIPT = os.path.join(REPO_ROOT, "benchmarks", "study_speed.py")
+#: The records of `SPEED_SCRIPT`, in `<runs>/<config>/speed/`.
+SPEED_RECORDS = ("throughput", "memory")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -72,10 +77,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     load_before, start = os.getloadavg(), time.perf_counter()
     cells, failures = study_cells.run_cells(runner, args.report_only, args.jobs)
-    home = os.path.join(args.runs, config.name)
-    measured: List[dict] = []
-    if config.speed:
-        measured = _measured(config, args, home)
+    home = RunDir(os.path.join(args.runs, config.name))
+    measured = _measured(config, args, home) if config.speed else []
     run = {
         "kind": "run",
         "config": config.name,
@@ -92,13 +95,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "cell_commits": study_records.cell_commits(cells),
         "note": args.note,
     }
-    records = [_run_record(run, os.path.join(home, "run.json"), args)]
+    records = [_run_record(run, home, args)]
     records += study_records.aggregate(cells) + study_records.stability(cells)
-    for name in study_records.FIELD_POWER_DATASETS:
-        if any(c["dataset"] == name for c in cells):
-            spec = runner.spec(name)
-            power = study_records.field_power(spec)
-            records += study_records.field_power_records(name, spec, power, cells)
+    records += _field_power(runner, cells, home)
     records += measured + failures
     records += study_records.evaluate_targets(records)
     study_records.validate([r for r in records if r["kind"] != "failed_cell"])
@@ -108,7 +107,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for path in glob.glob(os.path.join(args.out, pattern)):
             os.remove(path)
     plots = report.write_plots(records, cells, config, runner.cell_dir, args.out)
-    study_cells.write_json(os.path.join(args.out, "summary.json"), records)
+    RunDir(args.out).write_json("summary.json", records)
     text = report.markdown(records, config, plots)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
@@ -116,37 +115,46 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _measured(config, args, home: str) -> List[dict]:
-    """The speed and memory records: read from `home/speed/`, else measured there (not
-    with `--report-only`) on synthetic data in the work dir."""
-    from benchmarks.study import speed
+def _measured(config, args, home: RunDir) -> List[dict]:
+    """The speed and memory records of `home/speed/`; those missing are measured first by
+    `benchmarks/study_speed.py` (not with `--report-only`), in a process of its own that
+    holds none of the cells' traced graphs."""
+    from benchmarks.machine import script_environment
 
-    records, work = [], os.path.join(args.work_dir, config.name, "speed")
-    for name in ("throughput", "memory"):
-        path = os.path.join(home, "speed", f"{name}.json")
-        if not os.path.exists(path):
-            if args.report_only:
-                continue
-            if name == "throughput":
-                study_cells.write_json(path, speed.measure_speed(config.speed, work))
-            else:
-                from benchmarks import autodim_speed
+    speed = RunDir(home.join("speed"))
+    missing = [name for name in SPEED_RECORDS if speed.read_json(f"{name}.json") is None]
+    if missing and not args.report_only:
+        command = [sys.executable, SPEED_SCRIPT, *config.speed.argv(), f"--out={speed.path}"]
+        command += [f"--work-dir={os.path.join(args.work_dir, config.name, 'speed')}"]
+        command += [f"--measure={name}" for name in missing]
+        completed = subprocess.run(command, env=script_environment())
+        if completed.returncode != 0:
+            raise RuntimeError(f"study_speed.py failed (exit {completed.returncode})")
+    return [r for name in SPEED_RECORDS for r in speed.read_json(f"{name}.json") or []]
 
-                data = autodim_speed.prepare_data(config.speed.rows, 0, work).directory
-                memory = speed.measure_memory(config.speed, os.path.join(work, "memory"), data)
-                study_cells.write_json(path, memory)
-        records += study_cells.read_json(path)
+
+def _field_power(runner, cells: List[dict], home: RunDir) -> List[dict]:
+    """The `field_power` records; the single-field AUCs are measured from the data once
+    and kept in `home/field_power.json`, so a report is written again without the data."""
+    power = home.read_json("field_power.json") or {}
+    records = []
+    for name in study_records.FIELD_POWER_DATASETS:
+        if any(c["dataset"] == name for c in cells):
+            if name not in power:
+                power[name] = study_records.field_power(runner.spec(name))
+                home.write_json("field_power.json", power)
+            records += study_records.field_power_records(name, power[name], cells)
     return records
 
 
-def _run_record(run: dict, path: str, args) -> dict:
-    """The record of the study's training run, kept at `path` beside the cells.
+def _run_record(run: dict, home: RunDir, args) -> dict:
+    """The record of the study's training run, kept in `home` beside the cells.
 
     A run that trains lists the runs before it under `earlier_runs` (a long study
     resumed on other machines says so). `--report-only` reports the run that made the
     results, with the date the report was rewritten.
     """
-    earlier = study_cells.read_json(path) if os.path.exists(path) else None
+    earlier = home.read_json("run.json")
     if args.report_only:
         if earlier is None:
             return {**run, "note": args.note or "report written from the records"}
@@ -163,7 +171,7 @@ def _run_record(run: dict, path: str, args) -> dict:
                 "cpu_model": earlier["machine"].get("cpu_model"),
             }
         ]
-    study_cells.write_json(path, run)
+    home.write_json("run.json", run)
     return run
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import multiprocessing
 import os
 import time
@@ -29,28 +28,14 @@ from benchmarks.study.config import (
     expand,
     mde_dims,
 )
+from keras_dimsel.training import METRICS, RunDir
 
-RECORD = "metrics.json"
 #: Cells a worker process trains before a fresh process replaces it (see `Workers`).
 CELLS_PER_PROCESS = 6
 
 
 class StudyError(RuntimeError):
     """A cell that cannot be run or reused as asked."""
-
-
-def read_json(path: str):
-    with open(path) as f:
-        return json.load(f)
-
-
-def write_json(path: str, value) -> None:
-    """Writes under a temporary name, then renames: never a half-written record."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".partial", "w") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")
-    os.replace(path + ".partial", path)
 
 
 def directory_bytes(path: str) -> int:
@@ -94,14 +79,13 @@ class CellRunner:
     def record(self, cell: Cell) -> Optional[dict]:
         """The cell's record, None when it has not finished; `StudyError` when it was made
         with other settings."""
-        path = os.path.join(self.cell_dir(cell), RECORD)
-        if not os.path.exists(path):
-            return None
-        record, wanted = read_json(path), self.config.cell_settings(cell)
-        if record.get("settings") != wanted:
+        record = RunDir(self.cell_dir(cell)).read_metrics()
+        wanted = self.config.cell_settings(cell)
+        if record is not None and record.get("settings") != wanted:
             raise StudyError(
-                f"{path} was made with settings {record.get('settings')}, the configuration "
-                f"now asks for {wanted}: delete the cell or give other --runs"
+                f"{self.cell_dir(cell)}/{METRICS} was made with settings "
+                f"{record.get('settings')}, the configuration now asks for {wanted}: delete "
+                "the cell or give other --runs"
             )
         return record
 
@@ -132,15 +116,13 @@ class CellRunner:
             "code": code_state(),  # a long study spans commits; the report counts them
             **details,
         }
-        write_json(os.path.join(self.cell_dir(cell), RECORD), record)
+        RunDir(self.cell_dir(cell)).write_metrics(record)
         tf.keras.backend.clear_session()  # one process runs several cells
         return record
 
 
 def _quality(metrics: dict, run_dir: str) -> dict:
     """The part of a record every method has, from its final run's metrics."""
-    from keras_dimsel.training import RunDir
-
     return {
         "auc": metrics["auc"],
         "logloss": metrics["logloss"],
@@ -195,7 +177,6 @@ def _transfer(runner: CellRunner, cell: Cell, options: dict) -> dict:
 def _ras(runner: CellRunner, cell: Cell, options: dict) -> dict:
     import keras_tuner
 
-    from keras_dimsel.training import RunDir
     from keras_dimsel.tuning import RandomDimensionTuner, best_plan
 
     directory = runner.cell_dir(cell)
@@ -237,7 +218,7 @@ def _autodim(runner: CellRunner, cell: Cell, options: dict) -> dict:
     )
     unify = options.get("unify", "linear")
     metrics = pipeline.retrain(spec, plan, cell.model, run_dir, unify=unify, settings=settings)
-    search = read_json(os.path.join(search_dir, "search_metrics.json"))
+    search = RunDir(search_dir).read_json("search_metrics.json")
     steps = -(-spec.splits["train"] // search["batch_size"]) * search["epochs"]
     live = max(0, steps - search["pretrain_steps"])
     return {
@@ -316,10 +297,6 @@ def attempt(runner: CellRunner, cell: Cell) -> Tuple[Optional[dict], Optional[di
         return None, {"kind": "failed_cell", "cell": cell.key, "error": message}
 
 
-def attempt_in_worker(config, runs: str, work_dir: str, data_root: str, cell: Cell):
-    return attempt(CellRunner(config, runs, work_dir, data_root), cell)
-
-
 def run_cells(runner: CellRunner, report_only: bool = False, jobs: int = 1):
     """Every finished cell's record (read or trained) and the failure records.
 
@@ -355,12 +332,11 @@ def run_cells(runner: CellRunner, report_only: bool = False, jobs: int = 1):
             finished(cell, *attempt(runner, cell))
     else:
         workers, running = Workers(jobs), {}  # future: cell
-        args = (runner.config, runner.runs, runner.work_dir, runner.data_root)
         try:
             while waiting or running:
                 for cell in ready(waiting, list(running.values()), jobs - len(running)):
                     waiting.remove(cell)
-                    running[workers.submit(attempt_in_worker, *args, cell)] = cell
+                    running[workers.submit(attempt, runner, cell)] = cell
                 ended, _ = concurrent.futures.wait(running, return_when="FIRST_COMPLETED")
                 for future in ended:
                     cell = running.pop(future)

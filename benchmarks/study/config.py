@@ -5,7 +5,7 @@
 - `full` (`make bench`): three seeds, four datasets, three backbones, every
   method, the library's default epochs, speed on 1,000,000 rows; hours.
 
-Nothing here imports TensorFlow, so `--dry-run` and the tests stay fast.
+Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -140,10 +140,15 @@ class Dataset:
 
 @dataclasses.dataclass(frozen=True)
 class Speed:
-    """The speed and memory comparisons on `rows` synthetic rows: `repeats` timed epochs
-    (and serving rounds of `calls` calls) per variant, `memory_repeats` rounds of the
-    memory jobs; `preprocess`: `"committed"` reads `results/preprocess_speed.json`,
-    `"run"` runs `preprocess_speed.py` on `preprocess_rows` rows."""
+    """The options of `benchmarks/study_speed.py`, the speed and memory comparisons on
+    `rows` synthetic rows: `repeats` timed epochs (and serving rounds of `calls` calls)
+    per model, `memory_repeats` rounds of the memory jobs; `preprocess`: `"committed"`
+    reads `results/preprocess_speed.json`, `"run"` runs `preprocess_speed.py` on
+    `preprocess_rows` rows.
+
+    >>> Speed(rows=100, repeats=1).argv()[:3]
+    ['--rows=100', '--model=deepfm', '--batch-size=2000']
+    """
 
     rows: int
     model: str = "deepfm"
@@ -154,6 +159,9 @@ class Speed:
     preprocess_rows: int = 1_000_000
     preprocess_repeats: int = 3
     memory_repeats: int = 1
+
+    def argv(self) -> List[str]:
+        return [f"--{k.replace('_', '-')}={v}" for k, v in dataclasses.asdict(self).items()]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -137,7 +137,8 @@ def _memory_lines(memory: List[dict]) -> List[str]:
 
 def markdown(records: Sequence[dict], config: StudyConfig, plots: Sequence[str]) -> str:
     """The report: the run, targets, quality per dataset and backbone, speed, memory,
-    stability, transfer, field power, and the `plots` (PNG names beside the report)."""
+    transfer, field power, and the `plots` (PNG names beside the report). Stability is
+    in its target's details."""
     run = _by_kind(records, "run")[0]
     targets = _by_kind(records, "target")
     met = sum(t["status"] == MET for t in targets)
@@ -202,18 +203,6 @@ def markdown(records: Sequence[dict], config: StudyConfig, plots: Sequence[str])
             "",
         ]
     lines += _memory_lines(_by_kind(records, "memory"))
-    stability = _by_kind(records, "stability")
-    if stability:
-        lines += ["## Stability of AutoDim's dims across seeds", ""]
-        for r in stability:
-            value = "n/a" if r["pearson_mean"] is None else f"{r['pearson_mean']:.3f}"
-            same = "" if r.get("agreement") is None else f", {r['agreement']:.0%} of fields same"
-            note = f" ({r['note']})" if r.get("note") else ""
-            lines.append(
-                f"- {r['dataset']}/{r['model']}: mean pairwise Pearson r {value}{same}, "
-                f"seeds {r['seeds']}{note}"
-            )
-        lines.append("")
     lines += _transfer_lines(_by_kind(records, "quality"))
     lines += _field_power_lines(_by_kind(records, "field_power"))
     if plots:

@@ -11,7 +11,6 @@ from benchmarks.study import cells as study_cells
 from benchmarks.study import config as study_config
 from benchmarks.study import records as study_records
 from benchmarks.study import report as study_report
-from benchmarks.study import speed as study_speed
 from benchmarks.study.config import CONFIGS, Cell, Dataset, StudyConfig, expand
 from benchmarks.study.records import MET, NOT_MEASURED, NOT_MET
 
@@ -307,7 +306,7 @@ def test_mde_rule_gives_larger_dims_to_smaller_fields():
     assert dims == {"gender": 32, "age": 24, "zip": 8, "user": 2}
 
 
-@pytest.mark.parametrize("module", [study_cells, study_config, study_records, study_speed])
+@pytest.mark.parametrize("module", [study_cells, study_config, study_records])
 def test_docstring_examples(module):
     results = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert results.failed == 0
@@ -360,24 +359,22 @@ def test_single_field_auc_scores_each_value_by_its_train_click_rate():
 
 
 def test_field_power_records_and_report_put_dims_next_to_single_field_auc():
-    class Field:
-        def __init__(self, name, vocab_size):
-            self.name, self.vocab_size = name, vocab_size
-
-    class Spec:
-        fields = (Field("user", 900), Field("gender", 3), Field("item", 1600))
-
     cells = [
         {"dataset": "ml", "model": "fm", "method": "autodim", "seed": s, "fields": f}
         for s, f in enumerate(
             [{"user": 8, "gender": 2, "item": 16}, {"user": 16, "gender": 2, "item": 16}]
         )
     ] + [{"dataset": "ml", "model": "fm", "method": "fde", "seed": 0}]
-    power = {"user": 0.68, "gender": 0.50, "item": 0.71}
-    records = study_records.field_power_records("ml", Spec(), power, cells)
+    power = {
+        "user": {"vocab_size": 900, "single_field_auc": 0.68},
+        "gender": {"vocab_size": 3, "single_field_auc": 0.50},
+        "item": {"vocab_size": 1600, "single_field_auc": 0.71},
+    }
+    records = study_records.field_power_records("ml", power, cells)
     study_records.validate(records)
-    assert [(r["field"], r["dims"]) for r in records] == [
-        ("user", {"fm": [8, 16]}), ("gender", {"fm": [2, 2]}), ("item", {"fm": [16, 16]}),
+    assert [(r["field"], r["vocab_size"], r["dims"]) for r in records] == [
+        ("user", 900, {"fm": [8, 16]}), ("gender", 3, {"fm": [2, 2]}),
+        ("item", 1600, {"fm": [16, 16]}),
     ]  # fmt: skip
     assert study_records.rank_agreement(records) == pytest.approx(1.0)
     lines = study_report._field_power_lines(records)
