@@ -303,7 +303,7 @@ def serving_root(model) -> tf.Module:
     Examples:
 
         >>> lookup = tf.keras.layers.StringLookup(vocabulary=["a", "b"])
-        >>> model = tf.keras.Sequential([lookup, tf.keras.layers.Embedding(3, 2)])
+        >>> model = tf.keras.Sequential([lookup, tf.keras.layers.Embedding(3, 2, name="embedding")])
         >>> _ = model(tf.constant(["a"]))
         >>> root = serving_root(model)
         >>> [v.name for v in root.model_variables], len(root.lookup_tables)
