@@ -465,6 +465,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         "--optimizers", nargs="+", default=["lazy_adam", "adam"], help="embedding optimizers"
     )
+    parser.add_argument(
+        "--parts", nargs="+", choices=("optimizers", "stages"), default=["optimizers", "stages"]
+    )
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
@@ -501,17 +504,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--work-dir",
         args.work_dir,
     ]
-    cells = [
-        ["--optimizer", optimizer, "--size", size]
-        for size in args.sizes
-        for optimizer in OPTIMIZER_VARIANTS
-    ]
-    cells += [
-        ["--stage", stage, "--size", size, "--embedding-optimizer", optimizer]
-        for size in args.sizes
-        for stage in args.stages
-        for optimizer in args.optimizers
-    ]
+    cells = []
+    if "optimizers" in args.parts:
+        cells += [
+            ["--optimizer", optimizer, "--size", size]
+            for size in args.sizes
+            for optimizer in OPTIMIZER_VARIANTS
+        ]
+    if "stages" in args.parts:
+        cells += [
+            ["--stage", stage, "--size", size, "--embedding-optimizer", optimizer]
+            for size in args.sizes
+            for stage in args.stages
+            for optimizer in args.optimizers
+        ]
     summary = {
         "benchmark": "scale",
         "command": " ".join(["python", "benchmarks/scale.py", *(argv or sys.argv[1:])]),
