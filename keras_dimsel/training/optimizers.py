@@ -63,9 +63,12 @@ class LazyAdam(tf.keras.optimizers.Adam):
     harmless (`benchmarks/results/optimizer_quality.md` measures it).
 
     Args:
-        learning_rate, beta_1, beta_2, epsilon, amsgrad, **kwargs: as `tf.keras.optimizers.Adam`.
-            `weight_decay` and `use_ema` act on whole variables, tables
-            included, and so make a step as costly as dense Adam's.
+        learning_rate: float or schedule, Adam's step size.
+        name: str, the optimizer's name.
+        **kwargs: the other arguments of `tf.keras.optimizers.Adam`
+            (`beta_1`, `beta_2`, `epsilon`, `amsgrad`, ...). `weight_decay` and
+            `use_ema` act on whole variables, tables included, and so make a
+            step as costly as dense Adam's.
 
     Examples:
 
