@@ -104,3 +104,22 @@ def beam_option_parser() -> argparse.ArgumentParser:
         except argparse.ArgumentError:
             pass  # an option declared by two option classes
     return parser
+
+
+def adam_slots(optimizer, variable):
+    """`(m, v, v_hat or None)` of one variable of a built tf_keras `Adam`, or None.
+
+    A lazy Adam step (`keras_dimsel.training.optimizers.LazyAdam`) updates
+    the rows of `m` and `v` a batch read; tf_keras's optimizers keep the
+    slots in private lists (`_momentums`, `_velocities`, `_velocity_hats`)
+    indexed by `_index_dict[_var_key(variable)]` and offer no public lookup.
+    On other tf_keras versions this returns None and `LazyAdam` falls back to
+    Adam's own (dense) update: correct, only as slow as Adam.
+    """
+    import tf_keras
+
+    if not _version_in(tf_keras.__version__, _TF_KERAS_CHECKED):
+        return None
+    index = optimizer._index_dict[optimizer._var_key(variable)]
+    v_hat = optimizer._velocity_hats[index] if optimizer.amsgrad else None
+    return optimizer._momentums[index], optimizer._velocities[index], v_hat

@@ -27,6 +27,8 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from keras_dimsel._compat import adam_slots
+
 #: The `--embedding-optimizer` choices.
 EMBEDDING_OPTIMIZERS = ("lazy_adam", "adagrad", "adam")
 #: The default: row-sparse Adam on the tables, Adam on the network.
@@ -87,8 +89,10 @@ class LazyAdam(tf.keras.optimizers.Adam):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
 
     def update_step(self, gradient, variable):
-        if not isinstance(gradient, tf.IndexedSlices):
+        slots = adam_slots(self, variable) if isinstance(gradient, tf.IndexedSlices) else None
+        if slots is None:
             return super().update_step(gradient, variable)
+        m, v, v_hat = slots
         # The same expressions, in the same precision, as Adam's dense update.
         dtype = variable.dtype
         lr = tf.cast(self.learning_rate, dtype)
@@ -100,9 +104,6 @@ class LazyAdam(tf.keras.optimizers.Adam):
         if self.adaptive_epsilon:
             epsilon = epsilon * tf.sqrt(1 - beta_2_power)
 
-        index = self._index_dict[self._var_key(variable)]
-        m = self._momentums[index]
-        v = self._velocities[index]
         rows, values = gradient.indices, gradient.values
         m_rows = tf.gather(m, rows)
         m_rows = m_rows + (values - m_rows) * (1 - self.beta_1)
@@ -110,8 +111,7 @@ class LazyAdam(tf.keras.optimizers.Adam):
         v_rows = v_rows + (tf.square(values) - v_rows) * (1 - self.beta_2)
         m.scatter_update(tf.IndexedSlices(m_rows, rows))
         v.scatter_update(tf.IndexedSlices(v_rows, rows))
-        if self.amsgrad:
-            v_hat = self._velocity_hats[index]
+        if v_hat is not None:
             v_rows = tf.maximum(tf.gather(v_hat, rows), v_rows)
             v_hat.scatter_update(tf.IndexedSlices(v_rows, rows))
         variable.scatter_sub(tf.IndexedSlices((m_rows * alpha) / (tf.sqrt(v_rows) + epsilon), rows))
