@@ -52,7 +52,7 @@ def compact_model(model) -> tuple:
     compact_embeddings = CompactEmbeddings(
         embeddings.vocab_sizes,
         embeddings.dim,
-        {name: values.tolist() for name, values in lengths.items()},
+        lengths,
     )
     head = type(model.head).from_config(model.head.get_config())
     compact = CTRModel(FeatureLookup(model.spec, model.field_names), compact_embeddings, head)

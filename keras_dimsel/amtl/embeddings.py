@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dimsel.data.feature_spec import FeatureSpec
+from keras_dimsel.layers._utils import as_int_array
 from keras_dimsel.layers.adaptive_mask import AdaptiveMaskTwinsLayer
 from keras_dimsel.layers.frequency_features import FrequencyFeatures
 from keras_dimsel.layers.planned_embedding import PlannedEmbedding
@@ -26,9 +27,9 @@ class MaskedEmbeddings(FieldEmbeddings):
     Args:
         vocab_sizes: dict of str to int, ids per field, in model input order.
         dim: int, D, the dimension of every field.
-        value_counts: dict of str to list of int, the train count of every id
-            of each masked field (`FeatureSpec.value_counts`); its keys are the
-            masked fields.
+        value_counts: dict of str to a list or array of int, the train count
+            of every id of each masked field (`FeatureSpec.value_counts`); its
+            keys are the masked fields. The layer keeps them as int64 arrays.
         mask_options: dict, `AdaptiveMaskTwinsLayer` arguments (hidden_units,
             temperature, straight_through, twins, initial_length) for every
             masked field.
@@ -76,7 +77,7 @@ class MaskedEmbeddings(FieldEmbeddings):
                 f"Received: length_penalty={length_penalty!r}"
             )
         self.dim = int(dim)
-        self.value_counts = {k: [int(c) for c in v] for k, v in value_counts.items()}
+        self.value_counts = {k: as_int_array(v) for k, v in value_counts.items()}
         self.mask_options = dict(mask_options or {})
         self.length_penalty = float(length_penalty)
         self.penalty_sample = int(penalty_sample)
@@ -135,7 +136,7 @@ class MaskedEmbeddings(FieldEmbeddings):
         config.update(
             {
                 "dim": self.dim,
-                "value_counts": {name: list(c) for name, c in self.value_counts.items()},
+                "value_counts": {name: c.tolist() for name, c in self.value_counts.items()},
                 "mask_options": _plain(self.mask_options) or None,
                 "length_penalty": self.length_penalty,
                 "penalty_sample": self.penalty_sample,
@@ -194,7 +195,7 @@ def masked_model(
         ...     directory=directory,
         ... )
         >>> model = masked_model("fm", spec, ["user"], dim=8)
-        >>> list(model.field_embeddings.value_counts['user'])
+        >>> model.field_embeddings.value_counts['user'].tolist()
         [0, 9, 4, 1]
     """
     sizes = vocab_sizes(spec)

@@ -9,11 +9,20 @@ checks both give the same tokens.
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+import re
+import shutil
+import tempfile
+import weakref
+from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
-from keras_dimsel.data.feature_spec import OOV_INDEX, FeatureSpec, FieldSpec, read_vocabulary
+from keras_dimsel.data.feature_spec import (
+    OOV_INDEX,
+    FeatureSpec,
+    FieldSpec,
+    read_vocabulary_columns,
+)
 from keras_dimsel.data.tokens import MISSING_TOKEN
 
 #: The vocabulary of a lookup rebuilt from a config until its assets are loaded.
@@ -117,7 +126,41 @@ def field_tokens(values: tf.Tensor, field: FieldSpec) -> tf.Tensor:
     return numeric_tokens(values, field.transform, field.boundaries)
 
 
-@tf.keras.utils.register_keras_serializable(package="keras_dimsel")
+def _vocabulary_source(values: bytes, name: str) -> Union[str, list]:
+    """What a `StringLookup` is given for a vocabulary: a file of its own, or a list.
+
+    A vocabulary file read by `tf.lookup.TextFileInitializer` is a
+    SavedModel asset: the export copies the file instead of writing the
+    values into the graph, and nothing of it is a Python object that Keras
+    walks. The file is written into a new temporary directory, removed once
+    no lookup table reads it any more (`_own_vocabulary_file`). TensorFlow
+    reads a line without a trailing carriage return and refuses an empty
+    line, so a vocabulary holding such a value (an empty one in an
+    artifact, whose reader drops every carriage return) is given as a list
+    instead, which keeps every value exactly.
+
+    Args:
+        values: bytes, the values in id order, each followed by a newline.
+        name: str, the field name (the file's name).
+
+    Returns:
+        str, the path of a one-value-per-line file; or the list of the values.
+    """
+    if values.startswith(b"\n") or b"\n\n" in values or b"\r\n" in values:
+        return values.decode("utf-8").split("\n")[:-1]
+    directory = tempfile.mkdtemp(prefix="keras_dimsel-vocabulary-")
+    path = os.path.join(directory, re.sub(r"[^\w.-]", "_", name) + ".values.txt")
+    with open(path, "wb") as f:
+        f.write(values)
+    return path
+
+
+def _own_vocabulary_file(lookup: tf.keras.layers.StringLookup, source) -> None:
+    """Removes the temporary file of `_vocabulary_source` when `lookup`'s table is gone."""
+    if isinstance(source, str):
+        weakref.finalize(lookup.lookup_table, shutil.rmtree, os.path.dirname(source), True)
+
+
 @tf.keras.utils.register_keras_serializable(package="keras_dimsel")
 class FeatureLookup(tf.keras.layers.Layer):
     """Maps a dict of raw feature values to a dict of integer ids.
@@ -190,22 +233,25 @@ class FeatureLookup(tf.keras.layers.Layer):
         for name in self.fields:
             spec.field(name)  # raises a KeyError naming the known fields
         self._lookups = {}
+        self._sources = {}
         for name in self.fields:
             field = spec.field(name)
-            values = None
+            source = None
             if spec.directory:
-                values, _ = read_vocabulary(os.path.join(spec.directory, field.vocab_file))
+                values, _ = read_vocabulary_columns(os.path.join(spec.directory, field.vocab_file))
+                source = _vocabulary_source(values, name) if values else None
             elif field.vocabulary_entries:
                 # Rebuilt from a config: the vocabularies are the model's assets
                 # (`load_assets`); until they are loaded, every value is unseen.
-                values = [_PLACEHOLDER]
+                source = [_PLACEHOLDER]
             self._lookups[name] = tf.keras.layers.StringLookup(
-                vocabulary=values if values else None,
+                vocabulary=source,
                 num_oov_indices=1,
                 mask_token=None,
                 output_mode="int",
                 name=f"lookup_{name}",
             )
+            self._set_source(name, source)
 
     def vocabulary_size(self, name: str) -> int:
         """Number of ids of a field, the OOV id included.
@@ -234,23 +280,36 @@ class FeatureLookup(tf.keras.layers.Layer):
         buckets = tf.strings.to_hash_bucket_fast(tokens, field.hash_buckets)
         return tf.where(ids == OOV_INDEX, buckets + field.first_bucket_id, ids)
 
+    def _set_source(self, name: str, source) -> None:
+        # A path, not the list of a placeholder or of values a file cannot hold.
+        self._sources[name] = source if isinstance(source, str) else ""
+        if source is not None:
+            _own_vocabulary_file(self._lookups[name], source)
+
     def save_assets(self, dir_path: str) -> None:
         """Writes each field's vocabulary, one value per line, as `<field index>.txt`."""
-        for index, lookup in enumerate(self._lookups.values()):
+        for index, (name, lookup) in enumerate(self._lookups.items()):
+            path = os.path.join(dir_path, f"{index}.txt")
+            if self._sources[name]:
+                tf.io.gfile.copy(self._sources[name], path, overwrite=True)
+                continue
             values = lookup.get_vocabulary(include_special_tokens=False)
-            with tf.io.gfile.GFile(os.path.join(dir_path, f"{index}.txt"), "w") as f:
+            with tf.io.gfile.GFile(path, "w") as f:
                 f.write("".join(value + "\n" for value in values))
 
     def load_assets(self, dir_path: str) -> None:
         """Reads the vocabularies `save_assets` wrote into the lookups."""
-        for index, lookup in enumerate(self._lookups.values()):
+        for index, (name, lookup) in enumerate(self._lookups.items()):
             path = os.path.join(dir_path, f"{index}.txt")
             if not tf.io.gfile.exists(path):
                 continue  # a field without values keeps its empty vocabulary
-            with tf.io.gfile.GFile(path) as f:
-                values = f.read().split("\n")[:-1]
+            with tf.io.gfile.GFile(path, "rb") as f:
+                values = f.read()
             if values:
-                lookup.set_vocabulary(values)
+                # A file of the lookup's own: the assets directory is temporary.
+                source = _vocabulary_source(values, name)
+                lookup.set_vocabulary(source)
+                self._set_source(name, source)
 
     def get_config(self) -> dict:
         """The artifact's record and the fields; no path (the vocabularies are assets)."""

@@ -19,6 +19,26 @@ def is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def as_int_array(values: Any) -> np.ndarray:
+    """Integers, one per id (a list or an array), as an int64 array.
+
+    Layers keep such per-id values as arrays, never as lists: Keras walks
+    every item of a list attribute each time it lists a layer's weights (in
+    every `fit`, `evaluate` and `trainable_variables`), millions of items for
+    a large vocabulary. Integer arrays are converted at once; anything else
+    item by item with `int`, whose errors name the item (`int(nan)`).
+
+    Examples:
+
+        >>> as_int_array([3, 1.0]).tolist()
+        [3, 1]
+    """
+    array = np.asarray(values)
+    if np.issubdtype(array.dtype, np.integer):
+        return array.astype(np.int64)
+    return np.array([int(value) for value in array.tolist()], dtype=np.int64)
+
+
 def clone_initializer(initializer: Any) -> tf.keras.initializers.Initializer:
     """A fresh instance of an initializer (or its name), one per weight.
 

@@ -54,9 +54,9 @@ class CompactMaskedEmbedding(tf.keras.layers.Layer):
                 f"Every length must be in [1, {max_dim}]; row {int(bad[0])} has "
                 f"{int(lengths[bad[0]])}."
             )
-        self.lengths = [int(n) for n in lengths]
+        self._lengths = lengths.astype(np.int64)  # not a list, which Keras would walk
         self.max_dim = int(max_dim)
-        self._splits = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self._splits = np.concatenate([[0], np.cumsum(self._lengths)])
 
     @classmethod
     def from_table(
@@ -101,13 +101,18 @@ class CompactMaskedEmbedding(tf.keras.layers.Layer):
                 f"Received shape {table.shape}"
             )
         self.build(None)
-        keep = np.arange(self.max_dim)[None, :] < np.asarray(self.lengths)[:, None]
+        keep = np.arange(self.max_dim)[None, :] < self._lengths[:, None]
         self.embedding_values.assign(table[keep])  # row-major: row after row
+
+    @property
+    def lengths(self) -> list:
+        """The length n_f of every row."""
+        return self._lengths.tolist()
 
     @property
     def vocab_size(self) -> int:
         """The number of rows V."""
-        return len(self.lengths)
+        return int(self._lengths.size)
 
     @property
     def embedding_params(self) -> int:
@@ -145,5 +150,5 @@ class CompactMaskedEmbedding(tf.keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update({"lengths": self.lengths, "max_dim": self.max_dim})
+        config.update({"lengths": self._lengths.tolist(), "max_dim": self.max_dim})
         return config

@@ -11,6 +11,8 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_dimsel.layers._utils import as_int_array
+
 #: The columns of the feature table, in order.
 FEATURE_NAMES = ("count", "log_count", "percentile")
 #: The column `AdaptiveMaskTwinsLayer` mixes its twins by (the standardised log count).
@@ -100,14 +102,19 @@ class FrequencyFeatures(tf.keras.layers.Layer):
 
     def __init__(self, counts: Sequence[int], standardize: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
-        self.counts = [int(c) for c in np.asarray(counts).tolist()]
+        self._counts = as_int_array(counts)  # not a list, which Keras would walk
         self.standardize = bool(standardize)
-        self._table = frequency_table(self.counts, self.standardize)
+        self._table = frequency_table(self._counts, self.standardize)
+
+    @property
+    def counts(self) -> list:
+        """The train count of every id, indexed by id."""
+        return self._counts.tolist()
 
     @property
     def vocab_size(self) -> int:
         """The number of ids V of the field."""
-        return len(self.counts)
+        return int(self._counts.size)
 
     def build(self, input_shape):
         self.table = self.add_weight(
@@ -128,5 +135,5 @@ class FrequencyFeatures(tf.keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update({"counts": self.counts, "standardize": self.standardize})
+        config.update({"counts": self._counts.tolist(), "standardize": self.standardize})
         return config

@@ -18,6 +18,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from keras_dimsel.layers._utils import as_int_array
 from keras_dimsel.layers.compact_embedding import CompactMaskedEmbedding
 from keras_dimsel.layers.planned_embedding import PlannedEmbedding
 
@@ -219,9 +220,9 @@ class CompactEmbeddings(FieldEmbeddings):
     Args:
         vocab_sizes: dict of str to int, ids per field, in model input order.
         dim: int, D, the dimension of every field (and the longest row).
-        value_lengths: dict of str to sequence of int, the kept length of
-            every id of each masked field (`CompactMaskedEmbedding`); the
-            other fields are plain tables at `dim`.
+        value_lengths: dict of str to a list or array of int, the kept
+            length of every id of each masked field (`CompactMaskedEmbedding`),
+            kept as int64 arrays; the other fields are plain tables at `dim`.
         **kwargs: base `Layer` arguments.
 
     Raises:
@@ -241,7 +242,7 @@ class CompactEmbeddings(FieldEmbeddings):
         super().__init__(vocab_sizes, **kwargs)
         check_value_lists(value_lengths, self.vocab_sizes, "value_lengths")
         self.dim = int(dim)
-        self.value_lengths = {k: [int(n) for n in v] for k, v in value_lengths.items()}
+        self.value_lengths = {k: as_int_array(v) for k, v in value_lengths.items()}
         for name, vocab_size in self.vocab_sizes.items():
             if name in self.value_lengths:
                 self.embeddings[name] = CompactMaskedEmbedding(
@@ -261,7 +262,7 @@ class CompactEmbeddings(FieldEmbeddings):
         return {name: self.dim for name in self.vocab_sizes}
 
     def get_config(self) -> dict:
-        value_lengths = {name: list(values) for name, values in self.value_lengths.items()}
+        value_lengths = {name: values.tolist() for name, values in self.value_lengths.items()}
         return {**super().get_config(), "dim": self.dim, "value_lengths": value_lengths}
 
 
