@@ -167,7 +167,9 @@ class FeatureLookup(tf.keras.layers.Layer):
 
     Id 0 is the out-of-vocabulary id (rare and unseen values); ids 1..V follow
     the vocabulary file order (most frequent first). Each field uses a
-    `tf.keras.layers.StringLookup` over its vocabulary tokens. In a field with
+    `tf.keras.layers.StringLookup` over its vocabulary tokens, which it reads
+    from a one-value-per-line file: an export carries the file as an asset,
+    and the layer holds no Python list of the values. In a field with
     B hash buckets (`FieldSpec.hash_buckets`), every token outside the
     vocabulary gets id `V + 1 + tf.strings.to_hash_bucket_fast(token, B)`
     instead of 0: the bucket the preprocessing job counted it in.
