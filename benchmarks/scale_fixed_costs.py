@@ -20,9 +20,13 @@ Each (size, stage) runs in a fresh process, which reports:
 - `build_s`: constructing the model and `build_weights()` (for `compact`,
   `compact_model` of a built AMTL model);
 - `fit_first_s`, `fit_second_s`: wall seconds of `fit` on one batch of 2000
-  examples (the first traces); SGD, whose updates of an embedding table are
-  row-sparse, so the second call is the fixed cost plus one cheap step
-  (`search`: SGD for the network, Adam for alpha, alpha updated every step);
+  examples (the first traces); tf_keras's SGD (`search`: SGD for the
+  network, Adam for alpha, alpha updated every step);
+- `step_s`: the median of 5 `train_on_batch` calls on that batch, one
+  training step as Keras runs it. tf_keras's SGD keeps a momentum slot even at
+  momentum 0 and rescales it over every table row in every step, so a step
+  grows with the tables (the optimizer's cost, not a fixed one): the fixed
+  cost of a `fit` call is `fit_second_s - step_s`;
 - `evaluate_first_s`, `evaluate_second_s`: the same for `evaluate`;
 - `trainable_variables_s`: one `len(model.trainable_variables)`;
 - `eval_examples_per_s`: one `evaluate` over 20 batches of 2000, as
@@ -211,6 +215,10 @@ def measure(stage: str, data: str) -> dict:
         train = zip_train_validation(one, one) if stage == "search" else one
         result["fit_first_s"], _ = _timed(lambda: model.fit(train, verbose=0))
         result["fit_second_s"], _ = _timed(lambda: model.fit(train, verbose=0))
+        # A search step's batch is a (train, validation) pair, the others' (features, labels).
+        batch = (next(iter(train)),) if stage == "search" else next(iter(train))
+        steps = [_timed(lambda: model.train_on_batch(*batch))[0] for _ in range(5)]
+        result["step_s"] = statistics.median(steps)
     result["evaluate_first_s"], _ = _timed(lambda: model.evaluate(one, verbose=0))
     result["evaluate_second_s"], _ = _timed(lambda: model.evaluate(one, verbose=0))
     result["trainable_variables_s"], count = _timed(lambda: len(model.trainable_variables))
@@ -246,6 +254,7 @@ COLUMNS = (
     ("build_s", "build s", "{:.2f}"),
     ("fit_first_s", "fit 1st s", "{:.2f}"),
     ("fit_second_s", "fit 2nd s", "{:.2f}"),
+    ("step_s", "step s", "{:.2f}"),
     ("evaluate_first_s", "eval 1st s", "{:.2f}"),
     ("evaluate_second_s", "eval 2nd s", "{:.2f}"),
     ("trainable_variables_s", "trainable_variables s", "{:.3f}"),
