@@ -18,15 +18,17 @@ for each model stage:
 Each (size, stage) runs in a fresh process, which reports:
 
 - `build_s`: constructing the model and `build_weights()` (for `compact`,
-  `compact_model` of a built AMTL model);
+  building the AMTL model and `compact_model` of it);
 - `fit_first_s`, `fit_second_s`: wall seconds of `fit` on one batch of 2000
   examples (the first traces); tf_keras's SGD (`search`: SGD for the
   network, Adam for alpha, alpha updated every step);
 - `step_s`: the median of 5 `train_on_batch` calls on that batch, one
   training step as Keras runs it. tf_keras's SGD keeps a momentum slot even at
   momentum 0 and rescales it over every table row in every step, so a step
-  grows with the tables (the optimizer's cost, not a fixed one): the fixed
-  cost of a `fit` call is `fit_second_s - step_s`;
+  grows with the tables (the optimizer's cost, not a fixed one);
+- `fit_sparse_s`: the second one-batch `fit` after compiling again with
+  `tf.keras.optimizers.legacy.SGD`, whose step is row-sparse: the fixed cost
+  of a `fit` call plus one step that does not grow with the tables;
 - `evaluate_first_s`, `evaluate_second_s`: the same for `evaluate`;
 - `trainable_variables_s`: one `len(model.trainable_variables)`;
 - `eval_examples_per_s`: one `evaluate` over 20 batches of 2000, as
@@ -219,6 +221,10 @@ def measure(stage: str, data: str) -> dict:
         batch = (next(iter(train)),) if stage == "search" else next(iter(train))
         steps = [_timed(lambda: model.train_on_batch(*batch))[0] for _ in range(5)]
         result["step_s"] = statistics.median(steps)
+        sparse = {**compile_arguments, "optimizer": tf.keras.optimizers.legacy.SGD(0.01)}
+        model.compile(**sparse)
+        model.fit(train, verbose=0)  # traces the new train function
+        result["fit_sparse_s"], _ = _timed(lambda: model.fit(train, verbose=0))
     result["evaluate_first_s"], _ = _timed(lambda: model.evaluate(one, verbose=0))
     result["evaluate_second_s"], _ = _timed(lambda: model.evaluate(one, verbose=0))
     result["trainable_variables_s"], count = _timed(lambda: len(model.trainable_variables))
@@ -255,6 +261,7 @@ COLUMNS = (
     ("fit_first_s", "fit 1st s", "{:.2f}"),
     ("fit_second_s", "fit 2nd s", "{:.2f}"),
     ("step_s", "step s", "{:.2f}"),
+    ("fit_sparse_s", "fit sparse s", "{:.2f}"),
     ("evaluate_first_s", "eval 1st s", "{:.2f}"),
     ("evaluate_second_s", "eval 2nd s", "{:.2f}"),
     ("trainable_variables_s", "trainable_variables s", "{:.3f}"),

@@ -202,7 +202,8 @@ def masked_model(
     unknown = [field for field in fields if field not in sizes]
     if unknown:
         raise ValueError(f"amtl field(s) {unknown} are not among the fields {list(sizes)}")
-    counts = {field: spec.value_counts(field) for field in fields}
+    # Arrays: Keras checks every item of a list given to a layer's constructor.
+    counts = {field: spec.value_count_array(field) for field in fields}
     embeddings = MaskedEmbeddings(sizes, dim, counts, mask_options, length_penalty)
     return make_model(name, spec, embeddings)
 

@@ -230,7 +230,7 @@ def run_amtl(
     full_params = sum(spec.field(name).vocab_size * max_dim for name in model.field_names)
     groups = {}
     for name, values in lengths.items():
-        groups[name] = dims_by_frequency_group(values, spec.value_counts(name))
+        groups[name] = dims_by_frequency_group(values, spec.value_count_array(name))
     metrics.update(
         {
             "model": model_name,

@@ -299,8 +299,37 @@ class FeatureSpec:
         Returns:
             list of int, `vocab_size` counts.
         """
-        _, counts = self.vocabulary(name)
-        return [0] + [int(c) for c in counts]
+        return self.value_count_array(name).tolist()
+
+    def value_count_array(self, name: str) -> np.ndarray:
+        """`value_counts` as an int64 array, read without a Python object per id.
+
+        Args:
+            name: str, the field name.
+
+        Returns:
+            int64 array of `vocab_size` counts.
+
+        Examples:
+
+            >>> import os, tempfile
+            >>> directory = tempfile.mkdtemp()
+            >>> os.makedirs(os.path.join(directory, "vocab"))
+            >>> with open(os.path.join(directory, "vocab", "site.txt"), "w") as f:
+            ...     _ = f.write("9 news\\n4 shop\\n")
+            >>> spec = FeatureSpec(
+            ...     label="label",
+            ...     fields=(FieldSpec("site", "categorical", 3, "vocab/site.txt"),),
+            ...     splits={"train": 13},
+            ...     directory=directory,
+            ... )
+            >>> spec.value_count_array("site").tolist()
+            [0, 9, 4]
+        """
+        field = self.field(name)
+        _, counts = read_vocabulary_columns(os.path.join(self.directory, field.vocab_file))
+        buckets = np.asarray(self.bucket_counts(name), dtype=np.int64)
+        return np.concatenate([np.zeros(1, np.int64), counts, buckets])
 
     def bucket_counts(self, name: str) -> list[int]:
         """Returns the train count of each hash bucket of one field (empty without buckets).
