@@ -37,6 +37,10 @@ Each (size, stage) runs in a fresh process, which reports:
   `export.export_saved_model` and the sizes of what it wrote;
 - `serving_ms`: median of 30 calls of the reloaded `serving_default` on
   2000 raw examples (after 3 untimed calls);
+- `serving_round_robin_ms`: the same latency with the stage's exports of
+  every size loaded in one process and called in turns, 10 rounds of 10
+  calls (`serve_round_robin`): the fair comparison across sizes on a shared
+  machine;
 - `peak_rss_mib`: the process's peak resident memory.
 
 Usage (from the repository root):
@@ -59,7 +63,6 @@ import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
@@ -83,6 +86,7 @@ DIM = 32
 BATCH = 2000
 EVAL_BATCHES = 20
 SERVING_CALLS = 30
+SERVING_ROUNDS = 10
 ZIPF_EXPONENT = 1.05
 #: Shares of a batch's values that are unseen or missing (the OOV id's inputs).
 UNSEEN_SHARE, MISSING_SHARE = 0.02, 0.01
@@ -231,29 +235,64 @@ def measure(stage: str, data: str) -> dict:
     result["trainable_variables"] = count
     seconds, _ = _timed(lambda: model.evaluate(many, verbose=0))
     result["eval_examples_per_s"] = EVAL_BATCHES * BATCH / seconds
-    directory = tempfile.mkdtemp(prefix="scale_fixed_costs-")
-    try:
-        path = os.path.join(directory, "saved_model")
-        result["export_s"], _ = _timed(lambda: export_saved_model(model, path))
-        result["saved_model_pb_bytes"] = os.path.getsize(os.path.join(path, "saved_model.pb"))
-        result["assets_bytes"] = _directory_bytes(os.path.join(path, "assets"))
-        result["variables_bytes"] = _directory_bytes(os.path.join(path, "variables"))
-        model = None  # only the reloaded SavedModel serves
-        tf.keras.backend.clear_session()
-        result["load_s"], loaded = _timed(lambda: tf.saved_model.load(path))
-        serve = loaded.signatures["serving_default"]
-        features = {name: tf.constant(v) for name, v in examples[0][0].items()}
-        for _ in range(3):
-            serve(**features)["probability"].numpy()
-        calls = []
-        for _ in range(SERVING_CALLS):
-            seconds, _ = _timed(lambda: serve(**features)["probability"].numpy())
-            calls.append(seconds)
-        result["serving_ms"] = 1000 * statistics.median(calls)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    path = _export_path(data, stage)  # kept for `serve_round_robin`
+    shutil.rmtree(path, ignore_errors=True)
+    result["export_s"], _ = _timed(lambda: export_saved_model(model, path))
+    result["saved_model_pb_bytes"] = os.path.getsize(os.path.join(path, "saved_model.pb"))
+    result["assets_bytes"] = _directory_bytes(os.path.join(path, "assets"))
+    result["variables_bytes"] = _directory_bytes(os.path.join(path, "variables"))
+    model = None  # only the reloaded SavedModel serves
+    tf.keras.backend.clear_session()
+    result["load_s"], loaded = _timed(lambda: tf.saved_model.load(path))
+    serve = loaded.signatures["serving_default"]
+    features = {name: tf.constant(v) for name, v in examples[0][0].items()}
+    for _ in range(3):
+        serve(**features)["probability"].numpy()
+    calls = []
+    for _ in range(SERVING_CALLS):
+        seconds, _ = _timed(lambda: serve(**features)["probability"].numpy())
+        calls.append(seconds)
+    result["serving_ms"] = 1000 * statistics.median(calls)
     result["peak_rss_mib"] = peak_rss_mib(False)
     return result
+
+
+def _export_path(data: str, stage: str) -> str:
+    return os.path.join(data, "exports", stage)
+
+
+def _serving_call(loaded, features: dict) -> float:
+    """Seconds of one call of a loaded export's `serving_default`."""
+    serve = loaded.signatures["serving_default"]
+    start = time.perf_counter()
+    serve(**features)["probability"].numpy()
+    return time.perf_counter() - start
+
+
+def serve_round_robin(stage: str, datas: Sequence[str]) -> dict:
+    """Median ms of a serving call of one stage's export at every size, the sizes taking turns.
+
+    The exports of all sizes are loaded in one process and called in rounds
+    of `SERVING_CALLS // 3` calls each, size after size, so that a busy
+    period of a shared machine slows every size alike.
+    """
+    import tensorflow as tf
+
+    from keras_dimsel.data.feature_spec import FeatureSpec
+
+    served = []
+    for data in datas:
+        spec = FeatureSpec.load(data)
+        loaded = tf.saved_model.load(_export_path(data, stage))
+        features = {name: tf.constant(v) for name, v in batches(spec, 1, seed=1)[0][0].items()}
+        served.append((data, loaded, features))
+    medians = {data: [] for data in datas}
+    for _ in range(SERVING_ROUNDS + 1):
+        for data, loaded, features in served:
+            calls = [_serving_call(loaded, features) for _ in range(SERVING_CALLS // 3)]
+            medians[data].append(statistics.median(calls))
+    # The first round warms up.
+    return {data: 1000 * statistics.median(values[1:]) for data, values in medians.items()}
 
 
 COLUMNS = (
@@ -270,6 +309,7 @@ COLUMNS = (
     ("saved_model_pb_bytes", "saved_model.pb MB", "{:.2f}", 1e-6),
     ("assets_bytes", "assets MB", "{:.2f}", 1e-6),
     ("serving_ms", "serving ms", "{:.1f}"),
+    ("serving_round_robin_ms", "serving round-robin ms", "{:.1f}"),
     ("peak_rss_mib", "peak RSS MiB", "{:,.0f}"),
 )
 
@@ -297,6 +337,18 @@ def report(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _child(arguments: list) -> dict:
+    """Runs this script on `arguments` in a fresh process; its last line of output, parsed."""
+    command = [sys.executable, os.path.abspath(__file__), *arguments]
+    done = subprocess.run(
+        command, env=script_environment(), capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"{' '.join(arguments)} failed")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ids", type=int, nargs="+", default=[11_000, 300_000, 3_000_000])
@@ -307,28 +359,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         "--out", default=os.path.join(REPO_ROOT, "benchmarks", "results", "scale_fixed_costs.json")
     )
-    parser.add_argument("--measure", metavar="DATA", help=argparse.SUPPRESS)  # a child process
+    # A child process: one stage at one size, or with --serve the stage's exports at every size.
+    parser.add_argument("--measure", metavar="DATA", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     stages = args.stages.split(",")
+    if args.measure and args.serve:
+        print(json.dumps(serve_round_robin(stages[0], args.measure.split(","))))
+        return 0
     if args.measure:
         print(json.dumps(measure(stages[0], args.measure)))
         return 0
     results = []
-    for total in args.ids:
-        data = os.path.join(args.work_dir, f"ids_{total}")
+    datas = [os.path.join(args.work_dir, f"ids_{total}") for total in args.ids]
+    for data, total in zip(datas, args.ids):
         if not os.path.exists(os.path.join(data, "feature_spec.json")):
             write_artifact(data, total)
         for stage in stages:
-            command = [sys.executable, os.path.abspath(__file__), "--measure", data]
-            command += ["--stages", stage]
-            done = subprocess.run(
-                command, env=script_environment(), capture_output=True, text=True, check=False
-            )
-            if done.returncode:
-                sys.stderr.write(done.stderr[-4000:])
-                raise SystemExit(f"{stage} at {total} ids failed")
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results.append(_child(["--measure", data, "--stages", stage]))
             print(json.dumps(results[-1]), flush=True)
+    for stage in stages:
+        medians = _child(["--measure", ",".join(datas), "--stages", stage, "--serve"])
+        for data, row in zip(datas, [row for row in results if row["stage"] == stage]):
+            row["serving_round_robin_ms"] = medians[data]
+            shutil.rmtree(_export_path(data, stage))
     summary = {
         "benchmark": "scale_fixed_costs",
         "date": datetime.date.today().isoformat(),
@@ -341,6 +395,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "batch": BATCH,
             "eval_batches": EVAL_BATCHES,
             "serving_calls": SERVING_CALLS,
+            "serving_rounds": SERVING_ROUNDS,
             "zipf_exponent": ZIPF_EXPONENT,
         },
         "results": results,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from keras_dimsel.data.lookup import FeatureLookup
 from keras_dimsel.models import CTRModel
 from keras_dimsel.models.embeddings import CompactEmbeddings
 
@@ -55,7 +54,8 @@ def compact_model(model) -> tuple:
         lengths,
     )
     head = type(model.head).from_config(model.head.get_config())
-    compact = CTRModel(FeatureLookup(model.spec, model.field_names), compact_embeddings, head)
+    # The lookup is shared: it has no weights, and its tables are built once.
+    compact = CTRModel(model.lookup, compact_embeddings, head)
     compact.build_weights()
     for source, target in zip(model.head.variables, compact.head.variables):
         target.assign(source)
