@@ -1,6 +1,6 @@
 """Training at production table sizes: each stage's step speed and memory from 10k to 3M ids.
 
-Two measurements, both in one run:
+Three measurements, all in one run (`--parts`):
 
 - `stages`: every training stage (the full-dimension baseline, the AutoDim
   search supernet with shared and with separate storage, the retrained
@@ -14,18 +14,28 @@ Two measurements, both in one run:
   steps, `--repeats` times): lookup, embeddings, network, backward pass and
   optimizer, without the input pipeline. Reported: train examples/s (median
   and mean ± std of the repeats), the process's peak RSS against the memory
-  target `1.5 × (table + slot bytes) + 1.5 GiB`, the bytes of the tables and
-  their optimizer slots, and, for the baseline and the retrained model, the
-  SavedModel's bytes and its serving latency at the batch size (median of
-  `--serve-calls` calls after a warm-up).
+  target `1.5 × (table + slot bytes) + 1.5 GiB`, and the bytes of the tables
+  and their optimizer slots.
+- `fixed`: what every call costs besides its examples, per stage (the
+  baseline, the search supernet, the retrained model, AMTL and its compact
+  serving model) and size, with the default embedding optimizer, each in a
+  process of its own: building the model, the first and the second `fit`
+  and `evaluate` of one batch (the second is the fixed cost of a call),
+  one `trainable_variables`, evaluation examples/s over `--eval-batches`
+  batches, the export (seconds, `saved_model.pb` and asset bytes) and the
+  reloaded export's serving latency at the batch size. Latency is then
+  measured again with the stage's exports of every size loaded in one
+  process and called in turns (`--serve-calls` calls a round, 10 rounds),
+  so that a busy period of a shared machine slows every size alike.
 - `optimizers`: the optimizer alone: `Embedding(V, 32)` and a small MLP at
   batch 2000, ms per step at each V, for tf_keras `Adam`, `SGD`, `Adagrad`,
   the library's `LazyAdam` and `SplitOptimizer(Adagrad tables, Adam network)`.
 
 Targets (the issue "Production-size embedding tables"): each stage's train
 examples/s at 3M ids ≥ 0.7 × the same stage at 10k, ≥ 25,000 examples/s for the
-DeepFM baseline at 3M, peak RSS within the memory target, serving latency at
-3M ≤ 1.5 × at 10k.
+DeepFM baseline at 3M, peak RSS within the memory target; at the largest size,
+model build ≤ 10 s, a `fit` or `evaluate` call's fixed cost ≤ 1 s, export ≤ 60 s,
+evaluation examples/s ≥ 0.7 × at 10k and serving latency (in turns) ≤ 1.5 × at 10k.
 
 Usage (from the repository root; `make bench-scale`):
 
@@ -42,6 +52,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -181,7 +193,6 @@ def measure_stage(args) -> dict:
     """One (stage, size, optimizer) in this process: step speed, memory, export and serving."""
     import tensorflow as tf
 
-    from keras_dimsel.export import export_saved_model
     from keras_dimsel.training import exempt_keras_from_autograph, seed_everything
 
     exempt_keras_from_autograph()
@@ -219,25 +230,123 @@ def measure_stage(args) -> dict:
         **table_bytes(model, args.embedding_optimizer),
     }
     result["training_peak_rss_mib"] = peak_rss_mib(reset_worked=False)
-    if args.stage in ("baseline", "retrain") and args.serve:
-        export = os.path.join(args.work_dir, f"export_{args.stage}_{args.size}")
-        start = time.perf_counter()
-        export_saved_model(model, export)
-        result["export_seconds"] = time.perf_counter() - start
-        result["saved_model_bytes"] = directory_bytes(export)
-        result["saved_model_pb_bytes"] = os.path.getsize(os.path.join(export, "saved_model.pb"))
-        serve = tf.saved_model.load(export).signatures["serving_default"]
-        features = batches[0][0]
-        for _ in range(3):
-            serve(**features)
-        latencies = []
-        for _ in range(args.serve_calls):
-            begin = time.perf_counter()
-            serve(**features)["probability"].numpy()
-            latencies.append((time.perf_counter() - begin) * 1000)
-        result["serving_ms"] = spread(latencies)
-        tf.io.gfile.rmtree(export)
     return result
+
+
+FIXED_STAGES = ("baseline", "search_shared", "retrain", "amtl", "compact")
+
+
+def fixed_stage_model(stage: str, spec):
+    """The compiled model of a stage with the default embedding optimizer; `compact` is the
+    serving model of an AMTL model (`amtl.compact_model`), built from it."""
+    from keras_dimsel.amtl.compact import compact_model
+    from keras_dimsel.training.optimizers import DEFAULT_EMBEDDING_OPTIMIZER
+
+    if stage != "compact":
+        return stage_model(stage, spec, DEFAULT_EMBEDDING_OPTIMIZER)
+    compact, _ = compact_model(stage_model("amtl", spec, DEFAULT_EMBEDDING_OPTIMIZER))
+    compact.compile()
+    return compact
+
+
+def _seconds(function) -> float:
+    begin = time.perf_counter()
+    function()
+    return time.perf_counter() - begin
+
+
+def measure_fixed(args) -> dict:
+    """One stage's per-call costs at one size, in this process (see the `fixed` part)."""
+    import tensorflow as tf
+
+    from keras_dimsel.autodim.alternating import zip_train_validation
+    from keras_dimsel.export import export_saved_model
+    from keras_dimsel.training import exempt_keras_from_autograph, seed_everything
+
+    exempt_keras_from_autograph()
+    seed_everything(0)
+    values = SIZES[args.size]
+    spec = write_artifact(os.path.join(args.work_dir, f"artifact_{args.size}"), values)
+    batches = raw_batches(values, args.eval_batches + 1, args.batch_size, seed=1)
+    record = {
+        "fixed": args.fixed,
+        "size": args.size,
+        "ids": sum(field.vocab_size for field in spec.fields),
+    }
+    begin = time.perf_counter()
+    model = fixed_stage_model(args.fixed, spec)
+    record["build_seconds"] = time.perf_counter() - begin
+    features = {name: tf.concat([b[0][name] for b in batches], 0) for name in spec.field_names}
+    labels = tf.concat([batch[1] for batch in batches], 0)
+    examples = tf.data.Dataset.from_tensor_slices((features, labels)).batch(args.batch_size)
+    # One element spec for both, so the timed evaluation does not trace again.
+    one = examples.take(1).cache()
+    many = examples.skip(1).cache()
+    for _ in one.concatenate(many):  # filled before anything is timed
+        pass
+    if args.fixed != "compact":  # the serving model is not trained
+        train = zip_train_validation(one, one) if args.fixed.startswith("search") else one
+        record["fit_first_seconds"] = _seconds(lambda: model.fit(train, verbose=0))
+        record["fit_seconds"] = _seconds(lambda: model.fit(train, verbose=0))
+    record["evaluate_first_seconds"] = _seconds(lambda: model.evaluate(one, verbose=0))
+    record["evaluate_seconds"] = _seconds(lambda: model.evaluate(one, verbose=0))
+    record["trainable_variables_seconds"] = _seconds(lambda: model.trainable_variables)
+    seconds = _seconds(lambda: model.evaluate(many, verbose=0))
+    record["eval_examples_per_second"] = args.eval_batches * args.batch_size / seconds
+    export = _fixed_export(args.work_dir, args.fixed, args.size)
+    if tf.io.gfile.exists(export):
+        tf.io.gfile.rmtree(export)
+    record["export_seconds"] = _seconds(lambda: export_saved_model(model, export))
+    record["saved_model_bytes"] = directory_bytes(export)
+    record["saved_model_pb_bytes"] = os.path.getsize(os.path.join(export, "saved_model.pb"))
+    record["assets_bytes"] = directory_bytes(os.path.join(export, "assets"))
+    model = None  # only the reloaded export serves
+    tf.keras.backend.clear_session()
+    loaded = tf.saved_model.load(export)
+    serve = loaded.signatures["serving_default"]
+    for _ in range(3):
+        serve(**batches[0][0])
+    calls = [1000 * _serving_seconds(serve, batches[0][0]) for _ in range(args.serve_calls)]
+    record["serving_ms"] = spread(calls)
+    record["peak_rss_mib"] = peak_rss_mib(reset_worked=False)
+    return record
+
+
+def _serving_seconds(serve, features: dict) -> float:
+    """Seconds of one call of a serving signature, its result read."""
+    begin = time.perf_counter()
+    serve(**features)["probability"].numpy()
+    return time.perf_counter() - begin
+
+
+def _fixed_export(work_dir: str, stage: str, size: str) -> str:
+    """Where the `fixed` part keeps a stage's export until it is served in turns."""
+    return os.path.join(work_dir, "exports", f"{stage}_{size}")
+
+
+SERVING_ROUNDS = 10
+
+
+def serve_in_turns(args) -> dict:
+    """Median serving ms of one stage's exports of every size, loaded in one process and
+    called in turns: `SERVING_ROUNDS` rounds of `--serve-calls` calls per size."""
+    import tensorflow as tf
+
+    served, kept = [], []
+    for size in args.sizes:
+        loaded = tf.saved_model.load(_fixed_export(args.work_dir, args.serve_in_turns, size))
+        features = raw_batches(SIZES[size], 1, args.batch_size, seed=1)[0][0]
+        served.append((size, loaded.signatures["serving_default"], features))
+        kept.append(loaded)  # a signature needs its loaded object alive
+    medians = {size: [] for size in args.sizes}
+    for _ in range(SERVING_ROUNDS + 1):  # the first round warms up
+        for size, serve, features in served:
+            calls = [_serving_seconds(serve, features) for _ in range(args.serve_calls)]
+            medians[size].append(1000 * statistics.median(calls))
+    return {
+        "serving_in_turns": args.serve_in_turns,
+        "serving_ms": {size: spread(values[1:]) for size, values in medians.items()},
+    }
 
 
 def directory_bytes(path: str) -> int:
@@ -327,6 +436,10 @@ def load_results(path: str) -> dict:
 def key_of(record: dict) -> str:
     if "stage" in record:
         return f"stage/{record['stage']}/{record['size']}/{record['embedding_optimizer']}"
+    if "fixed" in record:
+        return f"fixed/{record['fixed']}/{record['size']}"
+    if "serving_in_turns" in record:
+        return f"serving/{record['serving_in_turns']}"
     return f"optimizer/{record['optimizer']}/{record['size']}"
 
 
@@ -353,16 +466,6 @@ def summarize(results: dict, args) -> dict:
                     "met": ratio >= 0.7,
                 }
             )
-            if "serving_ms" in small and "serving_ms" in large:
-                latency = large["serving_ms"]["median"] / small["serving_ms"]["median"]
-                checks.append(
-                    {
-                        "what": f"{stage} ({optimizer}) serving latency, {largest} / {smallest}",
-                        "value": latency,
-                        "target": "≤ 1.5",
-                        "met": latency <= 1.5,
-                    }
-                )
     for record in stages:
         target = 1.5 * (record["tables"] + record["slots"]) / 2**20 + 1.5 * 1024
         record["memory_target_mib"] = target
@@ -387,8 +490,63 @@ def summarize(results: dict, args) -> dict:
                 "met": rate >= 25_000,
             }
         )
-    results["checks"] = checks
+    every = {key_of(r): r for r in results.get("records", [])}
+    results["checks"] = checks + fixed_checks(every, smallest, largest)
     return results
+
+
+def _check(what: str, value: float, target: str, met: bool) -> dict:
+    return {"what": what, "value": value, "target": target, "met": met}
+
+
+def fixed_checks(records: dict, smallest: str, largest: str) -> list:
+    """The `fixed` part's targets at the largest size (and its ratios to the smallest)."""
+    checks = []
+    for stage in FIXED_STAGES:
+        small = records.get(f"fixed/{stage}/{smallest}")
+        large = records.get(f"fixed/{stage}/{largest}")
+        if large:
+            checks.append(
+                _check(
+                    f"{stage} build s at {largest}",
+                    large["build_seconds"],
+                    "≤ 10",
+                    large["build_seconds"] <= 10,
+                )
+            )
+            for call in ("fit", "evaluate"):
+                if f"{call}_seconds" in large:
+                    seconds = large[f"{call}_seconds"]
+                    what = f"{stage} one-batch {call} s at {largest}"
+                    checks.append(_check(what, seconds, "≤ 1", seconds <= 1))
+            checks.append(
+                _check(
+                    f"{stage} export s at {largest}",
+                    large["export_seconds"],
+                    "≤ 60",
+                    large["export_seconds"] <= 60,
+                )
+            )
+        if small and large:
+            ratio = large["eval_examples_per_second"] / small["eval_examples_per_second"]
+            checks.append(
+                _check(
+                    f"{stage} eval examples/s, {largest} / {smallest}", ratio, "≥ 0.7", ratio >= 0.7
+                )
+            )
+        turns = records.get(f"serving/{stage}")
+        if turns and smallest in turns["serving_ms"] and largest in turns["serving_ms"]:
+            ms = turns["serving_ms"]
+            ratio = ms[largest]["median"] / ms[smallest]["median"]
+            checks.append(
+                _check(
+                    f"{stage} serving latency in turns, {largest} / {smallest}",
+                    ratio,
+                    "≤ 1.5",
+                    ratio <= 1.5,
+                )
+            )
+    return checks
 
 
 def markdown(summary: dict) -> str:
@@ -410,44 +568,23 @@ def markdown(summary: dict) -> str:
         "## Stages",
         "",
         "| stage | ids | embedding optimizer | train examples/s (median) | mean ± std "
-        "| peak RSS MiB | memory target MiB | tables + slots MiB | build s "
-        "| SavedModel MiB | serving ms (median) |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak RSS MiB | memory target MiB | tables + slots MiB | build s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in summary["records"]:
         if "stage" not in r:
             continue
         speed = r["train_examples_per_second"]
-        saved = f"{r['saved_model_bytes'] / 2**20:,.1f}" if "saved_model_bytes" in r else ""
-        serving = f"{r['serving_ms']['median']:.1f}" if "serving_ms" in r else ""
         lines.append(
             f"| {r['stage']} | {r['ids']:,} | {r['embedding_optimizer']} | "
             f"{speed['median']:,.0f} | {speed['mean']:,.0f} ± {speed['std']:,.0f} | "
             f"{r['training_peak_rss_mib']:,.0f} | {r.get('memory_target_mib', 0):,.0f} | "
-            f"{(r['tables'] + r['slots']) / 2**20:,.0f} | {r['build_seconds']:.1f} | "
-            f"{saved} | {serving} |"
+            f"{(r['tables'] + r['slots']) / 2**20:,.0f} | {r['build_seconds']:.1f} |"
         )
-    lines += [
-        "",
-        "## The optimizer alone",
-        "",
-        "`Embedding(V, 32)` + MLP, batch size "
-        f"{settings['batch_size']}, ms per step (median of {settings['repeats']}):",
-        "",
-    ]
+    lines += fixed_markdown(summary["records"], settings)
     optimizer_records = [r for r in summary["records"] if "optimizer" in r]
-    sizes = [s for s in settings["sizes"] if any(r["size"] == s for r in optimizer_records)]
-    lines.append("| optimizer | " + " | ".join(f"V = {s}" for s in sizes) + " |")
-    lines.append("|---|" + "---:|" * len(sizes))
-    for optimizer in OPTIMIZER_VARIANTS:
-        cells = []
-        for size in sizes:
-            match = [
-                r for r in optimizer_records if r["optimizer"] == optimizer and r["size"] == size
-            ]
-            cells.append(f"{match[0]['ms_per_step']['median']:.1f}" if match else "")
-        if any(cells):
-            lines.append(f"| {optimizer} | " + " | ".join(cells) + " |")
+    if optimizer_records:
+        lines += optimizer_markdown(optimizer_records, settings)
     lines += ["", "## Targets", "", "| check | value | target | met |", "|---|---:|---|---|"]
     for check in summary["checks"]:
         value = check["value"]
@@ -458,6 +595,64 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def optimizer_markdown(records: list, settings: dict) -> list:
+    """The `optimizers` part's table: ms per step by optimizer and table size."""
+    sizes = [s for s in settings["sizes"] if any(r["size"] == s for r in records)]
+    lines = [
+        "",
+        "## The optimizer alone",
+        "",
+        "`Embedding(V, 32)` + MLP, batch size "
+        f"{settings['batch_size']}, ms per step (median of {settings['repeats']}):",
+        "",
+    ]
+    lines.append("| optimizer | " + " | ".join(f"V = {s}" for s in sizes) + " |")
+    lines.append("|---|" + "---:|" * len(sizes))
+    for optimizer in OPTIMIZER_VARIANTS:
+        cells = []
+        for size in sizes:
+            match = [r for r in records if r["optimizer"] == optimizer and r["size"] == size]
+            cells.append(f"{match[0]['ms_per_step']['median']:.1f}" if match else "")
+        if any(cells):
+            lines.append(f"| {optimizer} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def fixed_markdown(records: list, settings: dict) -> list:
+    """The `fixed` part's table: a row per (stage, size)."""
+    fixed = [r for r in records if "fixed" in r]
+    if not fixed:
+        return []
+    turns = {r["serving_in_turns"]: r["serving_ms"] for r in records if "serving_in_turns" in r}
+    lines = [
+        "",
+        "## Fixed costs of a call",
+        "",
+        "Default embedding optimizer. `fit` and `evaluate`: one batch, the second call "
+        f"(the first traces). Evaluation over {settings.get('eval_batches')} batches. "
+        "Serving: median ms of a call on one batch, in the stage's own process and in turns "
+        "with the exports of every size loaded in one process.",
+        "",
+        "| stage | ids | build s | fit s (1st) | evaluate s (1st) | trainable_variables s "
+        "| eval examples/s | export s | saved_model.pb MiB | assets MiB | SavedModel MiB "
+        "| serving ms | serving ms in turns | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in fixed:
+        fit = f"{r['fit_seconds']:.2f} ({r['fit_first_seconds']:.1f})" if "fit_seconds" in r else ""
+        in_turns = turns.get(r["fixed"], {}).get(r["size"])
+        in_turns = f"{in_turns['median']:.1f}" if in_turns else ""
+        lines.append(
+            f"| {r['fixed']} | {r['ids']:,} | {r['build_seconds']:.1f} | {fit} | "
+            f"{r['evaluate_seconds']:.2f} ({r['evaluate_first_seconds']:.1f}) | "
+            f"{r['trainable_variables_seconds']:.3f} | {r['eval_examples_per_second']:,.0f} | "
+            f"{r['export_seconds']:.1f} | {r['saved_model_pb_bytes'] / 2**20:.2f} | "
+            f"{r['assets_bytes'] / 2**20:.1f} | {r['saved_model_bytes'] / 2**20:,.1f} | "
+            f"{r['serving_ms']['median']:.1f} | {in_turns} | {r['peak_rss_mib']:,.0f} |"
+        )
+    return lines
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", choices=tuple(SIZES), default=["10k", "300k", "3M"])
@@ -466,12 +661,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--optimizers", nargs="+", default=["lazy_adam", "adam"], help="embedding optimizers"
     )
     parser.add_argument(
-        "--parts", nargs="+", choices=("optimizers", "stages"), default=["optimizers", "stages"]
+        "--parts",
+        nargs="+",
+        choices=("optimizers", "fixed", "stages"),
+        default=["optimizers", "fixed", "stages"],
     )
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--serve-calls", type=int, default=20)
+    parser.add_argument("--eval-batches", type=int, default=50)
     parser.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks/results/scale.json"))
     parser.add_argument(
         "--work-dir", default=os.path.join(tempfile.gettempdir(), "keras_dimsel_scale")
@@ -481,13 +680,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--size", help=argparse.SUPPRESS)
     parser.add_argument("--embedding-optimizer", help=argparse.SUPPRESS)
     parser.add_argument("--optimizer", help=argparse.SUPPRESS)
-    parser.add_argument("--no-serve", dest="serve", action="store_false", help=argparse.SUPPRESS)
+    parser.add_argument("--fixed", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-in-turns", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    if args.stage or args.optimizer:
-        record = measure_stage(args) if args.stage else measure_optimizer(args)
-        print(json.dumps(record))
-        return 0
+    measurements = {
+        "stage": measure_stage,
+        "optimizer": measure_optimizer,
+        "fixed": measure_fixed,
+        "serve_in_turns": serve_in_turns,
+    }
+    for option, measure in measurements.items():
+        if getattr(args, option):
+            print(json.dumps(measure(args)))
+            return 0
 
     os.makedirs(args.work_dir, exist_ok=True)
     results = load_results(args.out)
@@ -501,6 +707,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         str(args.repeats),
         "--serve-calls",
         str(args.serve_calls),
+        "--eval-batches",
+        str(args.eval_batches),
         "--work-dir",
         args.work_dir,
     ]
@@ -511,6 +719,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for size in args.sizes
             for optimizer in OPTIMIZER_VARIANTS
         ]
+    if "fixed" in args.parts:
+        cells += [
+            ["--fixed", stage, "--size", size] for stage in FIXED_STAGES for size in args.sizes
+        ]
+        # After all sizes of a stage: its exports served in turns, then deleted.
+        cells += [["--serve-in-turns", stage, "--sizes", *args.sizes] for stage in FIXED_STAGES]
     if "stages" in args.parts:
         cells += [
             ["--stage", stage, "--size", size, "--embedding-optimizer", optimizer]
@@ -527,6 +741,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "batch_size": args.batch_size,
             "steps": args.steps,
             "repeats": args.repeats,
+            "eval_batches": args.eval_batches,
             "candidates": list(CANDIDATES),
             "plan": PLAN,
         },
@@ -536,6 +751,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             continue
         started = time.perf_counter()
         record = run_child(cell + common)
+        if cell[0] == "--serve-in-turns":
+            for size in args.sizes:
+                shutil.rmtree(_fixed_export(args.work_dir, cell[1], size), ignore_errors=True)
         if record is None:
             continue
         records[key_of(record)] = record
@@ -552,7 +770,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def key_of_cell(cell: Sequence[str]) -> str:
     """The record key a child run on `cell` will give (see `key_of`)."""
+    if cell[0] == "--serve-in-turns":
+        return f"serving/{cell[1]}"
     options = dict(zip(cell[0::2], cell[1::2]))
+    if "--fixed" in options:
+        return f"fixed/{options['--fixed']}/{options['--size']}"
     if "--stage" in options:
         return f"stage/{options['--stage']}/{options['--size']}/{options['--embedding-optimizer']}"
     return f"optimizer/{options['--optimizer']}/{options['--size']}"
