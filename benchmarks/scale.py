@@ -1,6 +1,6 @@
 """Training at production table sizes: each stage's step speed and memory from 10k to 3M ids.
 
-Three measurements, all in one run (`--parts`):
+Four measurements, all in one run (`--parts`):
 
 - `stages`: every training stage (the full-dimension baseline, the AutoDim
   search supernet with shared and with separate storage, the retrained
@@ -30,10 +30,17 @@ Three measurements, all in one run (`--parts`):
 - `optimizers`: the optimizer alone: `Embedding(V, 32)` and a small MLP at
   batch 2000, ms per step at each V, for tf_keras `Adam`, `SGD`, `Adagrad`,
   the library's `LazyAdam` and `SplitOptimizer(Adagrad tables, Adam network)`.
+- `runs`: the command line as users run it, each command in a process of its
+  own: `dimsel baseline`, `search`, `retrain` (of the search's plan), `amtl`
+  and `baseline --embedding-optimizer adam`, DeepFM, one epoch over 240,000
+  rows written as the Beam job writes its splits. Reported: wall seconds,
+  train examples/s, peak RSS, which printed line preceded the peak, and the
+  library's own memory estimate (`training_memory_estimate_bytes`).
 
 Targets (the issue "Production-size embedding tables"): each stage's train
 examples/s at 3M ids ≥ 0.7 × the same stage at 10k, ≥ 25,000 examples/s for the
-DeepFM baseline at 3M, peak RSS within the memory target; at the largest size,
+DeepFM baseline at 3M, peak RSS within the memory target (the commands' too), the
+commands' memory estimates within 25% of their peak RSS; at the largest size,
 model build ≤ 10 s, a `fit` or `evaluate` call's fixed cost ≤ 1 s, export ≤ 60 s,
 evaluation examples/s ≥ 0.7 × at 10k and serving latency (in turns) ≤ 1.5 × at 10k.
 
@@ -68,6 +75,7 @@ from machine import (  # noqa: E402
     code_state,
     machine_description,
     peak_rss_mib,
+    rss_mib,
     script_environment,
     spread,
     write_results,
@@ -349,6 +357,133 @@ def serve_in_turns(args) -> dict:
     }
 
 
+#: `baseline_adam` is the baseline with `--embedding-optimizer adam` (dense Adam's temporaries).
+RUN_STAGES = ("baseline", "search", "retrain", "amtl", "baseline_adam")
+#: Rows of each split of a `runs` artifact: an epoch of 120 steps at batch 2000.
+RUN_ROWS = {"train": 240_000, "validation": 30_000, "test": 30_000}
+
+
+def write_run_artifact(directory: str, values: int):
+    """The `stages` artifact with gzip TFRecord splits, so that the command line can train on it.
+
+    The rows are drawn as `raw_batches` draws them and encoded as the Beam job
+    encodes its splits (`preprocessing.outputs.encode_examples`).
+    """
+    import dataclasses
+
+    import pyarrow as pa
+    import tensorflow as tf
+
+    from keras_dimsel.preprocessing.outputs import encode_examples
+
+    spec = write_artifact(directory, values, train_rows=RUN_ROWS["train"])
+    for seed, (split, rows) in enumerate(RUN_ROWS.items()):
+        path = os.path.join(directory, split, "part-00000.tfrecord.gz")
+        if os.path.exists(path):
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with tf.io.TFRecordWriter(path + ".tmp", options="GZIP") as writer:
+            for features, labels in raw_batches(values, rows // 10_000, 10_000, seed=10 + seed):
+                columns = {"label": pa.array(labels.numpy())}
+                columns.update(
+                    {name: pa.array(v.numpy().astype(str)) for name, v in features.items()}
+                )
+                for example in encode_examples(pa.RecordBatch.from_pydict(columns)):
+                    writer.write(example)
+        os.replace(path + ".tmp", path)
+    spec = dataclasses.replace(spec, splits=dict(RUN_ROWS))
+    spec.save()
+    return spec
+
+
+class Timeline:
+    """This process's RSS sampled every 0.1 s, beside the lines the command prints.
+
+    `peaks()` gives the highest RSS seen while each line was the last printed:
+    which phase of a run (an epoch, the evaluation, the export) holds the peak.
+    """
+
+    def __init__(self):
+        import threading
+
+        self.lines = [(time.perf_counter(), "(start)")]
+        self.samples = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while not self._stop.wait(0.1):
+            self.samples.append((time.perf_counter(), rss_mib()))
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                self.lines.append((time.perf_counter(), line.strip()[:80]))
+        return sys.__stdout__.write(text)
+
+    def flush(self) -> None:
+        sys.__stdout__.flush()
+
+    def __enter__(self):
+        self._thread.start()
+        sys.stdout = self
+        return self
+
+    def __exit__(self, *exc):
+        sys.stdout = sys.__stdout__
+        self._stop.set()
+        self._thread.join()
+
+    def peaks(self, count: int = 4) -> list:
+        """The `count` phases of highest RSS: `[line, MiB]`, highest first."""
+        starts = [t for t, _ in self.lines] + [float("inf")]
+        phases = []
+        for (start, line), end in zip(self.lines, starts[1:]):
+            seen = [mib for t, mib in self.samples if start <= t < end and mib is not None]
+            if seen:
+                phases.append([line, max(seen)])
+        return sorted(phases, key=lambda phase: -phase[1])[:count]
+
+
+def measure_run(args) -> dict:
+    """One command-line run (`dimsel <stage>`, DeepFM, 1 epoch) at one size, in this process."""
+    from keras_dimsel import cli
+    from keras_dimsel.autodim.runs import SEARCH_METRICS
+    from keras_dimsel.training import RunDir
+    from keras_dimsel.training.run_dir import METRICS
+
+    data = os.path.join(args.work_dir, f"run_artifact_{args.size}")
+    spec = write_run_artifact(data, SIZES[args.size])
+    runs = os.path.join(args.work_dir, "runs")
+    output = os.path.join(runs, f"{args.run}_{args.size}")
+    shutil.rmtree(output, ignore_errors=True)
+    command = args.run.split("_")[0]
+    argv = [command, "--data", data, "--model", "deepfm", "--output", output, "--epochs", "1"]
+    if args.run == "baseline_adam":
+        argv += ["--embedding-optimizer", "adam"]
+    if args.run == "retrain":
+        argv += ["--plan", os.path.join(runs, f"search_{args.size}", "plan.json")]
+    with Timeline() as timeline:
+        begin = time.perf_counter()
+        code = cli.main(argv)
+        seconds = time.perf_counter() - begin
+    if code != 0:
+        raise SystemExit(f"dimsel {' '.join(argv)} exited with {code}")
+    metrics = RunDir(output).read_json(SEARCH_METRICS if args.run == "search" else METRICS)
+    return {
+        "run": args.run,
+        "size": args.size,
+        "ids": sum(field.vocab_size for field in spec.fields),
+        "seconds": seconds,
+        "peak_rss_mib": peak_rss_mib(reset_worked=False),
+        "peak_phases": timeline.peaks(),
+        "memory_estimate_bytes": metrics["training_memory_estimate_bytes"],
+        "trainable_numbers": metrics["trainable_numbers"],
+        "train_examples_per_second": metrics.get("train_examples_per_second"),
+        "saved_model_bytes": directory_bytes(os.path.join(output, "saved_model")),
+    }
+
+
 def directory_bytes(path: str) -> int:
     return sum(
         os.path.getsize(os.path.join(root, name))
@@ -438,6 +573,8 @@ def key_of(record: dict) -> str:
         return f"stage/{record['stage']}/{record['size']}/{record['embedding_optimizer']}"
     if "fixed" in record:
         return f"fixed/{record['fixed']}/{record['size']}"
+    if "run" in record:
+        return f"run/{record['run']}/{record['size']}"
     if "serving_in_turns" in record:
         return f"serving/{record['serving_in_turns']}"
     return f"optimizer/{record['optimizer']}/{record['size']}"
@@ -491,12 +628,29 @@ def summarize(results: dict, args) -> dict:
             }
         )
     every = {key_of(r): r for r in results.get("records", [])}
-    results["checks"] = checks + fixed_checks(every, smallest, largest)
+    results["checks"] = checks + fixed_checks(every, smallest, largest) + run_checks(every)
     return results
 
 
 def _check(what: str, value: float, target: str, met: bool) -> dict:
     return {"what": what, "value": value, "target": target, "met": met}
+
+
+def run_checks(records: dict) -> list:
+    """The `runs` part's targets: the memory estimate within 25% of the peak RSS, and the
+    peak within `1.5 × (trainable numbers with 2 slots) + 1.5 GiB`."""
+    checks = []
+    for record in records.values():
+        if "run" not in record:
+            continue
+        where = f"dimsel {record['run']} at {record['size']}"
+        error = record["memory_estimate_bytes"] / 2**20 / record["peak_rss_mib"] - 1
+        met = abs(error) <= 0.25
+        checks.append(_check(f"{where}: estimate / peak RSS - 1", error, "within ±0.25", met))
+        target = 1.5 * 12 * record["trainable_numbers"] / 2**20 + 1.5 * 1024
+        peak = record["peak_rss_mib"]
+        checks.append(_check(f"{where}: peak RSS MiB", peak, f"≤ {target:,.0f}", peak <= target))
+    return checks
 
 
 def fixed_checks(records: dict, smallest: str, largest: str) -> list:
@@ -582,6 +736,7 @@ def markdown(summary: dict) -> str:
             f"{(r['tables'] + r['slots']) / 2**20:,.0f} | {r['build_seconds']:.1f} |"
         )
     lines += fixed_markdown(summary["records"], settings)
+    lines += runs_markdown(summary["records"])
     optimizer_records = [r for r in summary["records"] if "optimizer" in r]
     if optimizer_records:
         lines += optimizer_markdown(optimizer_records, settings)
@@ -615,6 +770,34 @@ def optimizer_markdown(records: list, settings: dict) -> list:
             cells.append(f"{match[0]['ms_per_step']['median']:.1f}" if match else "")
         if any(cells):
             lines.append(f"| {optimizer} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def runs_markdown(records: list) -> list:
+    """The `runs` part's table: a row per command and size."""
+    runs = [r for r in records if "run" in r]
+    if not runs:
+        return []
+    lines = [
+        "",
+        "## The command line",
+        "",
+        f"`dimsel <command> --model deepfm --epochs 1` on {RUN_ROWS['train']:,} train rows "
+        "(batch 2000, default embedding optimizer; `retrain` takes the plan of `search`). "
+        "The peak phase is the last line the command had printed when its RSS peaked.",
+        "",
+        "| command | ids | wall s | train examples/s | peak RSS MiB | estimate MiB "
+        "| trainable numbers | peak phase |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in runs:
+        phase = r["peak_phases"][0][0].split(" - ")[0][:40] if r["peak_phases"] else ""
+        rate = r["train_examples_per_second"]
+        lines.append(
+            f"| {r['run']} | {r['ids']:,} | {r['seconds']:.0f} | "
+            f"{f'{rate:,.0f}' if rate else ''} | {r['peak_rss_mib']:,.0f} | "
+            f"{r['memory_estimate_bytes'] / 2**20:,.0f} | {r['trainable_numbers']:,} | {phase} |"
+        )
     return lines
 
 
@@ -663,8 +846,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         "--parts",
         nargs="+",
-        choices=("optimizers", "fixed", "stages"),
-        default=["optimizers", "fixed", "stages"],
+        choices=("optimizers", "fixed", "stages", "runs"),
+        default=["optimizers", "fixed", "stages", "runs"],
     )
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=30)
@@ -682,6 +865,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--optimizer", help=argparse.SUPPRESS)
     parser.add_argument("--fixed", help=argparse.SUPPRESS)
     parser.add_argument("--serve-in-turns", help=argparse.SUPPRESS)
+    parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     measurements = {
@@ -689,6 +873,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "optimizer": measure_optimizer,
         "fixed": measure_fixed,
         "serve_in_turns": serve_in_turns,
+        "run": measure_run,
     }
     for option, measure in measurements.items():
         if getattr(args, option):
@@ -725,6 +910,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ]
         # After all sizes of a stage: its exports served in turns, then deleted.
         cells += [["--serve-in-turns", stage, "--sizes", *args.sizes] for stage in FIXED_STAGES]
+    if "runs" in args.parts:  # the search before the retrain of its plan
+        cells += [["--run", stage, "--size", size] for size in args.sizes for stage in RUN_STAGES]
     if "stages" in args.parts:
         cells += [
             ["--stage", stage, "--size", size, "--embedding-optimizer", optimizer]
@@ -775,6 +962,8 @@ def key_of_cell(cell: Sequence[str]) -> str:
     options = dict(zip(cell[0::2], cell[1::2]))
     if "--fixed" in options:
         return f"fixed/{options['--fixed']}/{options['--size']}"
+    if "--run" in options:
+        return f"run/{options['--run']}/{options['--size']}"
     if "--stage" in options:
         return f"stage/{options['--stage']}/{options['--size']}/{options['--embedding-optimizer']}"
     return f"optimizer/{options['--optimizer']}/{options['--size']}"

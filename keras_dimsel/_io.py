@@ -6,7 +6,9 @@ never touch a file through these helpers do not pay for loading it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 
 def _gfile():
@@ -41,12 +43,28 @@ def write_bytes_atomically(path: str, data: bytes) -> None:
 
     The parent directory is created when it does not exist yet.
     """
+    with writing_atomically(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def writing_atomically(path: str) -> Iterator:
+    """A binary file to write `path` through, renamed into place when the block ends.
+
+    Written under a temporary name, removed if the block raises: readers see
+    the whole file or none. The parent directory is created when needed.
+    """
     parent = os.path.dirname(path)
     if parent:
         makedirs(parent)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open_file(tmp, "wb") as f:
-        f.write(data)
+    try:
+        with open_file(tmp, "wb") as f:
+            yield f
+    except BaseException:
+        if exists(tmp):
+            _gfile().remove(tmp)
+        raise
     _gfile().rename(tmp, path, overwrite=True)
 
 

@@ -166,7 +166,7 @@ def fraction(text: str) -> float:
 
 
 def size(text: str) -> int:
-    from keras_dimsel.autodim.memory import parse_size
+    from keras_dimsel.training.memory import parse_size
 
     try:
         return parse_size(text)

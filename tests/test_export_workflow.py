@@ -15,6 +15,7 @@ from keras_dimsel.export import export_saved_model, saved_embedding_params
 from keras_dimsel.models import full_model, vocab_sizes
 from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
 from keras_dimsel.training import TrainSettings, run_baseline
+from keras_dimsel.training.memory import RUNTIME_BYTES
 
 
 @pytest.fixture(scope="module")
@@ -113,5 +114,6 @@ def test_search_derived_by_probing_keeps_alpha_equal_and_records_the_losses(spec
     assert (metrics["derive"], metrics["tolerance"], metrics["pretrain_steps"]) == (
         "probe", 0.0, steps
     )  # fmt: skip
+    assert metrics["training_memory_estimate_bytes"] > RUNTIME_BYTES  # the search records it
     with pytest.raises(ValueError, match=r"`derive` must be one of \('alpha', 'probe'\)"):
         run_search(spec, "fm", str(tmp_path / "bad"), derive="best", settings=settings)

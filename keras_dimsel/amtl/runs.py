@@ -34,6 +34,7 @@ from keras_dimsel.training import (
     fit_resumably,
     seed_everything,
 )
+from keras_dimsel.training.memory import BYTES_PER_NUMBER
 
 
 def default_fields(
@@ -221,8 +222,16 @@ def run_amtl(
         **options,
     }
     validation = make_dataset(spec, "validation", settings.batch_size)
+    # After training, the compact copy of the masked tables, and its copies on the way.
+    masked = sum(spec.field(name).vocab_size * max_dim for name in fields)
     run, examples_per_second, kept = fit_resumably(
-        model, spec, settings, output, run_options, validation_data=validation
+        model,
+        spec,
+        settings,
+        output,
+        run_options,
+        extra_memory=2 * BYTES_PER_NUMBER * masked,
+        validation_data=validation,
     )
     compact, lengths = compact_model(model)
     compact.compile()

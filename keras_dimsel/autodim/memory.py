@@ -3,22 +3,17 @@
 The supernet's embedding tables dominate its memory: per field, a `[vocab,
 d_N]` table with shared storage or one `[vocab, d_i]` table per candidate with
 separate storage, plus the one-number first-order (wide) weight of each
-value. Training keeps two Adam slots beside every number, so each takes 12
-bytes. The network, the unify projections and alpha are small next to the
-tables and are left out of the estimate.
+value. Training keeps the optimizer's slots beside every number; the
+estimate (`keras_dimsel.training.memory.training_memory`) adds the lookups and
+the runtime. The network, the unify projections and alpha are small next to
+the tables and are left out.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from typing import Mapping, Optional, Sequence
 
-#: Bytes per trained number: float32 weight plus Adam's two float32 slots.
-BYTES_PER_NUMBER = 4 * 3
-#: The default budget: this fraction of the machine's physical memory.
-DEFAULT_BUDGET_FRACTION = 0.8
-_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+from keras_dimsel.training.memory import format_size, training_memory
 
 
 class MemoryBudgetError(ValueError):
@@ -63,70 +58,21 @@ def supernet_numbers(
     return sum(int(size) * (per_value + 1) for size in vocab_sizes.values())
 
 
-def physical_memory() -> Optional[int]:
-    """The machine's physical memory in bytes, or None where the OS does not say.
+def search_memory(
+    vocab_sizes: Mapping[str, int],
+    candidates: Sequence[int],
+    storage: str = "shared",
+    embedding_optimizer: str = "lazy_adam",
+) -> int:
+    """Estimated peak resident bytes of training the supernet (`training_memory`).
 
     Examples:
 
-        >>> physical_memory() is None or physical_memory() > 0
-        True
+        >>> format_size(search_memory({"user": 3_000_000}, (2, 8, 16, 24, 32)))
+        '2.0 GiB'
     """
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def default_budget() -> Optional[int]:
-    """80% of the physical memory, or None (no check) where it is unknown.
-
-    Examples:
-
-        >>> budget = default_budget()
-        >>> budget is None or budget == int(0.8 * physical_memory())
-        True
-    """
-    memory = physical_memory()
-    return None if memory is None else int(DEFAULT_BUDGET_FRACTION * memory)
-
-
-def parse_size(text: str) -> int:
-    """A size in bytes from text such as `512M`, `8G`, `8GiB` or `1000000`.
-
-    Args:
-        text: str, a positive number with an optional unit K, M, G or T
-            (powers of 1024; `B`, `iB` suffixes allowed).
-
-    Returns:
-        int, bytes.
-
-    Raises:
-        ValueError: when the text is not a positive size.
-
-    Examples:
-
-        >>> parse_size("8G"), parse_size("1.5 GiB"), parse_size("4096")
-        (8589934592, 1610612736, 4096)
-    """
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b)?\s*", str(text), re.IGNORECASE)
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"expected a positive size such as 512M or 8G, got {text!r}")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-def format_size(size: float) -> str:
-    """Bytes as a short human string (powers of 1024).
-
-    Examples:
-
-        >>> format_size(512), format_size(3 * 2**30)
-        ('512 B', '3.0 GiB')
-    """
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+    numbers = supernet_numbers(vocab_sizes, candidates, storage)
+    return training_memory(numbers, sum(vocab_sizes.values()), embedding_optimizer)
 
 
 def check_search_memory(
@@ -134,6 +80,7 @@ def check_search_memory(
     candidates: Sequence[int],
     storage: str,
     budget: Optional[int],
+    embedding_optimizer: str = "lazy_adam",
 ) -> str:
     """Estimates the supernet's training memory and refuses one over `budget`.
 
@@ -142,6 +89,7 @@ def check_search_memory(
         candidates: sequence of int, the candidate dimensions.
         storage: str, `"shared"` or `"separate"`.
         budget: int or None, bytes; None skips the check.
+        embedding_optimizer: str, how the tables learn (how many slots they keep).
 
     Returns:
         str, one line describing the estimate, for the run's log.
@@ -151,17 +99,18 @@ def check_search_memory(
 
     Examples:
 
-        >>> print(check_search_memory({"user": 10**6}, (2, 8, 16), "shared", budget=2**30))
-        search supernet: 17,000,000 embedding numbers, about 194.5 MiB with Adam's slots \
-(budget 1.0 GiB)
+        >>> print(check_search_memory({"user": 10**6}, (2, 8, 16), "shared", budget=2**31))
+        search supernet: 17,000,000 embedding numbers, about 990.3 MiB in training with \
+lazy_adam's slots (budget 2.0 GiB)
         >>> try:
         ...     check_search_memory({"user": 10**8}, (2, 8, 16), "separate", budget=2**30)
         ... except MemoryBudgetError as error:
         ...     print(str(error)[:65])
-        the search supernet needs about 30.2 GiB (2,700,000,000 embedding
+        the search supernet needs about 35.4 GiB (2,700,000,000 embedding
     """
     numbers = supernet_numbers(vocab_sizes, candidates, storage)
-    estimate = numbers * BYTES_PER_NUMBER
+    estimate = search_memory(vocab_sizes, candidates, storage, embedding_optimizer)
+    slots = f"{embedding_optimizer}'s slots"
     if budget is not None and estimate > budget:
         largest = max(vocab_sizes, key=vocab_sizes.get)
         advice = (
@@ -171,7 +120,7 @@ def check_search_memory(
         )
         raise MemoryBudgetError(
             f"the search supernet needs about {format_size(estimate)} ({numbers:,} embedding "
-            f"numbers with Adam's slots), over the memory budget of {format_size(budget)}; "
+            f"numbers with {slots}), over the memory budget of {format_size(budget)}; "
             f"the largest field is {largest!r} with {vocab_sizes[largest]:,} values. Use "
             f"{advice}, cap the vocabularies (dimsel preprocess --max-vocab-size), or raise "
             "--memory-budget"
@@ -179,5 +128,5 @@ def check_search_memory(
     described = f"budget {format_size(budget)}" if budget is not None else "no budget"
     return (
         f"search supernet: {numbers:,} embedding numbers, about {format_size(estimate)} "
-        f"with Adam's slots ({described})"
+        f"in training with {slots} ({described})"
     )

@@ -20,7 +20,7 @@ from keras_dimsel import _io
 from keras_dimsel.autodim import DEFAULT_CANDIDATES
 from keras_dimsel.autodim.alpha_history import AlphaHistory
 from keras_dimsel.autodim.alternating import zip_train_validation
-from keras_dimsel.autodim.memory import check_search_memory, default_budget
+from keras_dimsel.autodim.memory import check_search_memory
 from keras_dimsel.autodim.model import planned_model, search_model
 from keras_dimsel.autodim.plan import DEFAULT_TOLERANCE, DERIVE_METHODS, PLAN_FILE, DimensionPlan
 from keras_dimsel.autodim.probe import probe_losses
@@ -42,6 +42,7 @@ from keras_dimsel.training import (
     seed_everything,
     train_and_export,
 )
+from keras_dimsel.training.memory import default_budget
 from keras_dimsel.training.optimizers import network_optimizer
 
 #: How far (in logits) alpha can travel over a search by default; see run_search.
@@ -169,6 +170,7 @@ def run_search(
             candidates,
             storage,
             default_budget() if memory_budget is None else memory_budget,
+            settings.embedding_optimizer,
         )
     )
     seed_everything(settings.seed)
@@ -235,7 +237,7 @@ def run_search(
         "rank_scaling": rank_scaling,
         "temperature_schedule": _describe_schedule(model.temperature_schedule),
     }
-    run, examples_per_second, _ = fit_resumably(
+    run, examples_per_second, kept = fit_resumably(
         model, spec, settings, output, options, epoch_data=epoch_data, callbacks=[history]
     )
     vocab_sizes = {name: spec.field(name).vocab_size for name in model.field_names}
@@ -269,6 +271,7 @@ def run_search(
             "derive": derive,
             "tolerance": tolerance if derive == "probe" else None,
             "temperature_schedule": _describe_schedule(model.temperature_schedule),
+            **kept,
         },
     )
     plot_search(history.rows, plan, run_dir.join("search.png"))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import os
+import zipfile
 
 import numpy as np
 
@@ -36,16 +36,36 @@ def save_search_tables(field_embeddings, path: str) -> None:
         >>> {name: table.shape for name, table in np.load(path).items()}
         {'user': (10, 4), 'genre': (3, 4)}
     """
-    arrays = {}
+    tables = {}
     for name, layer in field_embeddings.embeddings.items():
         if layer.storage == "shared":
-            arrays[name] = layer.tables[0].numpy()
+            tables[name] = layer.tables[0]
         else:
             for dim, table in zip(layer.candidates, layer.tables):
-                arrays[f"{name}@{dim}"] = table.numpy()
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    _io.write_bytes_atomically(path, buffer.getvalue())
+                tables[f"{name}@{dim}"] = table
+    # The `.npz` layout of `np.savez`, streamed: one table at a time is copied
+    # out of TensorFlow, never the whole archive into memory.
+    with _io.writing_atomically(path) as f, zipfile.ZipFile(_WriteOnly(f), "w") as archive:
+        for key, table in tables.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, table.numpy(), allow_pickle=False)
+
+
+class _WriteOnly:
+    """A file's `write` and `flush` alone: `zipfile` then streams, without seeking back.
+
+    (A `tf.io.gfile.GFile` opened for writing cannot seek.)
+    """
+
+    def __init__(self, file):
+        self._file = file
+
+    def write(self, data) -> int:
+        self._file.write(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        self._file.flush()
 
 
 def load_warm_start_tables(run_dir: str, plan: DimensionPlan) -> dict:
@@ -86,11 +106,14 @@ def load_warm_start_tables(run_dir: str, plan: DimensionPlan) -> dict:
     path = os.path.join(run_dir, SEARCH_TABLES)
     if not _io.exists(path):
         raise FileNotFoundError(f"{path} not found: --warm-start takes a `dimsel search` run")
-    with _io.open_file(path, "rb") as f:
-        arrays = dict(np.load(io.BytesIO(f.read())))
     tables = {}
+    # Read from the file as needed: only the plan's tables come into memory.
+    with _io.open_file(path, "rb") as f, np.load(f) as arrays:
+        for name, dim in plan.fields.items():
+            key = name if name in arrays.files else f"{name}@{dim}"
+            tables[name] = arrays[key] if key in arrays.files else None
     for name, dim in plan.fields.items():
-        table = arrays.get(name, arrays.get(f"{name}@{dim}"))
+        table = tables[name]
         if table is None:
             raise ValueError(
                 f"the search run {run_dir} has no table for field {name!r} at dim {dim}"
@@ -100,5 +123,4 @@ def load_warm_start_tables(run_dir: str, plan: DimensionPlan) -> dict:
                 f"the search table of field {name!r} in {run_dir} has {table.shape[1]} "
                 f"columns, fewer than the planned dim {dim}"
             )
-        tables[name] = table
     return tables

@@ -6,6 +6,7 @@
 - `RunDir`: a run's files and when it is complete.
 - `LazyAdam`, `SplitOptimizer`, `network_optimizer`: optimizers whose step
   costs the same whatever the size of the embedding tables.
+- `memory`: the estimate of a training's memory, sizes and budgets.
 - `run_baseline`: the full-dimension model.
 """
 

@@ -17,6 +17,7 @@ from keras_dimsel.data.feature_spec import FeatureSpec
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model
 from keras_dimsel.training.checkpointing import CHECKPOINTS, BestEpoch, ResumableFit
+from keras_dimsel.training.memory import describe_training_memory, model_training_memory
 from keras_dimsel.training.run_dir import RUN_RECORD, RunDir
 from keras_dimsel.training.settings import TrainSettings, data_record
 
@@ -63,13 +64,21 @@ def evaluate(model, spec: FeatureSpec, batch_size: int) -> dict:
 
 
 def fit_resumably(
-    model, spec, settings: TrainSettings, output: str, options: dict, **fit_arguments
+    model,
+    spec,
+    settings: TrainSettings,
+    output: str,
+    options: dict,
+    extra_memory: int = 0,
+    **fit_arguments,
 ) -> tuple[ResumableFit, Optional[float], dict]:
     """Trains a compiled, built model over the run's epochs, resuming from its checkpoints.
 
     With `settings.keep_best` and `validation_data`, the model ends with the
     weights of its epoch of best validation AUC (`BestEpoch`, kept beside the
-    checkpoints so a restarted run still knows it).
+    checkpoints so a restarted run still knows it). Before training it prints
+    (unless `verbose=0`) and records the estimate of the training's memory
+    (`keras_dimsel.training.memory`).
 
     Args:
         model: a compiled Keras model, built on a batch.
@@ -77,6 +86,8 @@ def fit_resumably(
         settings: TrainSettings, resolved.
         output: str, the run directory (checkpoints in `output/checkpoints`).
         options: dict, the run's options (a restart must give the same).
+        extra_memory: int, bytes the run holds beside the model after
+            training (AMTL: its compact copy), for the memory estimate.
         **fit_arguments: `epoch_data` (default: the shuffled train split),
             `validation_data`, `callbacks`, `verbose` of `ResumableFit.fit`.
 
@@ -96,17 +107,23 @@ def fit_resumably(
         ...     model, spec, settings, tempfile.mkdtemp(), {"lr": 0.001},
         ...     epoch_data=epoch_data, verbose=0,
         ... )
-        >>> run.steps_done, kept
-        (10, {})
+        >>> run.steps_done, sorted(kept)
+        (10, ['trainable_numbers', 'training_memory_estimate_bytes'])
 
     Returns:
         `(run, examples_per_second, kept)`: the `ResumableFit` (call `remove()`
         once the results are written), the training throughput of the steps
-        this call ran (None when the run had no steps left), and for the
-        metrics `{"best_epoch": e, "best_val_auc": v}` when the best epoch was
-        kept, else `{}`.
+        this call ran (None when the run had no steps left), and entries for
+        the metrics: `training_memory_estimate_bytes` and `trainable_numbers`,
+        and `best_epoch` and `best_val_auc` when the best epoch was kept.
     """
     exempt_keras_from_autograph()
+    ids = sum(field.vocab_size for field in spec.fields)
+    estimate, numbers = model_training_memory(
+        model, ids, settings.embedding_optimizer, extra_memory
+    )
+    if fit_arguments.get("verbose", 1):
+        print(describe_training_memory(estimate, numbers, settings.embedding_optimizer))
     keep_best = settings.keep_best and fit_arguments.get("validation_data") is not None
     run = ResumableFit(
         model,
@@ -123,7 +140,9 @@ def fit_resumably(
         fit_arguments["callbacks"] = [*fit_arguments.get("callbacks", ()), best]
     seconds = run.fit(**fit_arguments)
     record = best.restore_best() if keep_best else None
-    kept = {"best_epoch": record["epoch"], "best_val_auc": record["val_auc"]} if record else {}
+    kept = {"training_memory_estimate_bytes": estimate, "trainable_numbers": numbers}
+    if record:
+        kept.update(best_epoch=record["epoch"], best_val_auc=record["val_auc"])
     epochs_done, steps_into_epoch = divmod(done, run.steps_per_epoch)
     examples_before = epochs_done * spec.splits["train"] + steps_into_epoch * settings.batch_size
     examples = spec.splits["train"] * settings.epochs - examples_before
@@ -161,6 +180,7 @@ def train_and_export(
         >>> metrics = train_and_export(
         ...     full_model("fm", spec, dim=2), spec, settings, output, {"dim": 2}, {"dim": 2}
         ... )
+        training: about ... of memory (...)
         epoch 1/1 - ...
         >>> RunDir(output).read_metrics() == metrics, metrics["dim"]
         (True, 2)

@@ -3,13 +3,12 @@
 import pytest
 
 from keras_dimsel.autodim.memory import (
-    BYTES_PER_NUMBER,
     MemoryBudgetError,
     check_search_memory,
-    format_size,
-    parse_size,
+    search_memory,
     supernet_numbers,
 )
+from keras_dimsel.training.memory import format_size, parse_size
 
 VOCAB = {"user": 1000, "item": 500, "genre": 20}
 
@@ -24,14 +23,15 @@ def test_separate_storage_holds_every_candidate():
 
 def test_within_the_budget_the_estimate_is_described():
     numbers = 1520 * 17
-    line = check_search_memory(VOCAB, (2, 8, 16), "shared", budget=numbers * BYTES_PER_NUMBER)
+    budget = search_memory(VOCAB, (2, 8, 16), "shared")
+    line = check_search_memory(VOCAB, (2, 8, 16), "shared", budget=budget)
     assert line.startswith(f"search supernet: {numbers:,} embedding numbers")
 
 
 def test_over_the_budget_the_error_names_the_largest_field_and_what_to_change():
-    numbers = 1520 * 27
+    budget = search_memory(VOCAB, (2, 8, 16), "separate") - 1
     with pytest.raises(MemoryBudgetError) as caught:
-        check_search_memory(VOCAB, (2, 8, 16), "separate", budget=numbers * BYTES_PER_NUMBER - 1)
+        check_search_memory(VOCAB, (2, 8, 16), "separate", budget=budget)
     message = str(caught.value)
     assert "'user' with 1,000 values" in message
     assert "--storage shared" in message and "--memory-budget" in message
