@@ -19,9 +19,15 @@ from keras_dimsel.models.heads import Head
 
 
 def ranking_task() -> tfrs.tasks.Ranking:
-    """Binary cross-entropy on click probabilities, with AUC and logloss metrics."""
+    """Binary cross-entropy on click probabilities, with AUC and logloss metrics.
+
+    The loss of `[batch]` labels is already the batch's mean (Keras averages
+    over the last axis), so it is asked for without a further reduction: the
+    same number, and one that Keras accepts under a `tf.distribute` strategy
+    (it refuses the default reduction outside `compile`).
+    """
     return tfrs.tasks.Ranking(
-        loss=tf.keras.losses.BinaryCrossentropy(),
+        loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.NONE),
         metrics=[
             tf.keras.metrics.AUC(name="auc", num_thresholds=2000),
             tf.keras.metrics.BinaryCrossentropy(name="logloss"),

@@ -120,15 +120,22 @@ class LazyAdam(tf.keras.optimizers.Adam):
 def is_table(variable: tf.Variable, names: Sequence[str] = TABLE_NAMES) -> bool:
     """Whether `variable` is an embedding table: its own name matches one of `names`.
 
+    A shard of a table split over parameter servers (`ShardedVariable`,
+    named `<table>/part_<i>`) is a table when its table is.
+
     Examples:
 
         >>> is_table(tf.Variable(tf.zeros([3, 2]), name="embeddings"))
         True
         >>> is_table(tf.Variable(tf.zeros([3, 2]), name="unify_kernel"))
         False
+        >>> is_table(tf.Variable(tf.zeros([3, 2]), name="user/embedding_table/part_1"))
+        True
     """
-    own_name = variable.name.split("/")[-1].split(":")[0]
-    return any(re.fullmatch(name, own_name) for name in names)
+    parts = variable.name.split(":")[0].split("/")
+    if len(parts) > 1 and re.fullmatch(r"part_\d+", parts[-1]):
+        parts.pop()
+    return any(re.fullmatch(name, parts[-1]) for name in names)
 
 
 @tf.keras.saving.register_keras_serializable(package="keras_dimsel")
