@@ -15,17 +15,12 @@ from keras_dimsel.autodim.search_tables import (
     save_search_tables,
 )
 from keras_dimsel.cli import EXIT_BAD_INPUT, main
-from keras_dimsel.data.datasets import make_reader
 from keras_dimsel.pipeline import RUN_STEPS
-from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
 
 
 @pytest.fixture(scope="module")
-def artifact(tmp_path_factory):
-    output = str(tmp_path_factory.mktemp("artifact"))
-    reader = make_reader("synthetic", [], output_dir=output, rows=1500, seed=0)
-    run(reader, PreprocessConfig(output_dir=output, min_count=2))
-    return output
+def artifact(synthetic_artifact):
+    return synthetic_artifact(1500, min_count=2).directory
 
 
 def _error_of(capsys, argv):

@@ -9,20 +9,16 @@ import tensorflow as tf
 from keras_dimsel.autodim.model import planned_model
 from keras_dimsel.autodim.plan import DimensionPlan
 from keras_dimsel.autodim.runs import run_retrain, run_search
-from keras_dimsel.data.datasets import make_reader
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model, saved_embedding_params
 from keras_dimsel.models import full_model, vocab_sizes
-from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
 from keras_dimsel.training import TrainSettings, run_baseline
 from keras_dimsel.training.memory import RUNTIME_BYTES
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory):
-    output = str(tmp_path_factory.mktemp("artifact"))
-    reader = make_reader("synthetic", [], output_dir=output, rows=2000, seed=0)
-    return run(reader, PreprocessConfig(output_dir=output, min_count=2))
+def spec(synthetic_artifact):
+    return synthetic_artifact(2000, min_count=2)
 
 
 @pytest.mark.parametrize("name", ["fm", "wide_deep", "deepfm"])

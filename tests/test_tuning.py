@@ -12,9 +12,7 @@ from keras_dimsel.autodim import runs as autodim_runs
 from keras_dimsel.autodim.model import planned_model
 from keras_dimsel.autodim.plan import DimensionPlan
 from keras_dimsel.autodim.temperature import DEFAULT_RATE
-from keras_dimsel.data.datasets import make_reader
 from keras_dimsel.data.input_fn import make_dataset
-from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
 from keras_dimsel.training import DEFAULT_LEARNING_RATE, RunDir, TrainSettings
 
 SETTINGS = TrainSettings(epochs=1, batch_size=128)
@@ -22,10 +20,8 @@ CANDIDATES = (2, 8)
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory):
-    output = str(tmp_path_factory.mktemp("artifact"))
-    reader = make_reader("synthetic", [], output_dir=output, rows=2000, seed=0)
-    return run(reader, PreprocessConfig(output_dir=output))
+def spec(synthetic_artifact):
+    return synthetic_artifact(2000)
 
 
 def _search_tuner(spec, directory, max_trials=2):

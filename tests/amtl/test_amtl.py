@@ -8,22 +8,18 @@ import tensorflow as tf
 
 from keras_dimsel import amtl
 from keras_dimsel.cli import EXIT_BAD_INPUT, main
-from keras_dimsel.data.datasets import make_reader
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model, saved_embedding_params
 from keras_dimsel.layers import AdaptiveMaskTwinsLayer
 from keras_dimsel.models import full_model
-from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
 
 D = 8
 MASKED = ["user", "item"]
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory):
-    output = str(tmp_path_factory.mktemp("artifact"))
-    reader = make_reader("synthetic", [], output_dir=output, rows=2000, seed=0)
-    return run(reader, PreprocessConfig(output_dir=output, min_count=2))
+def spec(synthetic_artifact):
+    return synthetic_artifact(2000, min_count=2)
 
 
 def _features(spec, batch_size=64):

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 
 from keras_dimsel import amtl
-from keras_dimsel.data.datasets import make_reader
-from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
 from keras_dimsel.training import TrainSettings, run_baseline
 
 ROWS = 60_000
@@ -47,11 +45,11 @@ def test_spearman_by_hand():
         ),
     ],
 )
-def test_frequent_values_get_longer_embeddings_and_the_twins_keep_rare_ones_short(tmp_path, seed):
-    output = str(tmp_path / "data")
-    reader = make_reader("synthetic", [], output_dir=output, rows=ROWS, seed=0)
-    spec = run(reader, PreprocessConfig(output_dir=output))
-    with open(f"{output}/raw/ground_truth.json") as f:
+def test_frequent_values_get_longer_embeddings_and_the_twins_keep_rare_ones_short(
+    synthetic_artifact, tmp_path, seed
+):
+    spec = synthetic_artifact(ROWS)
+    with open(f"{spec.directory}/raw/ground_truth.json") as f:
         roles = {name: field["role"] for name, field in json.load(f)["fields"].items()}
     settings = TrainSettings(seed=seed)
     base = str(tmp_path / "base")

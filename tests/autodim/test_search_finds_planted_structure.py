@@ -6,8 +6,6 @@ import json
 import pytest
 
 from keras_dimsel.autodim.runs import run_search
-from keras_dimsel.data.datasets import make_reader
-from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
 from keras_dimsel.training import TrainSettings
 
 ROWS = 60_000
@@ -29,11 +27,11 @@ ROWS = 60_000
         1,  # every noise field at 2, the interaction fields at 16 and 24, 27% kept
     ],
 )
-def test_probing_gives_the_planted_interaction_larger_dims_than_noise(tmp_path, seed):
-    output = str(tmp_path / "data")
-    reader = make_reader("synthetic", [], output_dir=output, rows=ROWS, seed=0)
-    spec = run(reader, PreprocessConfig(output_dir=output))
-    with open(f"{output}/raw/ground_truth.json") as f:
+def test_probing_gives_the_planted_interaction_larger_dims_than_noise(
+    synthetic_artifact, tmp_path, seed
+):
+    spec = synthetic_artifact(ROWS)
+    with open(f"{spec.directory}/raw/ground_truth.json") as f:
         roles = {name: field["role"] for name, field in json.load(f)["fields"].items()}
     plan = run_search(
         spec, "deepfm", str(tmp_path / "search"), derive="probe",

@@ -17,19 +17,15 @@ import tensorflow as tf
 from keras_dimsel import amtl
 from keras_dimsel.autodim.model import planned_model, search_model
 from keras_dimsel.autodim.plan import DimensionPlan
-from keras_dimsel.data.datasets import make_reader
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.models import full_model, vocab_sizes
-from keras_dimsel.preprocessing.pipeline import PreprocessConfig, run
 
 KINDS = ("full", "plan", "search", "amtl", "compact")
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory):
-    output = str(tmp_path_factory.mktemp("artifact"))
-    reader = make_reader("synthetic", [], output_dir=output, rows=1500, seed=0)
-    return run(reader, PreprocessConfig(output_dir=output, min_count=2))
+def spec(synthetic_artifact):
+    return synthetic_artifact(1500, min_count=2)
 
 
 def _models(spec) -> dict:
