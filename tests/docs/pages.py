@@ -21,7 +21,7 @@ import pathlib
 import re
 import subprocess
 import sys
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 from tests.conftest import SHARED_DATA
 
@@ -54,10 +54,21 @@ def code_blocks(markdown: str) -> List[Tuple[str, str]]:
     return blocks
 
 
-def program(markdown: str) -> str:
-    """The page's runnable blocks as one Python program."""
+def program(markdown: str, replacements: Sequence[Tuple[str, str]] = ()) -> str:
+    """The page's runnable blocks as one Python program.
+
+    `replacements` are `(text, instead)` pairs applied to the code of the
+    blocks, for a run with other settings than the page's (the tests train
+    for fewer epochs). Each text must be in the code, so that a pair cannot
+    outlive the page it was written for.
+    """
+    blocks = code_blocks(markdown)
+    for text, instead in replacements:
+        if not any(text in code for _, code in blocks):
+            raise ValueError(f"{text!r} is not in the code of the page")
+        blocks = [(language, code.replace(text, instead)) for language, code in blocks]
     parts = [_SHELL]
-    for language, code in code_blocks(markdown):
+    for language, code in blocks:
         parts.append(code if language == "python" else f"_shell({code!r})")
     return "\n".join(parts)
 
@@ -72,11 +83,20 @@ def prepare_workdir(workdir: pathlib.Path) -> pathlib.Path:
     return workdir
 
 
-def run_page(page: pathlib.Path, workdir: pathlib.Path, timeout: float = 1800):
-    """Runs the page's code in `workdir`; returns the `CompletedProcess`."""
+def run_page(
+    page: pathlib.Path,
+    workdir: pathlib.Path,
+    timeout: float = 1800,
+    replacements: Sequence[Tuple[str, str]] = (),
+):
+    """Runs the page's code in `workdir`; returns the `CompletedProcess`.
+
+    `replacements` change the code before it runs (see `program`).
+    """
     prepare_workdir(workdir)
     script = workdir / f"{page.stem}.py"
-    script.write_text(program(page.read_text(encoding="utf-8")), encoding="utf-8")
+    code = program(page.read_text(encoding="utf-8"), replacements)
+    script.write_text(code, encoding="utf-8")
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", MPLBACKEND="Agg")
     env["PATH"] = os.pathsep.join([str(pathlib.Path(sys.executable).parent), env.get("PATH", "")])
     return subprocess.run(
