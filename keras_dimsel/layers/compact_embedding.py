@@ -16,10 +16,10 @@ class CompactMaskedEmbedding(tf.keras.layers.Layer):
     its masked embedding is the first n_f entries of its row followed by zeros.
     This layer stores exactly those numbers, concatenated row after row in
     one flat variable `embedding_values` of size sum_f n_f, with the row
-    boundaries in `row_splits` (int64, V + 1 entries). A lookup gathers the
-    ragged rows and pads them with zeros to `max_dim`, so the downstream
-    layers see the same `[batch, max_dim]` vectors as in training, without a
-    mask network.
+    boundaries in `row_splits` (int64, V + 1 entries). A lookup reads each
+    id's row at its offsets and pads it with zeros to `max_dim`, so the
+    downstream layers see the same `[batch, max_dim]` vectors as in training,
+    without a mask network, in time that does not grow with V.
 
     Args:
         lengths: sequence of int in [1, max_dim], the length n_f of every row.
