@@ -37,8 +37,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Two test processes (pytest-xdist), each handed the next test as it frees up:
+# the long end-to-end tests spread over both cores. PYTEST_ARGS= runs in one process.
+PYTEST_ARGS ?= -n 2 --dist worksteal
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The site (mkdocs.yml); `make test` also builds it with --strict and runs every tutorial.
 docs: $(STAMP)
