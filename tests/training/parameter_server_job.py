@@ -1,17 +1,19 @@
 """Trains a library model under `tf.distribute.ParameterServerStrategy` on a localhost cluster.
 
-Run as `python -m tests.training.parameter_server_job ARTIFACT STAGE EXPORT`,
-in a process of its own: connecting to a cluster changes the process's eager
+Run as `python -m tests.training.parameter_server_job ARTIFACT OUTPUT`, in a
+process of its own: connecting to a cluster changes the process's eager
 context for good. The cluster (two workers, two parameter servers) runs
 in-process, as `tf.distribute.Server`s on free localhost ports; the tables are
-split over both parameter servers (`MinSizePartitioner`). The job builds the
-stage's model (`baseline`: `full_model`; `retrain`: `planned_model` of a
-fixed plan) under the strategy and trains it with `model.fit` for two epochs
+split over both parameter servers (`MinSizePartitioner`). For each stage in
+turn, on the one cluster, the job builds the stage's model (`baseline`:
+`full_model`; `retrain`: `planned_model` of a fixed plan) under the strategy
+and trains it with `model.fit` for two epochs
 with the default embedding optimizer (at rate 0.01: there are few steps). It
 writes the weights, reads them into the same model built without the
-strategy, exports that one and prints one JSON line: the shards of each
-table, the loss of each epoch, the test AUC computed on the coordinator and
-the served probabilities of a few test rows beside the trained model's.
+strategy and exports that one to `OUTPUT/<stage>`. It prints one JSON line,
+per stage: the shards of each table, the loss of each epoch, the test AUC
+computed on the coordinator and the served probabilities of a few test rows
+beside the trained model's.
 """
 
 from __future__ import annotations
@@ -91,9 +93,22 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[positives].sum() - count * (count + 1) / 2) / (count * (~positives).sum()))
 
 
-def main(artifact: str, stage: str, export: str) -> dict:
+STAGES = ("baseline", "retrain")
+
+
+def main(artifact: str, output: str) -> dict:
     spec = FeatureSpec.load(artifact)
     strategy, _servers = localhost_strategy()
+    return {
+        stage: train_and_export(strategy, spec, stage, os.path.join(output, stage))
+        for stage in STAGES
+    }
+
+
+def train_and_export(strategy, spec: FeatureSpec, stage: str, directory: str) -> dict:
+    """One stage's model trained under `strategy`, exported from a single-machine copy."""
+    os.makedirs(directory, exist_ok=True)
+    export = os.path.join(directory, "saved_model")
     with strategy.scope():
         model = stage_model(stage, spec)
         model.build_weights()
@@ -121,7 +136,7 @@ def main(artifact: str, stage: str, export: str) -> dict:
     # The serving model is a single-machine one: the weights, written from the
     # shards (as every run writes them), are read into the model built without
     # the strategy, which is exported.
-    weights = os.path.join(os.path.dirname(export), "weights")
+    weights = os.path.join(directory, "weights")
     model.network_weights().write(weights)
     local = stage_model(stage, spec)
     local.build_weights()
@@ -139,4 +154,4 @@ def main(artifact: str, stage: str, export: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(*sys.argv[1:4])))
+    print(json.dumps(main(*sys.argv[1:3])))

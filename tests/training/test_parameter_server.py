@@ -1,6 +1,6 @@
 """The baseline and a retrained model train under ParameterServerStrategy, tables sharded.
 
-Each stage runs in a process of its own (`parameter_server_job`): a localhost
+Both stages run in one child process (`parameter_server_job`): a localhost
 cluster of two workers and two parameter servers, the model built under the
 strategy with its tables split over both servers, `model.fit` with the
 default (row-sparse) embedding optimizer, then the export.
@@ -26,19 +26,25 @@ def artifact(tmp_path_factory):
     return output
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("stage", ["baseline", "retrain"])
-def test_stage_trains_and_exports_under_parameter_servers(stage, artifact, tmp_path):
-    export = tmp_path / "saved_model"
+@pytest.fixture(scope="module")
+def results(artifact, tmp_path_factory):
+    """Both stages trained and exported on one localhost cluster, in one child process."""
+    output = tmp_path_factory.mktemp("parameter_server")
     done = subprocess.run(
-        [sys.executable, "-m", "tests.training.parameter_server_job", artifact, stage, str(export)],
+        [sys.executable, "-m", "tests.training.parameter_server_job", artifact, str(output)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-5000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("stage", ["baseline", "retrain"])
+def test_stage_trains_and_exports_under_parameter_servers(stage, results):
+    result = results[stage]
     # Every table of more than a few rows is split over both parameter servers.
     assert set(result["table_shards"].values()) <= {1, 2}
     assert sum(shards == 2 for shards in result["table_shards"].values()) >= 3
