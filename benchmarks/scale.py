@@ -301,9 +301,7 @@ def measure_fixed(args) -> dict:
     record["trainable_variables_seconds"] = _seconds(lambda: model.trainable_variables)
     seconds = _seconds(lambda: model.evaluate(many, verbose=0))
     record["eval_examples_per_second"] = args.eval_batches * args.batch_size / seconds
-    export = _fixed_export(args.work_dir, args.fixed, args.size)
-    if tf.io.gfile.exists(export):
-        tf.io.gfile.rmtree(export)
+    export = _fixed_export(args.work_dir, args.fixed, args.size)  # replaced if there
     record["export_seconds"] = _seconds(lambda: export_saved_model(model, export))
     record["saved_model_bytes"] = directory_bytes(export)
     record["saved_model_pb_bytes"] = os.path.getsize(os.path.join(export, "saved_model.pb"))
@@ -329,7 +327,27 @@ def _serving_seconds(serve, features: dict) -> float:
 
 def _fixed_export(work_dir: str, stage: str, size: str) -> str:
     """Where the `fixed` part keeps a stage's export until it is served in turns."""
-    return os.path.join(work_dir, "exports", f"{stage}_{size}")
+    return os.path.join(own_directory(os.path.join(work_dir, "exports")), f"{stage}_{size}")
+
+
+#: The file that marks a directory as made by this script: what it may delete in.
+OWN_MARK = ".made-by-scale-benchmark"
+
+
+def own_directory(path: str) -> str:
+    """`path`, made and marked by this script; refused when it is another's directory.
+
+    The script deletes only inside such a directory (a run or an export it made
+    before), never in one a user pointed `--work-dir` at.
+    """
+    mark = os.path.join(path, OWN_MARK)
+    if os.path.isdir(path) and os.listdir(path) and not os.path.exists(mark):
+        raise SystemExit(
+            f"{path} exists and was not made by benchmarks/scale.py; use another --work-dir"
+        )
+    os.makedirs(path, exist_ok=True)
+    open(mark, "a").close()
+    return path
 
 
 SERVING_ROUNDS = 10
@@ -454,9 +472,9 @@ def measure_run(args) -> dict:
 
     data = os.path.join(args.work_dir, f"run_artifact_{args.size}")
     spec = write_run_artifact(data, SIZES[args.size])
-    runs = os.path.join(args.work_dir, "runs")
+    runs = own_directory(os.path.join(args.work_dir, "runs"))
     output = os.path.join(runs, f"{args.run}_{args.size}")
-    shutil.rmtree(output, ignore_errors=True)
+    shutil.rmtree(output, ignore_errors=True)  # this script's run of an earlier pass
     command = args.run.split("_")[0]
     argv = [command, "--data", data, "--model", "deepfm", "--output", output, "--epochs", "1"]
     if args.run == "baseline_adam":
