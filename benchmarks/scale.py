@@ -188,13 +188,13 @@ def stage_model(stage: str, spec, embedding_optimizer: str):
 
 def table_bytes(model, embedding_optimizer: str) -> dict:
     """Bytes of the embedding tables and of their optimizer slots (2 for Adam, 1 for Adagrad)."""
+    from keras_dimsel.training.memory import OPTIMIZER_SLOTS
     from keras_dimsel.training.optimizers import is_table
 
     tables = sum(
         int(np.prod(v.shape)) * v.dtype.size for v in model.trainable_variables if is_table(v)
     )
-    slots = 1 if embedding_optimizer == "adagrad" else 2
-    return {"tables": tables, "slots": slots * tables}
+    return {"tables": tables, "slots": OPTIMIZER_SLOTS[embedding_optimizer] * tables}
 
 
 def measure_stage(args) -> dict:
