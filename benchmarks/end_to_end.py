@@ -8,7 +8,11 @@ in a process of its own:
 2. `dimsel baseline` (DeepFM, every field at 32);
 3. `dimsel search` (the default candidates and schedule);
 4. `dimsel retrain` of the search's plan;
-5. `dimsel amtl --warm-start` from the baseline.
+5. `dimsel amtl --warm-start` from the baseline;
+6. the same rows preprocessed again with `--max-vocab-size CAP` (the most
+   frequent CAP values of each field keep an id, the others share hash
+   buckets), and the baseline trained on them: the AUC cost of the cap, the
+   path for tables that outgrow one machine.
 
 Each step's wall seconds, CPU seconds and peak RSS are written to the JSON as
 the step ends, with the machine's load average; a step whose results are in
@@ -45,19 +49,37 @@ from machine import (  # noqa: E402
     write_results,
 )
 
-STEPS = ("preprocess", "baseline", "search", "retrain", "amtl")
+STEPS = (
+    "preprocess",
+    "baseline",
+    "search",
+    "retrain",
+    "amtl",
+    "preprocess_capped",
+    "baseline_capped",
+)
+#: The models whose test metrics and exports the report shows.
+MODELS = ("baseline", "retrain", "amtl", "baseline_capped")
 
 
 def commands(args) -> dict:
     """The command line of each step."""
     work = args.work_dir
     data = os.path.join(work, "data")
+    capped = os.path.join(work, "data_capped")
     train = ["--model", "deepfm", "--epochs", str(args.epochs), "--seed", "0"]
+    rows = [
+        "--dataset",
+        "synthetic",
+        "--profile",
+        "criteo",
+        "--rows",
+        str(args.rows),
+        "--seed",
+        "0",
+    ]
     return {
-        "preprocess": [
-            "preprocess", "--dataset", "synthetic", "--profile", "criteo",
-            "--rows", str(args.rows), "--seed", "0", "--output", data,
-        ],
+        "preprocess": ["preprocess", *rows, "--output", data],
         "baseline": ["baseline", "--data", data, "--output", os.path.join(work, "baseline")]
         + train,
         "search": ["search", "--data", data, "--output", os.path.join(work, "search")] + train,
@@ -68,6 +90,12 @@ def commands(args) -> dict:
         "amtl": [
             "amtl", "--data", data, "--output", os.path.join(work, "amtl"),
             "--warm-start", os.path.join(work, "baseline"),
+        ] + train,
+        "preprocess_capped": [
+            "preprocess", *rows, "--max-vocab-size", str(args.cap), "--output", capped,
+        ],
+        "baseline_capped": [
+            "baseline", "--data", capped, "--output", os.path.join(work, "baseline_capped"),
         ] + train,
     }  # fmt: skip
 
@@ -119,6 +147,7 @@ def outcomes(work: str) -> dict:
     roles = {name: field["role"] for name, field in truth.get("fields", {}).items()}
     roles.update({name: field["role"] for name, field in truth.get("numeric", {}).items()})
     sizes = {field["name"]: field["vocab_size"] for field in spec.get("fields", [])}
+    capped = read_json(os.path.join(work, "data_capped", "feature_spec.json")) or {}
     fields = [
         {
             "field": name,
@@ -129,7 +158,7 @@ def outcomes(work: str) -> dict:
         for name, dim in plan.get("fields", {}).items()
     ]
     models = {}
-    for step in ("baseline", "retrain", "amtl"):
+    for step in MODELS:
         metrics = read_json(os.path.join(work, step, "metrics.json"))
         if metrics:
             models[step] = {
@@ -138,7 +167,12 @@ def outcomes(work: str) -> dict:
                 "embedding_params": metrics["embedding_params"],
                 "saved_model_bytes": directory_bytes(os.path.join(work, step, "saved_model")),
             }
-    return {"plan": fields, "models": models, "ids": sum(sizes.values())}
+    return {
+        "plan": fields,
+        "models": models,
+        "ids": sum(sizes.values()),
+        "capped_ids": sum(field["vocab_size"] for field in capped.get("fields", [])),
+    }
 
 
 def report(summary: dict) -> str:
@@ -151,7 +185,9 @@ def report(summary: dict) -> str:
         "",
         f"{summary['settings']['rows']:,} rows of the `criteo` synthetic profile, "
         f"{summary['outcomes']['ids']:,} ids in the artifact; DeepFM, "
-        f"{summary['settings']['epochs']} epoch(s) per training step.",
+        f"{summary['settings']['epochs']} epoch(s) per training step. "
+        f"`baseline_capped`: the same rows with `--max-vocab-size {summary['settings']['cap']:,}`, "
+        f"{summary['outcomes']['capped_ids']:,} ids.",
         "",
         "| step | wall min | CPU min | peak RSS GiB | load before / after |",
         "|---|---:|---:|---:|---|",
@@ -191,6 +227,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument(
+        "--cap", type=int, default=100_000, help="--max-vocab-size of the capped preprocess"
+    )
+    parser.add_argument(
         "--work-dir", default=os.path.join(REPO_ROOT, "benchmarks", "work", "end_to_end")
     )
     parser.add_argument(
@@ -199,7 +238,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
     previous = read_json(args.out) or {}
-    settings = {"rows": args.rows, "epochs": args.epochs}
+    settings = {"rows": args.rows, "epochs": args.epochs, "cap": args.cap}
     steps = previous.get("steps", {}) if previous.get("settings") == settings else {}
     summary = {
         "benchmark": "end_to_end",

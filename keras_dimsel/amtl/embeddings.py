@@ -105,9 +105,9 @@ class MaskedEmbeddings(FieldEmbeddings):
         """Per masked field, the length each id gets now: `[V]` int arrays."""
         lengths = {}
         for name, mask in self.masks.items():
-            frequencies = self.frequencies[name]
-            ids = tf.range(frequencies.vocab_size)
-            lengths[name] = mask.lengths(frequencies(ids)).numpy().astype(np.int64)
+            # The mask runs once per distinct frequency row, not once per id.
+            rows, index = self.frequencies[name].distinct_features()
+            lengths[name] = mask.lengths(rows).numpy().astype(np.int64)[index]
         return lengths
 
     def call(self, ids: dict, training=None, return_rows: bool = False):

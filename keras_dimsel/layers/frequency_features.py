@@ -116,6 +116,24 @@ class FrequencyFeatures(tf.keras.layers.Layer):
         """The number of ids V of the field."""
         return int(self._counts.size)
 
+    def distinct_features(self) -> tuple:
+        """The distinct rows of the feature table and the row of each id among them.
+
+        Ids of equal count share a row, so a function of the features alone (the
+        length a mask gives an id) is worked out once per distinct row: a few
+        thousand in a Zipf field of millions of ids, instead of millions.
+
+        Returns:
+            `(rows, index)`: float32 array `[U, 3]` and int64 array `[V]`, with
+            `table[i] == rows[index[i]]` for every id i.
+        """
+        if not self.built:
+            self.build(None)
+        table = np.ascontiguousarray(self.table.numpy())
+        keys = table.view(np.dtype((np.void, table.strides[0]))).reshape(-1)
+        _, first, index = np.unique(keys, return_index=True, return_inverse=True)
+        return table[first], index.reshape(-1).astype(np.int64)
+
     def build(self, input_shape):
         self.table = self.add_weight(
             name="table",

@@ -275,6 +275,15 @@ def test_frequency_features_look_up_rows_and_serve_unseen_ids_as_zero_counts():
     assert FrequencyFeatures.from_config(layer.get_config()).counts == counts
 
 
+def test_distinct_features_are_one_row_per_distinct_count_and_rebuild_the_table():
+    counts = [0, 100, 10, 3, 1, 10, 1, 1, 0]
+    layer = FrequencyFeatures(counts)
+    rows, index = layer.distinct_features()
+    assert rows.shape == (len(set(counts)), 3)
+    np.testing.assert_array_equal(rows[index], layer(tf.range(len(counts))).numpy())
+    assert index[2] == index[5] and index[4] == index[6] == index[7] and index[0] == index[8]
+
+
 def test_length_penalty_adds_the_average_length_in_training_only():
     from keras_dimsel.amtl.embeddings import MaskedEmbeddings
 
