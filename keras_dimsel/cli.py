@@ -29,6 +29,8 @@ on bad input, exits non-zero with a one-line reason (no traceback).
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import logging
 import os
 import sys
@@ -44,7 +46,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Beam's GCP extras warn about Python 3.10 support at import: not the user's concern.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
 
+#: Exit codes: 0 done, 2 bad input (or a machine's limit: disk, permissions),
+#: 130 interrupted (Ctrl-C), 1 a bug (the traceback under -v).
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+EXIT_BUG = 1
 
 
 class CommandError(Exception):
@@ -87,8 +93,15 @@ def _add_preprocess(subparsers) -> None:
 
 
 def _run_preprocess(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from keras_dimsel.data.feature_spec import FEATURE_SPEC_FILE
     from keras_dimsel.preprocessing import pipeline
+    from keras_dimsel.training import RunDir
 
+    _claim(args, "preprocess", {"--input": args.input}, state=(PREPROCESS_OPTIONS,))
+    # A finished artifact is made again only with the same options; an unfinished one
+    # (the job does not resume) is made again with any.
+    finished = RunDir(args.output, done=FEATURE_SPEC_FILE).is_complete()
+    _check_options(args.output, _options(args, beam_args), PREPROCESS_OPTIONS, finished)
     reader, config, beam_args = _preprocess_job(args, beam_args, args.output)
     spec = pipeline.run(reader, config, list(beam_args))
     print(pipeline.summary(spec))
@@ -259,37 +272,43 @@ def _describe(metrics: dict) -> str:
 
 
 def _run_baseline(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from keras_dimsel.training import run_baseline
+    from keras_dimsel import pipeline
 
     _no_extra(extra)
+    reused = _claim_run(args, "baseline", {"--data": args.data})
     spec = _load_spec(args.data)
-    metrics = run_baseline(spec, args.model, args.output, args.dim, _settings(args))
+    metrics = pipeline.baseline(spec, args.model, args.output, args.dim, _settings(args))
     print(f"{args.model} at dim {args.dim}: {_describe(metrics)}")
-    print(f"run: {args.output}")
+    _print_run(args.output, reused)
     return 0
 
 
 def _run_search(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from keras_dimsel.autodim.runs import run_search
+    from keras_dimsel import pipeline
+    from keras_dimsel.autodim.plan import PLAN_FILE
 
     _no_extra(extra)
+    reused = _claim_run(args, "search", {"--data": args.data}, done=PLAN_FILE)
     spec = _load_spec(args.data)
-    plan = run_search(
+    plan = pipeline.search(
         spec, args.model, args.output, settings=_settings(args), **_search_options(args)
     )
     print(plan.summary_table())
-    print(f"plan: {os.path.join(args.output, 'plan.json')}")
+    print(f"plan: {os.path.join(args.output, PLAN_FILE)}")
+    _print_run(args.output, reused)
     return 0
 
 
 def _run_retrain(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from keras_dimsel import pipeline
     from keras_dimsel.autodim.plan import DimensionPlan
-    from keras_dimsel.autodim.runs import run_retrain
 
     _no_extra(extra)
+    inputs = {"--data": args.data, "--plan": args.plan, "--warm-start": args.warm_start}
+    reused = _claim_run(args, "retrain", inputs)
     spec = _load_spec(args.data)
     plan = DimensionPlan.load(args.plan)
-    metrics = run_retrain(
+    metrics = pipeline.retrain(
         spec,
         plan,
         args.model,
@@ -299,17 +318,17 @@ def _run_retrain(args: argparse.Namespace, extra: Sequence[str]) -> int:
         settings=_settings(args),
     )
     print(f"{args.model} with the plan: {_describe(metrics)} ({plan.saving:.1%} saved)")
-    print(f"run: {args.output}")
+    _print_run(args.output, reused)
     return 0
 
 
 def _run_amtl(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from keras_dimsel import amtl
-    from keras_dimsel.amtl.runs import run_amtl
+    from keras_dimsel import amtl, pipeline
 
     _no_extra(extra)
+    reused = _claim_run(args, "amtl", {"--data": args.data, "--warm-start": args.warm_start})
     spec = _load_spec(args.data)
-    metrics = run_amtl(
+    metrics = pipeline.amtl(
         spec,
         args.model,
         args.output,
@@ -327,22 +346,25 @@ def _run_amtl(args: argparse.Namespace, extra: Sequence[str]) -> int:
     )
     print(amtl.summary_table(metrics))
     print(f"{args.model} with value-level dims: {_describe(metrics)}")
-    print(f"run: {args.output}")
+    _print_run(args.output, reused)
     return 0
 
 
 def _run_all(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from keras_dimsel import pipeline
+    from keras_dimsel.autodim.plan import PLAN_FILE
     from keras_dimsel.autodim.report import comparison_report
-    from keras_dimsel.training import RunDir
+    from keras_dimsel.data.feature_spec import FEATURE_SPEC_FILE
+    from keras_dimsel.training import CHECKPOINTS, METRICS, RunDir
 
-    options = {
-        key: value for key, value in vars(args).items() if key not in ("run", "verbose", "command")
-    }
-    options["beam_args"] = list(beam_args)
-    _check_run_directory(args.output, options)
-    settings = _settings(args)
     steps = {name: os.path.join(args.output, name) for name in pipeline.RUN_STEPS}
+    state = [RUN_OPTIONS, os.path.join("data", FEATURE_SPEC_FILE)]
+    for name in pipeline.RUN_STEPS[1:]:
+        done = PLAN_FILE if name == "search" else METRICS
+        state += [os.path.join(name, part) for part in (done, pipeline.STEP_RECORD, CHECKPOINTS)]
+    _claim(args, "run", {"--input": args.input}, state)
+    _check_options(args.output, _options(args, beam_args), RUN_OPTIONS)
+    settings = _settings(args)
 
     spec = pipeline.preprocess(*_preprocess_job(args, beam_args, steps["data"]))
     baseline = pipeline.baseline(
@@ -367,20 +389,69 @@ def _run_all(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     return 0
 
 
+#: The options a `dimsel run` and a `dimsel preprocess` were made with, in their directory.
 RUN_OPTIONS = "run_options.json"
+PREPROCESS_OPTIONS = "preprocess_options.json"
 
 
-def _check_run_directory(directory: str, options: dict) -> None:
-    """Refuses to resume a run that was started with other options."""
-    from keras_dimsel.training import RunDir
+def _options(args: argparse.Namespace, beam_args: Sequence[str]) -> dict:
+    """What defines a run of `preprocess` or `run`: its flags, less those that do not."""
+    ignored = ("run", "verbose", "command", "overwrite", "claim")
+    options = {key: value for key, value in vars(args).items() if key not in ignored}
+    options["beam_args"] = list(beam_args)
+    return options
 
-    changed = RunDir(directory).changed_options(options, RUN_OPTIONS)
+
+def _check_options(directory: str, options: dict, name: str, binding: bool = True) -> None:
+    """Refuses to resume or redo a run that was made with other options.
+
+    Options recorded earlier bind only when `binding`; otherwise they are replaced.
+    """
+    from keras_dimsel.training import RunDir, RunMismatchError
+    from keras_dimsel.training.run_dir import describe_changes
+
+    run = RunDir(directory)
+    if not binding:
+        run.write_json(name, json.loads(json.dumps(options)))
+        return
+    changed = run.changed_options(options, name)
     if changed:
-        raise CommandError(
-            f"{directory} holds a run started with other options "
-            f"({', '.join(key for key, _, _ in changed)}); "
-            "give a new --output or the same options to resume it"
+        raise RunMismatchError(
+            f"{directory} holds a run made with other options ({describe_changes(changed)}); "
+            "give a new --output or the same options"
         )
+
+
+def _claim(args: argparse.Namespace, command: str, inputs: dict, state=()) -> bool:
+    """`cli_outputs.claim_output` for `--output`; `--input` may be given several times."""
+    from keras_dimsel.cli_outputs import claim_output
+
+    flat = {}
+    for flag, given in inputs.items():
+        for i, path in enumerate(given if isinstance(given, list) else [given]):
+            flat[flag if i == 0 else f"{flag} ({i + 1})"] = path
+    args.claim = claim_output(args.output, command, args.overwrite, flat, state)
+    return args.claim.resumes
+
+
+def _claim_run(args: argparse.Namespace, command: str, inputs: dict, done: str = "") -> bool:
+    """Claims a training command's run directory; True when it holds its finished run."""
+    from keras_dimsel import pipeline
+    from keras_dimsel.training import CHECKPOINTS, METRICS, RunDir
+
+    done = done or METRICS
+    ours = _claim(args, command, inputs, state=(done, pipeline.STEP_RECORD, CHECKPOINTS))
+    return ours and RunDir(args.output, done=done).is_complete()
+
+
+def _print_run(directory: str, reused: bool) -> None:
+    if reused:
+        print(
+            f"run: {directory} (finished earlier with the same options, reused; "
+            "--overwrite trains it again)"
+        )
+    else:
+        print(f"run: {directory}")
 
 
 def _write_text(path: str, text: str) -> None:
@@ -422,17 +493,100 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     # Beam reports progress at INFO; keep its warnings, drop TensorFlow's noise.
     logging.getLogger("apache_beam").setLevel(logging.INFO if args.verbose else logging.WARNING)
-    from keras_dimsel.data.reader import DataError
-
+    # Keras's "callback ... is slow compared to the batch time": the checkpoint writer is,
+    # by design, once every --checkpoint-every steps.
+    logging.getLogger("tensorflow").addFilter(_not_about_slow_callbacks)
+    if not args.verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_first_line_only)
     try:
         return args.run(args, extra)
-    except (CommandError, DataError, FileNotFoundError, ValueError) as error:
+    except KeyboardInterrupt as interrupt:
         if args.verbose:
             raise
-        # Library errors explain themselves on their first line.
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"dimsel {args.command}: error: {reason}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        print(f"dimsel {args.command}: {_interrupted(args.command, interrupt)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # every error becomes one line and an exit code
+        if args.verbose:
+            raise
+        code, reason = _explain(error)
+        print(f"dimsel {args.command}: {reason}", file=sys.stderr)
+        claim = getattr(args, "claim", None)
+        if claim is not None:  # a directory made for nothing is not left behind
+            from keras_dimsel.pipeline import STEP_RECORD
+
+            claim.discard_if_unused(records=(RUN_OPTIONS, PREPROCESS_OPTIONS, STEP_RECORD))
+        return code
+
+
+def _not_about_slow_callbacks(record: logging.LogRecord) -> bool:
+    return "is slow compared to the batch time" not in record.getMessage()
+
+
+def _first_line_only(record: logging.LogRecord) -> bool:
+    """A logging filter: a record keeps its first line, so no traceback (a worker's
+    error that Beam logs before it reaches the command) is shown without -v."""
+    message = record.getMessage()
+    record.msg, record.args = (message.splitlines() or [""])[0], ()
+    record.exc_info = record.exc_text = record.stack_info = None
+    return True
+
+
+def _interrupted(command: str, interrupt: KeyboardInterrupt) -> str:
+    from keras_dimsel.training import TrainingInterrupted
+
+    if isinstance(interrupt, TrainingInterrupted):
+        return f"{interrupt}; run the same command again to resume from there"
+    if command == "preprocess":
+        return "interrupted; run the same command again to make the artifact"
+    return "interrupted; run the same command again to resume"
+
+
+def _explain(error: Exception) -> tuple:
+    """The exit code and the one line that tells a person what went wrong."""
+    from keras_dimsel.data.reader import DataError
+    from keras_dimsel.training import RunMismatchError
+
+    reason = _first_line(error)
+    if isinstance(error, RunMismatchError):
+        return EXIT_BAD_INPUT, f"error: {reason}, or --overwrite to start afresh"
+    if isinstance(error, (CommandError, DataError, ValueError)):
+        return EXIT_BAD_INPUT, f"error: {reason}"
+    if isinstance(error, OSError):
+        if error.errno == errno.ENOSPC:
+            return (
+                EXIT_BAD_INPUT,
+                f"error: no space left on the device ({error.filename or reason})",
+            )
+        return EXIT_BAD_INPUT, f"error: {reason}"
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(error, _resource_errors(tf)):
+        return EXIT_BAD_INPUT, f"error: {reason}"
+    return EXIT_BUG, (
+        f"internal error: {type(error).__name__}: {reason}. This is a bug: run the command "
+        "again with -v for the traceback, and report it"
+    )
+
+
+def _resource_errors(tf) -> tuple:
+    """TensorFlow's errors of files and resources: the input's or the machine's, not a bug."""
+    return (
+        tf.errors.NotFoundError,
+        tf.errors.PermissionDeniedError,
+        tf.errors.ResourceExhaustedError,
+        tf.errors.AlreadyExistsError,
+        tf.errors.FailedPreconditionError,
+        tf.errors.DataLossError,
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's first line (library errors explain themselves there); TF's without its op."""
+    text = getattr(error, "message", None) or str(error)
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        text = f"{error.filename}: {error.strerror}"
+    text = text.strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 if __name__ == "__main__":

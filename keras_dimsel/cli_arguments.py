@@ -28,6 +28,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_output_arguments(parser, metavar: str) -> None:
+    """`--output` and `--overwrite`: where a command writes (`keras_dimsel.cli_outputs`)."""
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar=metavar,
+        help="a new or empty directory, or one that holds a run of this command to resume",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an --output that holds other files or another run, and start "
+        "afresh there (files of other names stay)",
+    )
+
+
 def add_vocabulary_cap_arguments(parser) -> None:
     cap = parser.add_argument_group("vocabulary cap (fields with huge numbers of values)")
     cap.add_argument(
@@ -60,7 +76,7 @@ def add_data_arguments(parser) -> None:
         metavar="PATH",
         help="file, glob or folder; repeat for several",
     )
-    parser.add_argument("--output", required=True, metavar="DIR")
+    add_output_arguments(parser, "DIR")
     parser.add_argument(
         "--min-count",
         type=positive_int,
@@ -236,7 +252,7 @@ def add_model_arguments(parser, model_required: bool = True) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="a `dimsel preprocess` output")
     if model_required:
         parser.add_argument("--model", required=True, choices=MODELS)
-    parser.add_argument("--output", required=True, metavar="RUN")
+    add_output_arguments(parser, "RUN")
 
 
 def add_search_arguments(parser) -> None:

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 from keras_dimsel.autodim.plan import PLAN_FILE, DimensionPlan
 from keras_dimsel.data.feature_spec import FEATURE_SPEC_FILE, FeatureSpec
-from keras_dimsel.training.run_dir import RunDir
+from keras_dimsel.training.run_dir import RunDir, RunMismatchError, describe_changes
 from keras_dimsel.training.settings import TrainSettings
 
 #: The options a step's run was made with, in its directory.
@@ -27,7 +27,7 @@ STEP_RECORD = "step.json"
 RUN_STEPS = ("data", "baseline", "search", "autodim")
 
 
-class StepMismatchError(ValueError):
+class StepMismatchError(RunMismatchError):
     """A finished run in the step's directory was made with other options.
 
     A `ValueError`, so the command line reports it in one line.
@@ -42,9 +42,8 @@ class StepMismatchError(ValueError):
 def _claim(run_dir: RunDir, options: dict) -> None:
     changed = run_dir.changed_options(options, STEP_RECORD)
     if changed:
-        keys = ", ".join(key for key, _, _ in changed)
         raise StepMismatchError(
-            f"{run_dir.path} holds a run made with other options ({keys}); "
+            f"{run_dir.path} holds a run made with other options ({describe_changes(changed)}); "
             "give a new directory or the same options"
         )
 
@@ -131,7 +130,7 @@ def baseline(
         >>> baseline(spec, "fm", output, dim=16)
         Traceback (most recent call last):
         ...
-        keras_dimsel.pipeline.StepMismatchError: ... made with other options (dim); ...
+        keras_dimsel.pipeline.StepMismatchError: ... other options (dim: 8 then, 16 now); ...
     """
     from keras_dimsel.training.baseline import run_baseline
 
@@ -168,7 +167,7 @@ def search(
         >>> search(spec, "fm", output, candidates=(2, 8))
         Traceback (most recent call last):
         ...
-        keras_dimsel.pipeline.StepMismatchError: ... made with other options (candidates); ...
+        keras_dimsel.pipeline.StepMismatchError: ... (candidates: [2, 4] then, [2, 8] now); ...
     """
     from keras_dimsel.autodim.runs import run_search
 
@@ -208,7 +207,7 @@ def retrain(
         >>> retrain(spec, plan, "fm", output, unify="zero_pad")
         Traceback (most recent call last):
         ...
-        keras_dimsel.pipeline.StepMismatchError: ... made with other options (unify); ...
+        keras_dimsel.pipeline.StepMismatchError: ... (unify: 'linear' then, 'zero_pad' now); ...
     """
     from keras_dimsel.autodim.runs import run_retrain
 
@@ -250,7 +249,7 @@ def amtl(
         >>> amtl(spec, "fm", output, fields=["user"], length_penalty=0.0)
         Traceback (most recent call last):
         ...
-        keras_dimsel.pipeline.StepMismatchError: ... made with other options (length_penalty); ...
+        keras_dimsel.pipeline.StepMismatchError: ... other options (length_penalty: ...); ...
     """
     from keras_dimsel.amtl.runs import run_amtl
 

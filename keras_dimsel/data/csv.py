@@ -99,6 +99,12 @@ class CsvReader(Reader):
         header = read_first_line(self.paths[0], encoding)
         self.header = header
         self.columns = [c.strip() for c in next(csv.reader([header], delimiter=sep))]
+        twice = sorted({c for c in self.columns if self.columns.count(c) > 1})
+        if twice:
+            raise DataError(
+                f"{self.paths[0]}: the header names column(s) more than once: "
+                f"{', '.join(map(repr, twice))}; give every column its own name"
+            )
         wanted = [label, *categorical, *numeric]
         duplicated = sorted({c for c in wanted if wanted.count(c) > 1})
         if duplicated:

@@ -436,6 +436,9 @@ def run(reader: Reader, config: PreprocessConfig, beam_args: Sequence[str] = ())
         build_pipeline(pipeline, reader, config)
     spec = FeatureSpec.load(config.output_dir)
     accepted = sum(spec.splits.values())
+    if accepted == 0:
+        # An artifact of no rows is no artifact: a later step must not take it as made.
+        FileSystems.delete([FileSystems.join(config.output_dir, FEATURE_SPEC_FILE)])
     if accepted == 0 and spec.rejected_rows == 0:
         raise DataError("the input has no data rows")
     if accepted == 0:

@@ -18,6 +18,7 @@ from keras_dimsel.training.checkpointing import (
     BestEpoch,
     CheckpointMismatchError,
     ResumableFit,
+    TrainingInterrupted,
     epoch_seed,
 )
 from keras_dimsel.training.optimizers import (
@@ -27,7 +28,14 @@ from keras_dimsel.training.optimizers import (
     SplitOptimizer,
     network_optimizer,
 )
-from keras_dimsel.training.run_dir import METRICS, RUN_RECORD, SAVED_MODEL, WEIGHTS, RunDir
+from keras_dimsel.training.run_dir import (
+    METRICS,
+    RUN_RECORD,
+    SAVED_MODEL,
+    WEIGHTS,
+    RunDir,
+    RunMismatchError,
+)
 from keras_dimsel.training.runner import evaluate, fit_resumably, train_and_export
 from keras_dimsel.training.settings import (
     DEFAULT_LEARNING_RATE,
@@ -51,8 +59,10 @@ __all__ = [
     "LazyAdam",
     "ResumableFit",
     "RunDir",
+    "RunMismatchError",
     "SplitOptimizer",
     "TrainSettings",
+    "TrainingInterrupted",
     "data_record",
     "epoch_seed",
     "evaluate",

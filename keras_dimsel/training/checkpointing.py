@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from keras_dimsel import _io
 from keras_dimsel._compat import skip_numpy_logs
-from keras_dimsel.training.run_dir import RunDir
+from keras_dimsel.training.run_dir import RunDir, RunMismatchError, describe_changes
 
 #: The sub-directory of a run directory that holds its checkpoints.
 CHECKPOINTS = "checkpoints"
@@ -44,7 +44,7 @@ OPTIONS = "options.json"
 DEFAULT_CHECKPOINT_EVERY = 1000
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(RunMismatchError):
     """A run directory holds the checkpoints of a run with other options or another model.
 
     A `ValueError`, so the command line reports it in one line.
@@ -54,6 +54,33 @@ class CheckpointMismatchError(ValueError):
         >>> issubclass(CheckpointMismatchError, ValueError)
         True
     """
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """`ResumableFit.fit` was interrupted (Ctrl-C); says where, and from where it resumes.
+
+    Args:
+        steps_done: int, the training steps done when it stopped.
+        total_steps: int, the run's steps.
+        saved_steps: int, the steps the latest checkpoint holds: where a
+            restart resumes from.
+
+    Examples:
+
+        >>> str(TrainingInterrupted(1234, 5000, 1000))
+        'interrupted at step 1234 of 5000; the latest checkpoint is at step 1000'
+        >>> isinstance(TrainingInterrupted(0, 1, 0), KeyboardInterrupt)
+        True
+    """
+
+    def __init__(self, steps_done: int, total_steps: int, saved_steps: int):
+        super().__init__(
+            f"interrupted at step {steps_done} of {total_steps}; "
+            f"the latest checkpoint is at step {saved_steps}"
+        )
+        self.steps_done = steps_done
+        self.total_steps = total_steps
+        self.saved_steps = saved_steps
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -206,21 +233,28 @@ class ResumableFit:
         saver = _Saver(self, [c for c in callbacks if hasattr(c, "flush")], verbose)
         seconds = 0.0
         first_epoch, skip = divmod(self.steps_done, self.steps_per_epoch)
-        for epoch in range(first_epoch, self.epochs):
-            data = epoch_data(epoch)
-            if skip:
-                data = data.skip(skip)
-            start = time.perf_counter()
-            self.model.fit(
-                data,
-                validation_data=validation_data,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                verbose=0,
-                callbacks=[*callbacks, saver],
-            )
-            seconds += time.perf_counter() - start
-            skip = 0
+        try:
+            for epoch in range(first_epoch, self.epochs):
+                data = epoch_data(epoch)
+                if skip:
+                    data = data.skip(skip)
+                start = time.perf_counter()
+                self.model.fit(
+                    data,
+                    validation_data=validation_data,
+                    initial_epoch=epoch,
+                    epochs=epoch + 1,
+                    verbose=0,
+                    callbacks=[*callbacks, saver],
+                )
+                seconds += time.perf_counter() - start
+                skip = 0
+        except KeyboardInterrupt as interrupt:
+            if isinstance(interrupt, TrainingInterrupted):
+                raise
+            raise TrainingInterrupted(
+                self.steps_done, self.total_steps, self.steps_saved()
+            ) from interrupt
         return seconds
 
     def save(self) -> None:
@@ -228,6 +262,15 @@ class ResumableFit:
         RunDir(self.directory).changed_options(self.options, OPTIONS)  # recorded once
         self._step.assign(self.steps_done)
         self._manager.save(checkpoint_number=self.steps_done)
+
+    def steps_saved(self) -> int:
+        """The steps the latest checkpoint on disk holds: where a restart resumes from.
+
+        Read from the directory, not from memory: a save cut short by Ctrl-C may
+        have written its checkpoint or not.
+        """
+        latest = tf.train.latest_checkpoint(self.directory)
+        return int(latest.rsplit("-", 1)[1]) if latest else 0
 
     def remove(self) -> None:
         """Deletes the checkpoints, once the run's results are written."""
@@ -239,11 +282,10 @@ class ResumableFit:
             return  # no checkpoint written yet
         changed = RunDir(self.directory).changed_options(self.options, OPTIONS)
         if changed:
-            details = ", ".join(f"{key}: {then!r} then, {now!r} now" for key, then, now in changed)
             raise CheckpointMismatchError(
                 f"{self.directory} holds the checkpoints of a run with other options "
-                f"({details}); re-run with the same options to resume, or give a new "
-                "output directory"
+                f"({describe_changes(changed)}); re-run with the same options to resume, "
+                "or give a new output directory"
             )
 
     def _build_optimizers(self) -> None:

@@ -26,6 +26,18 @@ WEIGHTS = os.path.join("weights", "model")
 RUN_RECORD = "run.json"
 
 
+class RunMismatchError(ValueError):
+    """A run directory holds a run made with other options (one line).
+
+    The command line adds the way out: `--overwrite`, to start afresh.
+
+    Examples:
+
+        >>> issubclass(RunMismatchError, ValueError)
+        True
+    """
+
+
 class RunDir:
     """One run's directory: paths, completeness, metrics, and the options it was made with.
 
@@ -115,3 +127,27 @@ class RunDir:
         keys = sorted(set(previous) | set(record))
         changed = [k for k in keys if previous.get(k) != record.get(k)]
         return [(k, previous.get(k), record.get(k)) for k in changed]
+
+
+def describe_changes(changed: list) -> str:
+    """`key: recorded then, given now` for each option of `RunDir.changed_options`,
+    options that are dicts (the training settings) down to the entries that differ.
+
+    Examples:
+
+        >>> describe_changes([("dim", 8, 16), ("settings", {"seed": 0, "epochs": 2},
+        ...                                                {"seed": 1, "epochs": 2})])
+        'dim: 8 then, 16 now, settings.seed: 0 then, 1 now'
+    """
+    parts = []
+    for key, then, now in changed:
+        if isinstance(then, dict) and isinstance(now, dict):
+            inner = [
+                (f"{key}.{name}", then.get(name), now.get(name))
+                for name in sorted(set(then) | set(now))
+                if then.get(name) != now.get(name)
+            ]
+            parts.append(describe_changes(inner))
+        else:
+            parts.append(f"{key}: {then!r} then, {now!r} now")
+    return ", ".join(parts)
