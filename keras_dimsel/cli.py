@@ -20,10 +20,15 @@ dimsel run        --dataset synthetic [--profile demo|criteo] [--rows N] --outpu
                   (preprocess, baseline, search, retrain)
 ```
 
-The training commands also take `--epochs`, `--batch-size` and `--seed`.
+The training commands also take `--epochs`, `--batch-size` and `--seed`;
+every command takes `--overwrite` (`keras_dimsel.cli_outputs`: a command
+writes only into a new or empty `--output` or its own earlier run).
 
-Every command ends with a short summary, writes machine-readable results and,
-on bad input, exits non-zero with a one-line reason (no traceback).
+Every command ends with a short summary and writes machine-readable results.
+What goes wrong is one line on stderr, never a traceback without `-v`, and
+the exit code says what kind: 0 done, 2 bad input (or the machine's limit: a
+full disk, no permission), 130 interrupted (with the step a re-run resumes
+from), 1 a bug.
 """
 
 from __future__ import annotations
