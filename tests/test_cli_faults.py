@@ -209,3 +209,23 @@ def test_ctrl_c_stops_with_130_and_the_step_and_the_same_command_resumes(data, t
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"resuming at step {saved} of " in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_label_of_one_class_is_refused_before_training(tmp_path, capsys):
+    path = tmp_path / "clicks.csv"
+    path.write_text("clicked,user\n" + "".join(f"0,u{i % 7}\n" for i in range(200)))
+    data = tmp_path / "data"
+    argv = ["preprocess", "--dataset", "csv", "--input", str(path), "--label", "clicked"]
+    assert main(argv + ["--categorical", "user", "--output", str(data)]) == 0
+    capsys.readouterr()
+    spec = json.loads((data / "feature_spec.json").read_text())
+    assert spec["label_positives"] == {"train": 0, "validation": 0, "test": 0}
+    for command in (_baseline(str(data), tmp_path / "run"), _search(str(data), tmp_path / "run")):
+        err = _one_line(capsys, EXIT_BAD_INPUT, command)
+        train = spec["splits"]["train"]
+        assert err.endswith(
+            f"every one of the {train} rows of the train split of {data} has label clicked = 0: "
+            "a model learns nothing from one class and its AUC is undefined; check the label "
+            "column, or give more rows"
+        )
+        assert not (tmp_path / "run").exists()

@@ -200,6 +200,9 @@ class FeatureSpec:
             (or to their hash bucket, in a field that has buckets).
         max_vocab_size: int or None, the per-field cap on the vocabulary the
             artifact was made with (None: no cap).
+        label_positives: dict, the number of examples of label 1 per split
+            (empty when unknown: an artifact made by an older version or a
+            TFX ExampleGen).
         split_patterns: dict of split to a file pattern, for examples kept
             outside the artifact directory (a TFX ExampleGen's splits); by
             default each split is `DIR/<split>/*.tfrecord.gz`.
@@ -240,6 +243,7 @@ class FeatureSpec:
     split_patterns: dict[str, str] = dataclasses.field(default_factory=dict)
     value_types: dict[str, str] = dataclasses.field(default_factory=dict)
     max_vocab_size: Optional[int] = None
+    label_positives: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def field_names(self) -> list[str]:
@@ -385,6 +389,7 @@ class FeatureSpec:
             **({"split_patterns": dict(self.split_patterns)} if self.split_patterns else {}),
             **({"value_types": dict(self.value_types)} if self.value_types else {}),
             **({"max_vocab_size": self.max_vocab_size} if self.max_vocab_size else {}),
+            **({"label_positives": dict(self.label_positives)} if self.label_positives else {}),
         }
 
     def save(self, directory: Optional[str] = None) -> str:
@@ -446,6 +451,7 @@ class FeatureSpec:
             split_patterns=dict(record.get("split_patterns", {})),
             value_types=dict(record.get("value_types", {})),
             max_vocab_size=record.get("max_vocab_size"),
+            label_positives={k: int(v) for k, v in record.get("label_positives", {}).items()},
         )
 
 

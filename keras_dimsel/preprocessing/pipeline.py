@@ -248,10 +248,18 @@ def write_feature_spec(spec: FeatureSpec, output_dir: str) -> str:
 
 
 def _write_feature_spec(
-    _, reader: Reader, config: PreprocessConfig, vocab, boundaries, splits, rejected
+    _, reader: Reader, config: PreprocessConfig, vocab, boundaries, splits, rejected, positives
 ):
     spec = make_feature_spec(
-        reader.label, reader.fields, reader.name, config, vocab, boundaries, splits, rejected
+        reader.label,
+        reader.fields,
+        reader.name,
+        config,
+        vocab,
+        boundaries,
+        splits,
+        rejected,
+        label_positives={name: int(positives.get(name, 0)) for name in SPLITS},
     )
     return write_feature_spec(spec, config.output_dir)
 
@@ -345,6 +353,9 @@ def build_pipeline(pipeline: beam.Pipeline, reader: Reader, config: PreprocessCo
     )
     written = batches | "WriteExamples" >> WriteExamples(config.output_dir)
     split_sizes = written | "CountSplitRows" >> beam.CombinePerKey(sum)
+    positives = (
+        batches | "LabelOnes" >> beam.Map(_label_ones) | "CountLabelOnes" >> beam.CombinePerKey(sum)
+    )
     rejected = (
         read[REJECTED_TAG]
         | "WriteRejected" >> WriteRejected(config.output_dir)
@@ -362,8 +373,15 @@ def build_pipeline(pipeline: beam.Pipeline, reader: Reader, config: PreprocessCo
             boundaries=beam.pvalue.AsDict(statistics["boundaries"]),
             splits=beam.pvalue.AsDict(split_sizes),
             rejected=beam.pvalue.AsSingleton(rejected),
+            positives=beam.pvalue.AsDict(positives),
         )
     )
+
+
+def _label_ones(element) -> tuple:
+    """`(split, index, batch)` to `(split, the number of its rows of label 1)`."""
+    split, _, batch = element
+    return split, int(np.count_nonzero(batch.column(0).to_numpy(zero_copy_only=False) == 1.0))
 
 
 def _prepare_output(output_dir: str) -> None:

@@ -23,6 +23,36 @@ DEFAULT_LEARNING_RATE = 1e-3
 _MIN_STEPS_PER_EPOCH = 100
 
 
+def check_two_classes(spec: FeatureSpec, split: str) -> None:
+    """Refuses a split whose labels are all 0 or all 1 (when the artifact counted them).
+
+    A model learns nothing from one class, and its AUC is undefined: training on
+    it would end in a meaningless "AUC 0.0000" and a plan of nonsense.
+
+    Raises:
+        ValueError: naming the split, its label and its rows.
+
+    Examples:
+
+        >>> spec = FeatureSpec(label="clicked", fields=(), splits={"train": 40},
+        ...                    label_positives={"train": 0}, directory="data")
+        >>> check_two_classes(spec, "train")
+        Traceback (most recent call last):
+        ...
+        ValueError: every one of the 40 rows of the train split of data has label clicked = 0: ...
+    """
+    rows = spec.splits.get(split, 0)
+    if split not in spec.label_positives or rows == 0:
+        return
+    ones = spec.label_positives[split]
+    if ones in (0, rows):
+        raise ValueError(
+            f"every one of the {rows:,} rows of the {split} split of {spec.directory} has label "
+            f"{spec.label} = {int(ones == rows)}: a model learns nothing from one class and its "
+            "AUC is undefined; check the label column, or give more rows"
+        )
+
+
 @dataclasses.dataclass
 class TrainSettings:
     """Epochs, batch size and seed, with defaults fitted to the data at hand.
@@ -91,6 +121,8 @@ class TrainSettings:
             raise ValueError(f"the train split of {spec.directory} is empty")
         if spec.splits.get("test", 0) <= 0:
             raise ValueError(f"the test split of {spec.directory} is empty")
+        for split in ("train", "test"):
+            check_two_classes(spec, split)
         batch = self.batch_size or int(np.clip(train_rows // _MIN_STEPS_PER_EPOCH, 64, 2000))
         for name, value in (("epochs", self.epochs), ("batch_size", batch)):
             if value is not None and value <= 0:
