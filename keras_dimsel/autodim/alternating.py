@@ -471,6 +471,8 @@ class AlternatingSearch:
             metrics["loss"] = loss
         else:
             metrics = self.compute_metrics(*keras_outputs)
+        if hasattr(self, "mean_loss_logs"):  # a CTRModel: the epoch's mean loss
+            metrics = self.mean_loss_logs(metrics)
         # Keras sums per-replica logs: a loss is a per-replica share, the temperature
         # is one value for all replicas.
         metrics["arch_loss"] = arch_loss

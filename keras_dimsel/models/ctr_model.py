@@ -121,6 +121,8 @@ class CTRModel(tfrs.models.Model):
         self.field_embeddings = embeddings
         self.head = head
         self.task = ranking_task()
+        # The epoch's mean of the minimised loss: TFRS's step reports the last batch's.
+        self.loss_tracker = tf.keras.metrics.Mean(name="loss")
 
     @property
     def spec(self) -> FeatureSpec:
@@ -160,6 +162,21 @@ class CTRModel(tfrs.models.Model):
         features, labels = inputs[0], inputs[1]
         predictions = self(features, training=training)
         return self.task(labels=tf.reshape(labels, [-1]), predictions=predictions)
+
+    def train_step(self, inputs) -> dict:
+        return self.mean_loss_logs(super().train_step(inputs), "total_loss")
+
+    def test_step(self, inputs) -> dict:
+        return self.mean_loss_logs(super().test_step(inputs), "total_loss")
+
+    def mean_loss_logs(self, logs: dict, key: str = "loss") -> dict:
+        """The step's logs with `loss` the mean over the epoch's steps so far (the
+        metrics are means over the epoch already) and without TFRS's per-batch
+        `regularization_loss` and `total_loss`."""
+        self.loss_tracker.update_state(logs[key])
+        logs = {k: v for k, v in logs.items() if k not in ("regularization_loss", "total_loss")}
+        logs["loss"] = self.loss_tracker.result()
+        return logs
 
     def network_weights(self) -> tf.train.Checkpoint:
         """The model's weights as a checkpoint object, without optimizer or metrics.

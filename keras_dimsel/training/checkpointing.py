@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from keras_dimsel import _io
 from keras_dimsel._compat import skip_numpy_logs
+from keras_dimsel.training.progress import Progress
 from keras_dimsel.training.run_dir import RunDir, RunMismatchError, describe_changes
 
 #: The sub-directory of a run directory that holds its checkpoints.
@@ -112,6 +113,7 @@ class ResumableFit:
         steps_per_epoch: int, training steps in one epoch.
         epochs: int, the number of epochs.
         every: int >= 0, steps between checkpoints; 0 saves at epoch ends only.
+        batch_size: int or None, examples per step, for the progress lines.
 
     Examples:
 
@@ -146,6 +148,7 @@ class ResumableFit:
         steps_per_epoch: int,
         epochs: int,
         every: int = DEFAULT_CHECKPOINT_EVERY,
+        batch_size: Optional[int] = None,
     ):
         if isinstance(every, bool) or not isinstance(every, int) or every < 0:
             raise ValueError(f"`every` must be an integer >= 0. Received: every={every!r}")
@@ -160,6 +163,7 @@ class ResumableFit:
         self.steps_per_epoch = steps_per_epoch
         self.epochs = epochs
         self.every = every
+        self.batch_size = batch_size
         self.steps_done = 0
         self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps_done")
         parts = {"model": model, "optimizer": model.optimizer, "steps_done": self._step}
@@ -216,7 +220,8 @@ class ResumableFit:
             callbacks: Keras callbacks; a callback with a `restore(step)`
                 method is told the step the run resumes from, and one with a
                 `flush()` method is flushed before each checkpoint.
-            verbose: int, 0 silent, else one line per epoch.
+            verbose: int, 0 silent, else one line per epoch and progress
+                inside it (`Progress`: a bar on a terminal, else a line every 10 s).
 
         Returns:
             float, the seconds `fit` ran in this call (0 when nothing was left).
@@ -231,6 +236,11 @@ class ResumableFit:
         if verbose and self.steps_done:
             print(f"resuming at step {self.steps_done} of {self.total_steps} from {self.directory}")
         saver = _Saver(self, [c for c in callbacks if hasattr(c, "flush")], verbose)
+        if verbose:
+            progress = Progress(
+                self.steps_per_epoch, self.epochs, self.batch_size, first_step=self.steps_done
+            )
+            callbacks = [*callbacks, progress]
         seconds = 0.0
         first_epoch, skip = divmod(self.steps_done, self.steps_per_epoch)
         try:

@@ -132,6 +132,7 @@ def fit_resumably(
         settings.steps_per_epoch(spec),
         settings.epochs,
         every=settings.checkpoint_every,
+        batch_size=settings.batch_size,
     )
     done = run.restore()
     fit_arguments.setdefault("epoch_data", settings.train_epochs(spec))

@@ -57,6 +57,19 @@ def test_full_dimension_model_trains_and_reports_auc_and_logloss(spec, model_nam
     assert model.embedding_params == vocab * 8
 
 
+def test_the_logged_loss_is_the_mean_over_the_epoch_s_batches(spec):
+    model = full_model("fm", spec, dim=4)
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.0))  # the weights stay: batch losses fixed
+    batches = _train(spec, batch_size=512)
+    history = model.fit(batches, epochs=1, verbose=0)
+    losses = [float(model.compute_loss(batch)) for batch in batches]
+    assert len(losses) > 2 and np.std(losses) > 0
+    assert history.history["loss"][0] == pytest.approx(np.mean(losses), rel=1e-5)
+    assert not {"total_loss", "regularization_loss"} & set(history.history)
+    evaluated = model.evaluate(batches, return_dict=True, verbose=0)
+    assert evaluated["loss"] == pytest.approx(np.mean(losses), rel=1e-5)
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
