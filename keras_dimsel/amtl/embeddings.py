@@ -110,6 +110,13 @@ class MaskedEmbeddings(FieldEmbeddings):
             lengths[name] = mask.lengths(rows).numpy().astype(np.int64)[index]
         return lengths
 
+    def log_lengths(self, step: int) -> None:
+        """TensorBoard summaries of the lengths now, at `step` (inside a writer's
+        `as_default()`): the mean length of each masked field's ids and their histogram."""
+        for name, lengths in self.value_lengths_now().items():
+            tf.summary.scalar(f"mean_length/{name}", float(lengths.mean()), step=step)
+            tf.summary.histogram(f"lengths/{name}", lengths, step=step, buckets=self.dim)
+
     def call(self, ids: dict, training=None, return_rows: bool = False):
         outputs = []
         for name in self.vocab_sizes:

@@ -231,6 +231,7 @@ def run_amtl(
         output,
         run_options,
         extra_memory=2 * BYTES_PER_NUMBER * masked,
+        log_extra=model.field_embeddings.log_lengths,
         validation_data=validation,
     )
     compact, lengths = compact_model(model)

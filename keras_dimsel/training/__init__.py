@@ -4,6 +4,7 @@
 - `fit_resumably`, `evaluate`, `train_and_export`: the runner every method trains with.
 - `ResumableFit`, `BestEpoch`: checkpoints during `fit` and an exact resume.
 - `RunDir`: a run's files and when it is complete.
+- `Progress`, `TrainingLogs`: progress inside an epoch; TensorBoard logs in `RUN/logs`.
 - `LazyAdam`, `SplitOptimizer`, `network_optimizer`: optimizers whose step
   costs the same whatever the size of the embedding tables.
 - `memory`: the estimate of a training's memory, sizes and budgets.
@@ -28,6 +29,7 @@ from keras_dimsel.training.optimizers import (
     SplitOptimizer,
     network_optimizer,
 )
+from keras_dimsel.training.progress import Progress
 from keras_dimsel.training.run_dir import (
     METRICS,
     RUN_RECORD,
@@ -43,6 +45,7 @@ from keras_dimsel.training.settings import (
     data_record,
     seed_everything,
 )
+from keras_dimsel.training.tensorboard import LOGS, TrainingLogs
 
 __all__ = [
     "CHECKPOINTS",
@@ -50,6 +53,7 @@ __all__ = [
     "DEFAULT_EMBEDDING_OPTIMIZER",
     "DEFAULT_LEARNING_RATE",
     "EMBEDDING_OPTIMIZERS",
+    "LOGS",
     "METRICS",
     "RUN_RECORD",
     "SAVED_MODEL",
@@ -57,12 +61,14 @@ __all__ = [
     "BestEpoch",
     "CheckpointMismatchError",
     "LazyAdam",
+    "Progress",
     "ResumableFit",
     "RunDir",
     "RunMismatchError",
     "SplitOptimizer",
     "TrainSettings",
     "TrainingInterrupted",
+    "TrainingLogs",
     "data_record",
     "epoch_seed",
     "evaluate",

@@ -7,7 +7,9 @@ Every training run writes into a run directory:
 - `saved_model/`: the exported model (raw features in, probability out);
 - `weights/model`: the trained weights (`CTRModel.network_weights`);
 - `run.json`: the options, settings and data sizes the run was made with;
-- `checkpoints/`: while it trains (`ResumableFit`), removed at the end.
+- `checkpoints/`: while it trains (`ResumableFit`), removed at the end;
+- `logs/`: its TensorBoard logs (`TrainingLogs`);
+- `made_by_dimsel.json`: when a `dimsel` command made it, which one.
 """
 
 from __future__ import annotations

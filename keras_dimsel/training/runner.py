@@ -20,6 +20,7 @@ from keras_dimsel.training.checkpointing import CHECKPOINTS, BestEpoch, Resumabl
 from keras_dimsel.training.memory import describe_training_memory, model_training_memory
 from keras_dimsel.training.run_dir import RUN_RECORD, RunDir
 from keras_dimsel.training.settings import TrainSettings, data_record
+from keras_dimsel.training.tensorboard import LOGS, TrainingLogs
 
 
 def evaluate(model, spec: FeatureSpec, batch_size: int) -> dict:
@@ -70,6 +71,7 @@ def fit_resumably(
     output: str,
     options: dict,
     extra_memory: int = 0,
+    log_extra=None,
     **fit_arguments,
 ) -> tuple[ResumableFit, Optional[float], dict]:
     """Trains a compiled, built model over the run's epochs, resuming from its checkpoints.
@@ -88,6 +90,9 @@ def fit_resumably(
         options: dict, the run's options (a restart must give the same).
         extra_memory: int, bytes the run holds beside the model after
             training (AMTL: its compact copy), for the memory estimate.
+        log_extra: callable or None, `log_extra(step)` writes a method's own
+            TensorBoard summaries at each epoch end (`TrainingLogs`, in
+            `output/logs`, where the run's metrics and learning rates go).
         **fit_arguments: `epoch_data` (default: the shuffled train split),
             `validation_data`, `callbacks`, `verbose` of `ResumableFit.fit`.
 
@@ -122,8 +127,14 @@ def fit_resumably(
     estimate, numbers = model_training_memory(
         model, ids, settings.embedding_optimizer, extra_memory
     )
+    log_dir = os.path.join(output, LOGS)
     if fit_arguments.get("verbose", 1):
         print(describe_training_memory(estimate, numbers, settings.embedding_optimizer))
+        print(f"TensorBoard logs: {log_dir} (tensorboard --logdir {log_dir})")
+    fit_arguments["callbacks"] = [
+        *fit_arguments.get("callbacks", ()),
+        TrainingLogs(log_dir, extra=log_extra),
+    ]
     keep_best = settings.keep_best and fit_arguments.get("validation_data") is not None
     run = ResumableFit(
         model,
@@ -186,7 +197,7 @@ def train_and_export(
         >>> RunDir(output).read_metrics() == metrics, metrics["dim"]
         (True, 2)
         >>> sorted(os.listdir(output))
-        ['metrics.json', 'run.json', 'saved_model', 'weights']
+        ['logs', 'metrics.json', 'run.json', 'saved_model', 'weights']
     """
     model.compile(optimizer=settings.optimizer())
     if not model.built:
