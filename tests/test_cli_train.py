@@ -16,6 +16,7 @@ from keras_dimsel.autodim.search_tables import (
 )
 from keras_dimsel.cli import EXIT_BAD_INPUT, main
 from keras_dimsel.pipeline import RUN_STEPS
+from tests import tensorboard_events
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +249,18 @@ def test_run_reports_both_models_and_resumes(tmp_path, capsys):
     assert (output / "autodim" / "metrics.json").stat().st_mtime_ns == stamp
 
     err = _error_of(capsys, argv[:-1] + ["--storage", "separate"])
-    assert "other options (storage, warm_start)" in err
+    assert "other options (storage: 'shared' then, 'separate' now, warm_start: True" in err
+    assert err.endswith("or --overwrite to start afresh")
+
+    # TensorBoard logs: each training step's metrics and learning rates, the search's own.
+    for step in ("baseline", "search", "autodim"):
+        assert tensorboard_events.TRAINING <= tensorboard_events.tags(output / step / "logs/train")
+    for step in ("baseline", "autodim"):
+        logs = output / step / "logs/validation"
+        assert tensorboard_events.METRICS <= tensorboard_events.tags(logs)
+    search = output / "search" / "logs"
+    assert {"temperature", "learning_rate/alpha"} <= tensorboard_events.tags(search / "train")
+    assert {"alpha/user/2", "alpha/user/8"} <= tensorboard_events.tags(search)
 
 
 def test_keep_best_ends_with_the_epoch_of_best_validation_auc(artifact, tmp_path):

@@ -12,6 +12,7 @@ from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model, saved_embedding_params
 from keras_dimsel.layers import AdaptiveMaskTwinsLayer
 from keras_dimsel.models import full_model
+from tests import tensorboard_events
 
 D = 8
 MASKED = ["user", "item"]
@@ -201,6 +202,9 @@ def test_dimsel_amtl_with_warm_start_writes_the_report_and_the_compact_model(
         == D
     )
     assert (output / "amtl_dims.png").stat().st_size > 1000
+    assert f"TensorBoard logs: {output / 'logs'}" in printed
+    logged = tensorboard_events.tags(output / "logs" / "train")
+    assert tensorboard_events.TRAINING | {"mean_length/user", "lengths/item"} <= logged
     assert saved_embedding_params(str(output / "saved_model")) == metrics["embedding_params"]
 
     err = _error_of(capsys, argv + ["--fields", "user,nobody"] + common)
