@@ -59,8 +59,9 @@ class Progress(tf.keras.callbacks.Callback):
         >>> progress = Progress(steps_per_epoch=4, epochs=1, batch_size=10, every=0.0,
         ...                     stream=stream)
         >>> progress.on_epoch_begin(0)
-        >>> progress.on_train_batch_end(0)
-        >>> stream.getvalue().startswith("epoch 1/1 - step 1/4 (25%) - ")
+        >>> progress.on_train_batch_end(0)  # the first step starts the clock
+        >>> progress.on_train_batch_end(1)
+        >>> stream.getvalue().startswith("epoch 1/1 - step 2/4 (50%) - ")
         True
     """
 
@@ -86,7 +87,8 @@ class Progress(tf.keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._step_in_epoch = self._steps - epoch * self.steps_per_epoch
-        self._start = self._last = time.perf_counter()
+        # The clock starts after the epoch's first step, which includes tracing the graph.
+        self._start = self._last = None
         self._start_step = self._step_in_epoch
         if _is_terminal(self.stream):
             self._bar = tf.keras.utils.Progbar(
@@ -101,6 +103,9 @@ class Progress(tf.keras.callbacks.Callback):
             self._bar.update(self._step_in_epoch)  # draws at most every 0.05 s
             return
         now = time.perf_counter()
+        if self._start is None:
+            self._start, self._last, self._start_step = now, now, self._step_in_epoch
+            return
         if now - self._last >= self.every:
             self._last = now
             print(self._line(now), file=self.stream, flush=True)
@@ -111,7 +116,7 @@ class Progress(tf.keras.callbacks.Callback):
 
     def _line(self, now: float) -> str:
         step, total = self._step_in_epoch, self.steps_per_epoch
-        seconds = max(now - self._start, 1e-9)
+        seconds = max(now - self._start, 1e-9)  # from the end of the epoch's first step
         rate = (step - self._start_step) / seconds
         parts = [
             f"epoch {self._epoch + 1}/{self.epochs}",

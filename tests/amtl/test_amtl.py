@@ -207,16 +207,18 @@ def test_dimsel_amtl_with_warm_start_writes_the_report_and_the_compact_model(
     assert tensorboard_events.TRAINING | {"mean_length/user", "lengths/item"} <= logged
     assert saved_embedding_params(str(output / "saved_model")) == metrics["embedding_params"]
 
-    err = _error_of(capsys, argv + ["--fields", "user,nobody"] + common)
+    # Bad input, in a new directory (the finished run refuses other options first).
+    bad = ["amtl", "--model", "fm", "--output", str(tmp_path / "bad"), "--warm-start", base]
+    err = _error_of(capsys, bad + ["--fields", "user,nobody"] + common)
     assert "field(s) ['nobody'] are not in the data" in err
-    err = _error_of(capsys, argv + ["--max-dim", "4"] + common)
+    err = _error_of(capsys, bad + ["--max-dim", "4"] + common)
     assert "have dim 8, but the masked model uses max dim 4" in err
     err = _error_of(capsys, ["amtl", "--model", "deepfm", "--output", str(tmp_path / "x")]
                     + ["--warm-start", base] + common)  # fmt: skip
     assert f"the warm-start run {base} trained model 'fm', not 'deepfm'" in err
-    err = _error_of(capsys, argv[:-1] + [str(tmp_path)] + common)
+    err = _error_of(capsys, bad[:-1] + [str(tmp_path)] + common)
     assert "holds no trained weights" in err
-    err = _error_of(capsys, argv + ["--initial-length", "9"] + common)
+    err = _error_of(capsys, bad + ["--initial-length", "9"] + common)
     assert "`initial_length` must be None, 'full' or an integer in [1, 8]" in err
-    err = _error_of(capsys, argv + ["--initial-length", "random"] + common)
+    err = _error_of(capsys, bad + ["--initial-length", "random"] + common)
     assert "expected full or a positive integer, got 'random'" in err

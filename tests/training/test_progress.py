@@ -13,11 +13,12 @@ def test_a_line_every_interval_names_the_epoch_step_rate_and_eta():
     stream = io.StringIO()
     progress = Progress(steps_per_epoch=10, epochs=2, batch_size=100, every=0.0, stream=stream)
     progress.on_epoch_begin(0)
-    for batch in range(3):
+    for batch in range(4):
         progress.on_train_batch_end(batch)
+    # The first step (which traces the graph) starts the clock: no line, no rate from it.
     first, _, third = _lines(stream)
-    assert first.startswith("epoch 1/2 - step 1/10 (10%) - ")
-    assert third.startswith("epoch 1/2 - step 3/10 (30%) - ")
+    assert first.startswith("epoch 1/2 - step 2/10 (20%) - ")
+    assert third.startswith("epoch 1/2 - step 4/10 (40%) - ")
     assert third.split(" - ")[2].endswith(" examples/s") and "ETA " in third
 
 
@@ -32,5 +33,6 @@ def test_no_line_before_the_interval_and_a_resumed_epoch_counts_from_its_step():
     progress = Progress(steps_per_epoch=10, epochs=2, first_step=14, every=0.0, stream=stream)
     progress.on_epoch_begin(1)  # the run resumes 4 steps into its second epoch
     progress.on_train_batch_end(0)
+    progress.on_train_batch_end(1)
     (line,) = _lines(stream)
-    assert line.startswith("epoch 2/2 - step 5/10 (50%) - ") and "steps/s" in line
+    assert line.startswith("epoch 2/2 - step 6/10 (60%) - ") and "steps/s" in line
