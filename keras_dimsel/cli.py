@@ -38,6 +38,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from typing import Optional, Sequence
@@ -509,6 +510,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt as interrupt:
         if args.verbose:
             raise
+        # The command is ending: another Ctrl-C, while the line is written or the
+        # process exits, must not turn into a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"dimsel {args.command}: {_interrupted(args.command, interrupt)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:  # every error becomes one line and an exit code

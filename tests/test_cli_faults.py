@@ -184,7 +184,7 @@ def test_a_bug_exits_1_with_one_line_and_shows_its_traceback_under_v(
 def test_ctrl_c_stops_with_130_and_the_step_and_the_same_command_resumes(data, tmp_path):
     output = tmp_path / "run"
     argv = [sys.executable, "-m", "keras_dimsel.cli", *_baseline(data, output)]
-    argv[argv.index("--epochs") + 1] = "4"
+    argv[argv.index("--epochs") + 1] = "6"
     argv += ["--checkpoint-every", "5"]
     # The environment a person's shell has: no TensorFlow log level set by the test run.
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -194,8 +194,10 @@ def test_ctrl_c_stops_with_130_and_the_step_and_the_same_command_resumes(data, t
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline:
         if (output / "checkpoints" / "checkpoint").exists():
+            # Ctrl-C, pressed again every 0.2 s until the command ends, as a person would.
             process.send_signal(signal.SIGINT)
-            break
+            time.sleep(0.2)
+            continue
         time.sleep(0.01)
     _, err = process.communicate()
     assert process.returncode == EXIT_INTERRUPTED, err[-2000:]
