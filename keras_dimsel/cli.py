@@ -285,6 +285,7 @@ def _run_baseline(args: argparse.Namespace, extra: Sequence[str]) -> int:
     spec = _load_spec(args.data)
     metrics = pipeline.baseline(spec, args.model, args.output, args.dim, _settings(args))
     print(f"{args.model} at dim {args.dim}: {_describe(metrics)}")
+    _print_serving_names(spec)
     _print_run(args.output, reused)
     return 0
 
@@ -324,6 +325,7 @@ def _run_retrain(args: argparse.Namespace, extra: Sequence[str]) -> int:
         settings=_settings(args),
     )
     print(f"{args.model} with the plan: {_describe(metrics)} ({plan.saving:.1%} saved)")
+    _print_serving_names(spec)
     _print_run(args.output, reused)
     return 0
 
@@ -352,6 +354,7 @@ def _run_amtl(args: argparse.Namespace, extra: Sequence[str]) -> int:
     )
     print(amtl.summary_table(metrics))
     print(f"{args.model} with value-level dims: {_describe(metrics)}")
+    _print_serving_names(spec)
     _print_run(args.output, reused)
     return 0
 
@@ -392,6 +395,7 @@ def _run_all(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     _write_text(os.path.join(args.output, "report.txt"), report)
     print(report)
     print(f"compact model: {RunDir(steps['autodim']).saved_model}")
+    _print_serving_names(spec)
     return 0
 
 
@@ -448,6 +452,16 @@ def _claim_run(args: argparse.Namespace, command: str, inputs: dict, done: str =
     done = done or METRICS
     ours = _claim(args, command, inputs, state=(done, pipeline.STEP_RECORD, CHECKPOINTS))
     return ours and RunDir(args.output, done=done).is_complete()
+
+
+def _print_serving_names(spec) -> None:
+    """One line naming the fields whose serving input names differ from their columns."""
+    from keras_dimsel.export import serving_input_names
+
+    names = serving_input_names([field.name for field in spec.fields])
+    renamed = [f"{field!r} as {name}" for field, name in names.items() if field != name]
+    if renamed:
+        print(f"serving_default inputs renamed: {', '.join(renamed)}")
 
 
 def _print_run(directory: str, reused: bool) -> None:

@@ -7,6 +7,7 @@ where it enters, with a message that says what was expected and what was given.
 from __future__ import annotations
 
 import argparse
+import csv
 from typing import Sequence
 
 
@@ -15,7 +16,18 @@ class ArgumentValueError(ValueError):
 
 
 def comma_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    """Names separated by commas, read as one CSV line: `'a,"b,c"'` is `a` and `b,c`.
+
+    Examples:
+
+        >>> comma_list('user id, größe,"price, in $"')
+        ['user id', 'größe', 'price, in $']
+    """
+    try:
+        parts = next(csv.reader([text], skipinitialspace=True), [])
+    except csv.Error as error:
+        raise argparse.ArgumentTypeError(f"cannot read {text!r} as a list: {error}") from None
+    return [part.strip() for part in parts if part.strip()]
 
 
 def positive_int(text: str) -> int:
@@ -100,11 +112,14 @@ def add_data_arguments(parser) -> None:
         choices=("log_square", "quantiles"),
         help="how numbers become ids (criteo default log_square, csv and synthetic quantiles)",
     )
-    csv = parser.add_argument_group("csv")
-    csv.add_argument("--label", help="the 0/1 label column")
-    csv.add_argument("--categorical", type=comma_list, default=[], metavar="A,B")
-    csv.add_argument("--numeric", type=comma_list, default=[], metavar="X,Y")
-    csv.add_argument("--sep", default=",", help="one-character delimiter; \\t for tab")
+    csv_group = parser.add_argument_group("csv")
+    csv_group.add_argument("--label", help="the 0/1 label column")
+    names_help = "columns as named in the header, comma-separated; quote a name that holds a comma"
+    csv_group.add_argument(
+        "--categorical", type=comma_list, default=[], metavar="A,B", help=names_help
+    )
+    csv_group.add_argument("--numeric", type=comma_list, default=[], metavar="X,Y", help=names_help)
+    csv_group.add_argument("--sep", default=",", help="one-character delimiter; \\t for tab")
     synthetic = parser.add_argument_group("synthetic")
     synthetic.add_argument(
         "--profile",

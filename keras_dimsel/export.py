@@ -21,6 +21,8 @@ TensorFlow walk every layer's Keras attributes: a 39-field DeepFM exported in
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 
 import tensorflow as tf
 
@@ -32,6 +34,53 @@ SERVING_OUTPUT = "probability"
 EXAMPLES_INPUT = "examples"
 
 
+def serving_input_names(fields) -> dict:
+    """The raw-value signature's input name of each field: the field name, made a
+    valid TensorFlow argument name where it is not one.
+
+    A signature's inputs are function arguments and graph nodes, so
+    TensorFlow accepts only names made of ASCII letters, digits and `_` that
+    start with a letter. A field whose name is one keeps it; in any other,
+    accents are dropped (`ö` becomes `o`), each run of other characters
+    becomes one `_` (none at the ends), a name that does not start with a
+    letter gets `f_` in front, and a name taken already gets `_2`, `_3`, ...
+    The `tf.Example` signature is keyed by the field names themselves.
+    `dimsel` prints the names that differ after each export.
+
+    Args:
+        fields: sequence of str, the model's fields, in order.
+
+    Returns:
+        dict of field name to input name, in the order of `fields`.
+
+    Examples:
+
+        >>> serving_input_names(["user", "user id", "größe", "2nd item", "user_id"])
+        {'user': 'user', 'user id': 'user_id_2', 'größe': 'gro_e', '2nd item': 'f_2nd_item', \
+'user_id': 'user_id'}
+    """
+    names, taken = {}, set()
+    kept = {name for name in fields if _is_argument_name(name)}
+    for field in fields:
+        name = field
+        if field not in kept:
+            plain = unicodedata.normalize("NFKD", field)
+            plain = "".join(c for c in plain if not unicodedata.combining(c))
+            name = re.sub(r"[^A-Za-z0-9_]+", "_", plain).strip("_")
+            name = name if re.match("[A-Za-z]", name) else f"f_{name}"
+        candidate, number = name, 1
+        while candidate in taken or (candidate != field and candidate in kept):
+            number += 1
+            candidate = f"{name}_{number}"
+        names[field] = candidate
+        taken.add(candidate)
+    return names
+
+
+def _is_argument_name(name: str) -> bool:
+    return re.fullmatch("[A-Za-z][A-Za-z0-9_]*", name) is not None
+
+
 def serving_signature(spec: FeatureSpec, fields) -> dict:
     """One `[batch]` input per field: strings for categorical, float32 for numeric.
 
@@ -40,8 +89,9 @@ def serving_signature(spec: FeatureSpec, fields) -> dict:
         fields: sequence of str, the model's fields.
 
     Returns:
-        dict of field name to `tf.TensorSpec`: the input of the raw-value
-        signature (`serving_default`, or `serving_raw` with `serve_examples`).
+        dict of input name (`serving_input_names`) to `tf.TensorSpec`: the
+        input of the raw-value signature (`serving_default`, or `serving_raw`
+        with `serve_examples`).
 
     Examples:
 
@@ -62,13 +112,13 @@ def serving_signature(spec: FeatureSpec, fields) -> dict:
     """
     return {
         name: tf.TensorSpec(
-            [None], tf.string if spec.field(name).kind == "categorical" else tf.float32, name
+            [None], tf.string if spec.field(field).kind == "categorical" else tf.float32, name
         )
-        for name in fields
+        for field, name in serving_input_names(fields).items()
     }
 
 
-def check_serving_features(features: dict, spec: FeatureSpec) -> dict:
+def check_serving_features(features: dict, spec: FeatureSpec, input_names=None) -> dict:
     """The serving inputs, checked at run time: one value per example, finite numbers.
 
     A loaded signature does not check the shapes of the tensors it is given,
@@ -90,6 +140,8 @@ def check_serving_features(features: dict, spec: FeatureSpec) -> dict:
     Args:
         features: dict of field name to tensor, the model's raw inputs.
         spec: FeatureSpec, the artifact (which fields are numeric).
+        input_names: dict of field name to the name the messages give it
+            (`serving_input_names`); by default the field names.
 
     Returns:
         dict of the same tensors, which the model may only read after the checks.
@@ -121,6 +173,7 @@ def check_serving_features(features: dict, spec: FeatureSpec) -> dict:
     # Checked when the model runs, unlike `tf.rank(value)`, which the declared
     # `[None]` shape turns into the constant 1.
     features = {name: tf.ensure_shape(value, [None]) for name, value in features.items()}
+    shown = dict(input_names or {})
     names = list(features)
     first = names[0]
     batch = tf.size(features[first])
@@ -128,8 +181,8 @@ def check_serving_features(features: dict, spec: FeatureSpec) -> dict:
     for name in names[1:]:
         size = tf.size(features[name])
         message = tf.strings.format(
-            f"serving input `{name}` has {{}} values but `{first}` has {{}}: "
-            "every feature needs one value per example",
+            f"serving input `{shown.get(name, name)}` has {{}} values but "
+            f"`{shown.get(first, first)}` has {{}}: every feature needs one value per example",
             (size, batch),
         )
         checks.append(tf.debugging.Assert(tf.equal(size, batch), [message]))
@@ -138,7 +191,8 @@ def check_serving_features(features: dict, spec: FeatureSpec) -> dict:
             continue
         infinite = tf.reduce_sum(tf.cast(tf.math.is_inf(features[name]), tf.int32))
         message = tf.strings.format(
-            f"serving input `{name}` holds {{}} infinite value(s): send NaN for a missing number",
+            f"serving input `{shown.get(name, name)}` holds {{}} infinite value(s): "
+            "send NaN for a missing number",
             infinite,
         )
         checks.append(tf.debugging.Assert(tf.equal(infinite, 0), [message]))
@@ -154,8 +208,9 @@ def raw_signature(model):
 
     Returns:
         A `tf.function` taking every field of the model as a `[batch]` tensor
-        (`serving_signature`), checked by `check_serving_features`, and
-        returning `{"probability": [batch] float32}`.
+        under its input name (`serving_signature`, `serving_input_names`),
+        checked by `check_serving_features`, and returning
+        `{"probability": [batch] float32}`.
 
     Examples:
 
@@ -173,9 +228,13 @@ def raw_signature(model):
         (2,)
     """
 
+    input_names = serving_input_names(model.field_names)
+
     @tf.function(input_signature=[serving_signature(model.spec, model.field_names)])
-    def serve(features):
-        return {SERVING_OUTPUT: model(check_serving_features(features, model.spec), training=False)}
+    def serve(inputs):
+        features = {field: inputs[name] for field, name in input_names.items()}
+        checked = check_serving_features(features, model.spec, input_names)
+        return {SERVING_OUTPUT: model(checked, training=False)}
 
     return serve
 

@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+import tensorflow as tf
 
 from keras_dimsel import pipeline
 from keras_dimsel.cli import EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, main
@@ -231,3 +232,61 @@ def test_a_label_of_one_class_is_refused_before_training(tmp_path, capsys):
             "column, or give more rows"
         )
         assert not (tmp_path / "run").exists()
+
+
+def test_every_record_is_accepted_or_rejected_once_and_rejections_are_told_by_kind(
+    tmp_path, capsys
+):
+    path = tmp_path / "clicks.csv"
+    records = [
+        "clicked,user,note",
+        '1,u1,"first line',  # a quoted value holding a line break: one record
+        '0,u2,it2 plain"',
+        "0,u3,plain",
+        "2,u4,bad label",
+        "x,u5,bad label again",
+        "1,u6",
+        *[f"{i % 2},u{i},n" for i in range(7, 60)],
+    ]
+    path.write_text("\n".join(records) + "\n")
+    data = tmp_path / "data"
+    argv = ["preprocess", "--dataset", "csv", "--input", str(path), "--label", "clicked"]
+    assert main(argv + ["--categorical", "user,note", "--output", str(data)]) == 0
+    out = capsys.readouterr().out
+    spec = json.loads((data / "feature_spec.json").read_text())
+    assert sum(spec["splits"].values()) == 55 and spec["rejected_rows"] == 3  # 58 records
+    assert {kind: r["count"] for kind, r in spec["rejections"].items()} == {
+        "bad label": 2,
+        "wrong number of columns": 1,
+    }
+    assert [r["text"] for r in spec["rejections"]["bad label"]["examples"]] == [
+        "2,u4,bad label",
+        "x,u5,bad label again",
+    ]
+    assert f"; 3 rejected (every one in {data / 'rejected'}/)" in out
+    assert (
+        f"  2 bad label, e.g. '2,u4,bad label' (bad label '2': expected 0 or 1) at {path}@0" in out
+    )
+    notes = set()
+    for split in ("train", "validation", "test"):
+        for record in tf.data.TFRecordDataset(
+            [str(p) for p in (data / split).glob("*.tfrecord.gz")], compression_type="GZIP"
+        ):
+            example = tf.train.Example.FromString(record.numpy())
+            notes.add(example.features.feature["note"].bytes_list.value[0].decode())
+    assert "first line\n0,u2,it2 plain" in notes and 'it2 plain"' not in notes
+
+
+def test_input_takes_a_folder_of_files(tmp_path, capsys):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for day in range(2):
+        rows = "".join(f"{i % 2},u{i}\n" for i in range(40))
+        (folder / f"day_{day}.csv").write_text("clicked,user\n" + rows)
+    (folder / "_SUCCESS").write_text("")
+    data = tmp_path / "data"
+    argv = ["preprocess", "--dataset", "csv", "--input", str(folder), "--label", "clicked"]
+    assert main(argv + ["--categorical", "user", "--output", str(data)]) == 0
+    capsys.readouterr()
+    spec = json.loads((data / "feature_spec.json").read_text())
+    assert sum(spec["splits"].values()) == 80 and spec["rejected_rows"] == 0

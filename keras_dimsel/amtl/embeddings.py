@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dimsel.data.feature_spec import FeatureSpec
-from keras_dimsel.layers._utils import as_int_array
+from keras_dimsel.layers._utils import as_int_array, scope_name
 from keras_dimsel.layers.adaptive_mask import AdaptiveMaskTwinsLayer
 from keras_dimsel.layers.frequency_features import FrequencyFeatures
 from keras_dimsel.layers.planned_embedding import PlannedEmbedding
@@ -84,13 +84,15 @@ class MaskedEmbeddings(FieldEmbeddings):
         self.frequencies = {}
         self.masks = {}
         for name, vocab_size in self.vocab_sizes.items():
-            self.embeddings[name] = PlannedEmbedding(vocab_size, self.dim, name=f"embedding_{name}")
+            self.embeddings[name] = PlannedEmbedding(
+                vocab_size, self.dim, name=f"embedding_{scope_name(name)}"
+            )
             if name in self.value_counts:
                 self.frequencies[name] = FrequencyFeatures(
-                    self.value_counts[name], name=f"frequency_{name}"
+                    self.value_counts[name], name=f"frequency_{scope_name(name)}"
                 )
                 self.masks[name] = AdaptiveMaskTwinsLayer(
-                    self.dim, name=f"amtl_{name}", **self.mask_options
+                    self.dim, name=f"amtl_{scope_name(name)}", **self.mask_options
                 )
 
     @property

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from keras_dimsel.autodim import DEFAULT_CANDIDATES
+from keras_dimsel.layers._utils import scope_name
 from keras_dimsel.layers.candidate_embedding import CandidateEmbedding
 from keras_dimsel.layers.dimension_selector import DimensionGumbelSelector
 from keras_dimsel.models.embeddings import FieldEmbeddings
@@ -64,13 +65,13 @@ class SearchEmbeddings(FieldEmbeddings):
         for index, (name, vocab_size) in enumerate(self.vocab_sizes.items()):
             self.embeddings[name] = CandidateEmbedding(
                 vocab_size, self.candidates, storage=storage, unify=unify,
-                rank_scaling=rank_scaling, name=f"candidates_{name}",
+                rank_scaling=rank_scaling, name=f"candidates_{scope_name(name)}",
             )  # fmt: skip
             self.selectors[name] = DimensionGumbelSelector(
                 len(self.candidates),
                 hard=hard,
                 seed=None if seed is None else seed + index,
-                name=f"selector_{name}",
+                name=f"selector_{scope_name(name)}",
             )
 
     @property

@@ -518,6 +518,7 @@ class DimensionPlan:
             {'user': (4, 8), 'genre': (2, 8)}
         """
         # Imported here so that reading a plan does not load TensorFlow.
+        from keras_dimsel.layers._utils import scope_name
         from keras_dimsel.layers.planned_embedding import PlannedEmbedding
 
         return {
@@ -526,7 +527,7 @@ class DimensionPlan:
                 dim=dim,
                 output_dim=output_dim,
                 unify=unify,
-                name=f"embedding_{name}",
+                name=f"embedding_{scope_name(name)}",
                 **kwargs,
             )
             for name, dim in self.fields.items()

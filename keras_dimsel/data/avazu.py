@@ -57,6 +57,9 @@ class AvazuReader(Reader):
     def data_files(self) -> list[tuple[str, bool]]:
         return [(p, read_first_line(p).strip() == HEADER) for p in self.paths]
 
+    def quoted_delimiter(self, path: str) -> str:
+        return ","
+
     def parse(self, data: bytes, source: str) -> ParsedChunk:
         data, rejected = reader_lib.decode_lines(data, "utf-8", source)
         raw, bad_columns = reader_lib.read_delimited(data, COLUMNS, ",", source)

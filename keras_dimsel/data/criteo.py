@@ -14,7 +14,7 @@ boundaries computed by the Beam job instead.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from keras_dimsel.data import reader as reader_lib
 from keras_dimsel.data.csv import NUMERIC_TRANSFORMS, expand_inputs, read_first_line
@@ -71,6 +71,10 @@ class CriteoReader(Reader):
 
     def data_files(self) -> list[tuple[str, bool]]:
         return [(path, self._delimiters[path][1]) for path in self.paths]
+
+    def quoted_delimiter(self, path: str) -> Optional[str]:
+        delimiter, _ = self._delimiters.get(path, ("\t", False))
+        return delimiter if delimiter == "," else None
 
     def parse(self, data: bytes, source: str) -> ParsedChunk:
         path = source.rsplit("@", 1)[0]

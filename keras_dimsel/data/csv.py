@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
 from typing import Sequence
 
 from keras_dimsel import _io
@@ -38,14 +39,38 @@ def read_first_line(path: str, encoding: str = "utf-8") -> str:
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[str]:
-    """Expands files and glob patterns; DataError naming the first that matches nothing."""
+    """Expands files, glob patterns and folders into the input files, in order.
+
+    A folder stands for the files directly in it, by name, leaving out those
+    whose name starts with `.` or `_` (`_SUCCESS`, `.DS_Store`, editors'
+    files) and sub-folders. A pattern or folder that gives no file is a
+    DataError naming it.
+
+    Examples:
+
+        >>> import os, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> for name in ("day_1.csv", "day_0.csv", "_SUCCESS", ".hidden"):
+        ...     open(os.path.join(folder, name), "w").close()
+        >>> [os.path.basename(path) for path in expand_inputs([folder])]
+        ['day_0.csv', 'day_1.csv']
+    """
     if not patterns:
         raise DataError("no --input given")
     paths = []
     for pattern in patterns:
-        matched = [p for p in _io.glob(pattern) if not _io.is_directory(p)]
-        if not matched:
-            raise DataError(f"input path not found: {pattern}")
+        if _io.is_directory(pattern):
+            matched = [
+                path
+                for path in _io.glob(os.path.join(pattern, "*"))
+                if not os.path.basename(path).startswith((".", "_")) and not _io.is_directory(path)
+            ]
+            if not matched:
+                raise DataError(f"input folder holds no data file: {pattern}")
+        else:
+            matched = [path for path in _io.glob(pattern) if not _io.is_directory(path)]
+            if not matched:
+                raise DataError(f"input path not found: {pattern}")
         paths.extend(matched)
     return paths
 
@@ -127,6 +152,9 @@ class CsvReader(Reader):
             first = read_first_line(path, self.encoding)
             files.append((path, first.strip() == self.header.strip()))
         return files
+
+    def quoted_delimiter(self, path: str) -> str:
+        return self.sep
 
     def parse(self, data: bytes, source: str) -> ParsedChunk:
         data, rejected = reader_lib.decode_lines(data, self.encoding, source)

@@ -203,6 +203,9 @@ class FeatureSpec:
         label_positives: dict, the number of examples of label 1 per split
             (empty when unknown: an artifact made by an older version or a
             TFX ExampleGen).
+        rejections: dict, the rejected rows by kind (`rejection_kind`), most
+            frequent first: `{kind: {"count": n, "examples": [{"source",
+            "reason", "text"}, ...]}}` with the first few rows of each kind.
         split_patterns: dict of split to a file pattern, for examples kept
             outside the artifact directory (a TFX ExampleGen's splits); by
             default each split is `DIR/<split>/*.tfrecord.gz`.
@@ -244,6 +247,7 @@ class FeatureSpec:
     value_types: dict[str, str] = dataclasses.field(default_factory=dict)
     max_vocab_size: Optional[int] = None
     label_positives: dict[str, int] = dataclasses.field(default_factory=dict)
+    rejections: dict[str, dict] = dataclasses.field(default_factory=dict)
 
     @property
     def field_names(self) -> list[str]:
@@ -390,6 +394,7 @@ class FeatureSpec:
             **({"value_types": dict(self.value_types)} if self.value_types else {}),
             **({"max_vocab_size": self.max_vocab_size} if self.max_vocab_size else {}),
             **({"label_positives": dict(self.label_positives)} if self.label_positives else {}),
+            **({"rejections": dict(self.rejections)} if self.rejections else {}),
         }
 
     def save(self, directory: Optional[str] = None) -> str:
@@ -452,6 +457,7 @@ class FeatureSpec:
             value_types=dict(record.get("value_types", {})),
             max_vocab_size=record.get("max_vocab_size"),
             label_positives={k: int(v) for k, v in record.get("label_positives", {}).items()},
+            rejections=dict(record.get("rejections", {})),
         )
 
 

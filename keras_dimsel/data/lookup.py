@@ -24,6 +24,7 @@ from keras_dimsel.data.feature_spec import (
     read_vocabulary_columns,
 )
 from keras_dimsel.data.tokens import MISSING_TOKEN
+from keras_dimsel.layers._utils import scope_name
 
 #: The vocabulary of a lookup rebuilt from a config until its assets are loaded.
 _PLACEHOLDER = "[NO VOCABULARY LOADED]"
@@ -251,7 +252,7 @@ class FeatureLookup(tf.keras.layers.Layer):
                 num_oov_indices=1,
                 mask_token=None,
                 output_mode="int",
-                name=f"lookup_{name}",
+                name=f"lookup_{scope_name(name)}",
             )
             self._set_source(name, source)
 

@@ -9,10 +9,13 @@ A parsed chunk is a `pa.RecordBatch` with the label (float32, 0.0 or 1.0), then
 one column per field: categorical fields as strings (`""` = missing), numeric
 fields as float32 (NaN = missing). Rows that cannot be parsed are returned as
 `Rejection`s with a one-line reason; the row count always adds up:
-accepted + rejected = non-blank input lines (header lines excluded). A line
-ends at LF; a blank line holds nothing but its line ending (LF or CRLF) and
-perhaps a byte order mark (a line of spaces is a row, of one column). The
-outcome of a line never depends on the other lines or on where a chunk starts.
+accepted + rejected = non-blank input records (header lines excluded). A
+record is a line, ending at LF, except where a quoted value holds line breaks
+(files with quoting: csv, avazu, Criteo's CSV variant), as RFC 4180 allows:
+the record then runs on to the line where that value closes. A blank line
+holds nothing but its line ending (LF or CRLF) and perhaps a byte order mark
+(a line of spaces is a row, of one column). The outcome of a record never
+depends on the records around it or on where a chunk starts.
 
 What happens to each kind of input (`tests/reliability` generates every case
 below inside otherwise valid rows and checks its outcome):
@@ -20,13 +23,18 @@ below inside otherwise valid rows and checks its outcome):
 - CRLF line endings, and a UTF-8 byte order mark at the start of any line:
   dropped.
 - Bytes not valid in the file's encoding (latin-1 text in a UTF-8 file, random
-  bytes): rejected, `undecodable bytes: not utf-8 at byte K of the line`.
+  bytes): rejected, `undecodable bytes: not utf-8 at byte K of the line`. The
+  check is line by line, before records are put together: such a line inside a
+  quoted value of several lines is rejected on its own.
 - A carriage return anywhere but in a CRLF ending, outside quotes: rejected,
   `carriage return inside the line (...)`.
-- A quoted value that does not close on its line (comma-separated files: csv,
-  avazu, Criteo's CSV variant): rejected, `unclosed quote: a quoted value does
-  not end on its line`; the next line is read as usual. A quote that does not
-  start a value, and any quote in a tab-separated file, is part of the value.
+- A quoted value that holds line breaks (files with quoting): its record is
+  one row, the value keeps its line breaks (`\n`, or `\r\n` as written).
+  A quoted value that does not close within `MAX_RECORD_LINES` (100) lines
+  of its record's first line, or before the end of the file: that first line
+  is rejected, `unclosed quote: a quoted value does not end within 100
+  lines`, and the next line is read as usual. A quote that does not start a
+  value, and any quote in a tab-separated file, is part of the value.
 - Too many or too few columns (a tab inside a value of a tab-separated file is
   a column break): rejected, `wrong number of columns: expected N, got M`.
 - Label: a number equal to 0 or 1 (`1`, `1.0`, ` 0 `, `+1`, `-0`, and `"1"`
@@ -62,6 +70,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import io
+import re
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -123,6 +132,7 @@ class Chunk:
     start: int
     end: int
     skip_header: bool = False
+    last: bool = True  # whether the chunk ends its file
 
     @property
     def source(self) -> str:
@@ -135,6 +145,27 @@ class Rejection(NamedTuple):
     source: str
     reason: str
     text: str
+
+
+_KIND = re.compile(r"[a-z][a-z0-9 ]*?(?=\s*(?:['\"(:]|$))")
+
+
+def rejection_kind(reason: str) -> str:
+    """The kind of a rejection: its reason without the value or numbers that vary.
+
+    Rejections are counted by kind in `feature_spec.json` and the summary.
+
+    Examples:
+
+        >>> rejection_kind("bad label '2': expected 0 or 1")
+        'bad label'
+        >>> rejection_kind("unparsable number in column 'price': 'abc'")
+        'unparsable number in column'
+        >>> rejection_kind("wrong number of columns: expected 4, got 3")
+        'wrong number of columns'
+    """
+    match = _KIND.match(reason)
+    return match.group(0) if match else reason
 
 
 class ParsedChunk(NamedTuple):
@@ -216,6 +247,15 @@ class Reader(abc.ABC):
             64-bit content hash per accepted row, and the rejected rows.
         """
 
+    def quoted_delimiter(self, path: str) -> Optional[str]:
+        """The delimiter of `path` if its quoted values may hold line breaks, else None.
+
+        A file with quoting can have records of several lines (`record_ends`),
+        which the Beam job must not cut between two chunks; a file without
+        has one record per line.
+        """
+        return None
+
     def schema(self) -> pa.Schema:
         """The Arrow schema of parsed batches: the label, then the fields in order."""
         columns = [pa.field(self.label, pa.float32())]
@@ -277,13 +317,14 @@ def read_delimited(
     lines are skipped (they are not rows). All columns stay strings here; the
     readers convert and validate them.
 
-    One line is one row, whatever it holds: a line with a carriage return
-    other than the one of a CRLF line ending, or (with `quoting`) a quoted value
-    that does not end on the line, is rejected here, before the CSV parser,
-    which would otherwise cut the line in two at the carriage return or join
-    it with the following lines.
+    One record is one row, whatever it holds (`_split_records`): a record
+    with a carriage return other than the one of a CRLF line ending outside
+    quotes, or (with `quoting`) a quoted value that does not end within
+    `MAX_RECORD_LINES` lines, is rejected here, before the CSV parser, which
+    would otherwise cut the record in two at the carriage return or join it
+    with the following lines.
     """
-    data, rejected = _reject_broken_lines(data, delimiter, quoting, source)
+    data, rejected, spans_lines = _split_records(data, delimiter, quoting, source)
     expected = len(column_names)
 
     def on_invalid_row(row) -> str:
@@ -311,6 +352,7 @@ def read_delimited(
         parse_options=pcsv.ParseOptions(
             delimiter=delimiter,
             quote_char='"' if quoting else False,
+            newlines_in_values=spans_lines,
             invalid_row_handler=on_invalid_row,
         ),
         convert_options=pcsv.ConvertOptions(
@@ -323,63 +365,149 @@ def read_delimited(
     return pa.RecordBatch.from_arrays(columns, list(column_names)), rejected
 
 
-def _line_pattern(delimiter: str, quoting: bool, carriage_return_is_data: bool) -> str:
-    """An RE2 pattern matching a line whose values all end on the line.
+#: A quoted value may hold line breaks, within this many lines of its record.
+MAX_RECORD_LINES = 100
+UNCLOSED_QUOTE = f"unclosed quote: a quoted value does not end within {MAX_RECORD_LINES} lines"
+BARE_CARRIAGE_RETURN = "carriage return inside the line (only a \\r\\n line ending is allowed)"
+
+
+def _value_pattern(delimiter: str, quoting: bool, carriage_return_is_data: bool) -> tuple:
+    """RE2 pieces: the escaped delimiter, and one value that ends where it starts.
 
     The CSV parser's rules: a quote opens a quoted value only as the first
-    character of a value, `""` inside it is a quote, and after the closing
-    quote the value continues unquoted up to the delimiter. With
-    `carriage_return_is_data` false, a carriage return may only appear inside
-    quotes or as the last character (the CR of a CRLF line ending).
+    character of a value, `""` inside it is a quote, inside it anything else
+    (line breaks too) is data, and after the closing quote the value
+    continues unquoted up to the delimiter. Outside quotes a value holds no
+    line feed and, with `carriage_return_is_data` false, no carriage return.
     """
     separator = "\\x{" + f"{ord(delimiter):x}" + "}"  # the delimiter, escaped for RE2
-    other = separator if carriage_return_is_data else separator + "\\r"
-    value = f"[^{other}]*"
-    if quoting:
-        rest = f'(?:[^"{other}][^{other}]*)?'
-        value = f'(?:"(?:[^"]|"")*"{rest}|{rest})'
+    other = separator + "\\n" + ("" if carriage_return_is_data else "\\r")
+    rest = f"[^{other}]*"
+    if not quoting:
+        return separator, rest, rest
+    rest = f'(?:[^"{other}][^{other}]*)?'
+    return separator, f'(?:"(?:[^"]|"")*"{rest}|{rest})', rest
+
+
+def _line_pattern(delimiter: str, quoting: bool, carriage_return_is_data: bool) -> str:
+    """An RE2 pattern matching a record whose values all end in it.
+
+    With `carriage_return_is_data` false, a carriage return may only appear
+    inside quotes or as the last character (the CR of a CRLF line ending).
+    """
+    separator, value, _ = _value_pattern(delimiter, quoting, carriage_return_is_data)
     ending = "" if carriage_return_is_data else "\\r?"
     return f"^{value}(?:{separator}{value})*{ending}$"
 
 
-def _reject_broken_lines(
-    data: bytes, delimiter: str, quoting: bool, source: str
-) -> tuple[bytes, list[Rejection]]:
-    """Rejects the lines the CSV parser would not read as exactly one row.
+def _closing_pattern(delimiter: str) -> str:
+    """An RE2 pattern matching a line, read from inside a quoted value, after which
+    the record ends: the value closes and every later value of the line ends on it."""
+    separator, value, rest = _value_pattern(delimiter, True, carriage_return_is_data=True)
+    return f'^(?:[^"]|"")*"{rest}(?:{separator}{value})*$'
 
-    Only a chunk holding a quote (with `quoting`) or a carriage return that
-    does not end a line is looked at line by line, with two vectorised regular
-    expressions; clean chunks pass through untouched.
+
+def record_ends(lines: pa.Array, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
+    """Where each record of a quoted, delimited text ends, line by line.
+
+    A line whose quoted value does not close on it starts a record that runs
+    on to the first later line that closes it, if that line is fewer than
+    `MAX_RECORD_LINES` lines further; otherwise (and when no line closes it
+    before the end of `lines`, taken as the end of the file) the line alone
+    is a broken record, an unclosed quote, and the next line starts a record
+    of its own.
+
+    Args:
+        lines: pa.Array of strings, the lines (without their line feeds).
+        delimiter: str, the one-character delimiter.
+
+    Returns:
+        `(end, unclosed)`: `end[i]` is the last line of the record that starts
+        at line `i` (`-1` for a line inside a longer record), `unclosed[i]`
+        whether line `i` is an unclosed quote, a broken record of its own.
+
+    Examples:
+
+        >>> lines = pa.array(['1,"first', "line, still", 'first",2', '1,a,2', '1,"x', "0,b,3"])
+        >>> end, unclosed = record_ends(lines, ",")
+        >>> end.tolist(), np.flatnonzero(unclosed).tolist()
+        ([2, -1, -1, 3, 4, 5], [4])
     """
-    unclosed_possible = quoting and b'"' in data
+    count = len(lines)
+    end = np.arange(count)
+    unclosed = np.zeros(count, dtype=bool)
+    opens = ~pc.match_substring_regex(lines, _line_pattern(delimiter, True, True)).to_numpy(
+        zero_copy_only=False
+    )
+    if not opens.any():
+        return end, unclosed
+    closes = pc.match_substring_regex(lines, _closing_pattern(delimiter)).to_numpy(
+        zero_copy_only=False
+    )
+    closing = np.flatnonzero(closes)
+    position = 0
+    for line in np.flatnonzero(opens).tolist():
+        if line < position:
+            continue  # inside the record of an earlier line
+        after = np.searchsorted(closing, line, side="right")
+        last = int(closing[after]) if after < len(closing) else count
+        if last == count or last - line >= MAX_RECORD_LINES:
+            unclosed[line] = True
+            position = line + 1
+            continue
+        end[line] = last
+        end[line + 1 : last + 1] = -1
+        position = last + 1
+    return end, unclosed
+
+
+def _split_records(
+    data: bytes, delimiter: str, quoting: bool, source: str
+) -> tuple[bytes, list[Rejection], bool]:
+    """Rejects the records the CSV parser would not read as exactly one row.
+
+    Returns the data left, the rejections, and whether a kept record spans
+    lines (the parser must then read line breaks inside quotes as data). Only
+    a chunk holding a quote (with `quoting`) or a carriage return that does
+    not end a line is looked at line by line, with vectorised regular
+    expressions; clean chunks pass through untouched. The end of `data` is
+    read as the end of the file (`record_ends`).
+    """
+    quoted = quoting and b'"' in data
     bare_cr_possible = data.count(b"\r") != data.count(b"\r\n")
-    if not (unclosed_possible or bare_cr_possible):
-        return data, []
+    if not (quoted or bare_cr_possible):
+        return data, [], False
     raw_lines = data.split(b"\n")
     lines = pa.array(raw_lines, pa.binary()).cast(pa.string())
-    unclosed = np.zeros(len(raw_lines), dtype=bool)
-    if unclosed_possible:
-        pattern = _line_pattern(delimiter, quoting, carriage_return_is_data=True)
-        unclosed = ~pc.match_substring_regex(lines, pattern).to_numpy(zero_copy_only=False)
-    bare_cr = np.zeros(len(raw_lines), dtype=bool)
+    count = len(raw_lines)
+    end, unclosed = np.arange(count), np.zeros(count, dtype=bool)
+    if quoted:
+        end, unclosed = record_ends(lines, delimiter)
+    starts = np.flatnonzero(end >= 0)
+    spanning = starts[end[starts] > starts]
+    records = lines
+    if len(spanning):  # the records of several lines, each as one text
+        texts = [b"\n".join(raw_lines[i : end[i] + 1]) for i in spanning.tolist()]
+        joined = pa.array(raw_lines, pa.binary()).to_pylist()
+        for i, text in zip(spanning.tolist(), texts):
+            joined[i] = text
+        records = pa.array(joined, pa.binary()).cast(pa.string())
+    bare_cr = np.zeros(count, dtype=bool)
     if bare_cr_possible:
         pattern = _line_pattern(delimiter, quoting, carriage_return_is_data=False)
-        bare_cr = ~pc.match_substring_regex(lines, pattern).to_numpy(zero_copy_only=False)
-        bare_cr &= ~unclosed
+        bare_cr = ~pc.match_substring_regex(records, pattern).to_numpy(zero_copy_only=False)
+        bare_cr &= (end >= 0) & ~unclosed
     broken = unclosed | bare_cr
-    if not broken.any():
-        return data, []
+    if not broken.any() and not len(spanning):
+        return data, [], False
     rejected = []
-    for row in np.flatnonzero(broken):
-        reason = (
-            "unclosed quote: a quoted value does not end on its line"
-            if unclosed[row]
-            else "carriage return inside the line (only a \\r\\n line ending is allowed)"
-        )
-        text = raw_lines[row].decode("utf-8")
+    for row in np.flatnonzero(broken).tolist():
+        reason = UNCLOSED_QUOTE if unclosed[row] else BARE_CARRIAGE_RETURN
+        text = records[row].as_py()
         rejected.append(Rejection(source, reason, text[:-1] if text.endswith("\r") else text))
-    kept = [line for line, bad in zip(raw_lines, broken.tolist()) if not bad]
-    return b"\n".join(kept), rejected
+    keep = (end >= 0) & ~broken
+    kept = [b"\n".join(raw_lines[i : end[i] + 1]) for i in np.flatnonzero(keep).tolist()]
+    return b"\n".join(kept), rejected, bool(keep[spanning].any())
 
 
 def row_text(table: pa.RecordBatch, rows: np.ndarray, delimiter: str) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import zlib
 from typing import Any, Callable
 
 import numpy as np
@@ -73,3 +75,26 @@ def static_cond(pred: Any, true_fn: Callable, false_fn: Callable):
     if value is not None:
         return true_fn() if bool(value) else false_fn()
     return tf.cond(pred, true_fn, false_fn)
+
+
+_SCOPE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def scope_name(name: str) -> str:
+    """`name` as a valid part of a layer or summary name, distinct for distinct names.
+
+    A field is named after its column, which may hold any character; TensorFlow
+    name scopes take only ASCII letters, digits and `_.-`. A name that has
+    only those is returned as it is; any other gets its other characters
+    replaced by `_` and a hash of the original appended, so that two columns
+    that differ only there (`user id`, `user_id`) still get two names.
+
+    Examples:
+
+        >>> scope_name("C1"), scope_name("user id"), scope_name("größe")
+        ('C1', 'user_id_f8c3fcf8', 'gr_e_5bd3a989')
+    """
+    safe = _SCOPE_UNSAFE.sub("_", name)
+    if safe == name and name[:1] not in ("", "_", "-", "."):
+        return name
+    return f"{safe.strip('_.-') or 'field'}_{zlib.crc32(name.encode('utf-8')):08x}"

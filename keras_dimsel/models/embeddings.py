@@ -18,7 +18,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from keras_dimsel.layers._utils import as_int_array
+from keras_dimsel.layers._utils import as_int_array, scope_name
 from keras_dimsel.layers.compact_embedding import CompactMaskedEmbedding
 from keras_dimsel.layers.planned_embedding import PlannedEmbedding
 
@@ -124,7 +124,9 @@ class FullEmbeddings(FieldEmbeddings):
         super().__init__(vocab_sizes, **kwargs)
         self.dim = int(dim)
         for name, vocab_size in self.vocab_sizes.items():
-            self.embeddings[name] = PlannedEmbedding(vocab_size, self.dim, name=f"embedding_{name}")
+            self.embeddings[name] = PlannedEmbedding(
+                vocab_size, self.dim, name=f"embedding_{scope_name(name)}"
+            )
 
     @property
     def output_dims(self) -> dict:
@@ -184,7 +186,7 @@ class PlannedEmbeddings(FieldEmbeddings):
                 self.dims[name],
                 output_dim=self.output_dim,
                 unify=unify,
-                name=f"embedding_{name}",
+                name=f"embedding_{scope_name(name)}",
             )
 
     @property
@@ -246,11 +248,11 @@ class CompactEmbeddings(FieldEmbeddings):
         for name, vocab_size in self.vocab_sizes.items():
             if name in self.value_lengths:
                 self.embeddings[name] = CompactMaskedEmbedding(
-                    self.value_lengths[name], self.dim, name=f"compact_{name}"
+                    self.value_lengths[name], self.dim, name=f"compact_{scope_name(name)}"
                 )
             else:
                 self.embeddings[name] = PlannedEmbedding(
-                    vocab_size, self.dim, name=f"embedding_{name}"
+                    vocab_size, self.dim, name=f"embedding_{scope_name(name)}"
                 )
 
     @property

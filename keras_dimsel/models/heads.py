@@ -12,6 +12,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from keras_dimsel.layers._utils import scope_name
 from keras_dimsel.models.dropout import CheckpointedDropout
 
 DEFAULT_HIDDEN_UNITS = (128, 128)
@@ -93,7 +94,7 @@ class Head(tf.keras.layers.Layer):
         self.vocab_sizes = {str(name): int(size) for name, size in vocab_sizes.items()}
         self.first_order = {
             name: tf.keras.layers.Embedding(
-                size, 1, embeddings_initializer="zeros", name=f"linear_{name}"
+                size, 1, embeddings_initializer="zeros", name=f"linear_{scope_name(name)}"
             )
             for name, size in self.vocab_sizes.items()
         }

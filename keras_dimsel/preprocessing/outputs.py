@@ -18,10 +18,12 @@ import numpy as np
 import pyarrow as pa
 
 from keras_dimsel.data.feature_spec import SPLITS
-from keras_dimsel.data.reader import Rejection
+from keras_dimsel.data.reader import Rejection, rejection_kind
 from keras_dimsel.preprocessing.statistics import write_bytes_atomically
 
 REJECTED_DIR = "rejected"
+#: Examples of each kind of rejection kept in `feature_spec.json`.
+REJECTION_EXAMPLES = 3
 # Level 1 compresses these repetitive records nearly as well as the default (6)
 # at a quarter of the CPU time, and compression dominates the write.
 GZIP_LEVEL = 1
@@ -108,3 +110,52 @@ class WriteRejected(beam.PTransform):
 
     def expand(self, rejected):
         return rejected | "WriteRejectedRows" >> beam.Map(_write_rejected, self._output_dir)
+
+
+class SummarizeRejections(beam.CombineFn):
+    """`(chunk index, [Rejection])` elements to the rejections by kind.
+
+    The output is `{kind: {"count": n, "examples": [record, ...]}}`
+    (`keras_dimsel.data.reader.rejection_kind`), with the first
+    `REJECTION_EXAMPLES` records of each kind in input order (by chunk, then
+    line), whatever order the runner combines them in.
+
+    Examples:
+
+        >>> rejections = [Rejection("a.csv@0", "bad label '2': expected 0 or 1", "2,x")] * 4
+        >>> with beam.Pipeline() as pipeline:
+        ...     _ = (
+        ...         pipeline
+        ...         | beam.Create([(1, rejections[:1]), (0, rejections[1:])])
+        ...         | beam.CombineGlobally(SummarizeRejections())
+        ...         | beam.Map(lambda kinds: print(kinds["bad label"]["count"]))
+        ...     )
+        4
+    """
+
+    def create_accumulator(self) -> dict:
+        return {}
+
+    def add_input(self, accumulator: dict, element) -> dict:
+        index, rejections = element
+        for position, rejection in enumerate(rejections):
+            count, examples = accumulator.get(rejection_kind(rejection.reason), (0, []))
+            if len(examples) < REJECTION_EXAMPLES or (index, position) < examples[-1][0]:
+                examples = sorted([*examples, ((index, position), rejection)])
+                examples = examples[:REJECTION_EXAMPLES]
+            accumulator[rejection_kind(rejection.reason)] = (count + 1, examples)
+        return accumulator
+
+    def merge_accumulators(self, accumulators) -> dict:
+        merged = {}
+        for accumulator in accumulators:
+            for kind, (count, examples) in accumulator.items():
+                total, kept = merged.get(kind, (0, []))
+                merged[kind] = (total + count, sorted(kept + examples)[:REJECTION_EXAMPLES])
+        return merged
+
+    def extract_output(self, accumulator: dict) -> dict:
+        return {
+            kind: {"count": count, "examples": [r._asdict() for _, r in examples]}
+            for kind, (count, examples) in sorted(accumulator.items(), key=lambda kv: -kv[1][0])
+        }

@@ -34,7 +34,12 @@ from keras_dimsel.data.feature_spec import (
     iter_vocabulary,
 )
 from keras_dimsel.data.reader import DataError, Reader
-from keras_dimsel.preprocessing.outputs import REJECTED_DIR, WriteExamples, WriteRejected
+from keras_dimsel.preprocessing.outputs import (
+    REJECTED_DIR,
+    SummarizeRejections,
+    WriteExamples,
+    WriteRejected,
+)
 from keras_dimsel.preprocessing.read import DEFAULT_CHUNK_BYTES, REJECTED_TAG, ReadRows
 from keras_dimsel.preprocessing.splits import DEFAULT_RATIOS, AssignSplits
 from keras_dimsel.preprocessing.statistics import (
@@ -248,7 +253,15 @@ def write_feature_spec(spec: FeatureSpec, output_dir: str) -> str:
 
 
 def _write_feature_spec(
-    _, reader: Reader, config: PreprocessConfig, vocab, boundaries, splits, rejected, positives
+    _,
+    reader: Reader,
+    config: PreprocessConfig,
+    vocab,
+    boundaries,
+    splits,
+    rejected,
+    positives,
+    rejections,
 ):
     spec = make_feature_spec(
         reader.label,
@@ -260,6 +273,7 @@ def _write_feature_spec(
         splits,
         rejected,
         label_positives={name: int(positives.get(name, 0)) for name in SPLITS},
+        rejections=rejections,
     )
     return write_feature_spec(spec, config.output_dir)
 
@@ -346,7 +360,7 @@ def build_pipeline(pipeline: beam.Pipeline, reader: Reader, config: PreprocessCo
         {'train': 166, 'validation': 16, 'test': 18}
     """
     read = pipeline | "ReadRows" >> ReadRows(reader, config.chunk_bytes)
-    batches = read.rows | "AssignSplits" >> AssignSplits(config.split_ratios)
+    batches = read["rows"] | "AssignSplits" >> AssignSplits(config.split_ratios)
     train = batches | "TrainOnly" >> beam.Filter(lambda element: element[0] == "train")
     statistics = train | "ComputeFeatureStatistics" >> ComputeFeatureStatistics(
         reader.fields, config
@@ -361,6 +375,9 @@ def build_pipeline(pipeline: beam.Pipeline, reader: Reader, config: PreprocessCo
         | "WriteRejected" >> WriteRejected(config.output_dir)
         | "CountRejected" >> beam.CombineGlobally(sum)
     )
+    rejections = read[REJECTED_TAG] | "SummarizeRejections" >> beam.CombineGlobally(
+        SummarizeRejections()
+    )
     return (
         pipeline
         | "Start" >> beam.Create([None])
@@ -374,6 +391,7 @@ def build_pipeline(pipeline: beam.Pipeline, reader: Reader, config: PreprocessCo
             splits=beam.pvalue.AsDict(split_sizes),
             rejected=beam.pvalue.AsSingleton(rejected),
             positives=beam.pvalue.AsDict(positives),
+            rejections=beam.pvalue.AsSingleton(rejections),
         )
     )
 
@@ -471,11 +489,14 @@ def run(reader: Reader, config: PreprocessConfig, beam_args: Sequence[str] = ())
 def summary(spec: FeatureSpec) -> str:
     """A short human summary of an artifact: splits, rejects and one line per field.
 
-    Each field's line gives its vocabulary size (ids, the OOV id and any hash
-    buckets included) and how many of its values were seen only once in the
-    train split, read from `vocab/<field>.txt`. Those values are where a
-    full-size embedding table overfits small data; when the artifact keeps
-    them (`min_count` 1), a last line counts them and names `--min-count 2`,
+    Rejected rows are counted by kind, each with its first row (its text, the
+    reason and where it is); `feature_spec.json` keeps the first few of each
+    kind and `rejected/` every one. Each field's line gives its vocabulary
+    size (ids, the OOV id and any hash buckets included) and how many of its
+    values were seen only once in the train split, read from
+    `vocab/<field>.txt`. Those values are where a full-size embedding table
+    overfits small data; when the artifact keeps them (`min_count` 1), a last
+    line counts them and names `--min-count 2`,
     which maps them to the OOV id.
 
     Args:
@@ -504,10 +525,17 @@ def summary(spec: FeatureSpec) -> str:
         219 of 368 values were seen once in train (--min-count 2 maps them to the OOV id)
     """
     splits = ", ".join(f"{name} {spec.splits.get(name, 0):,}" for name in SPLITS)
-    lines = [
-        f"{spec.dataset}: {splits} rows; {spec.rejected_rows:,} rejected",
-        f"{'field':<20} {'kind':<12} {'vocab':>9}  {'seen once':>9}  transform",
-    ]
+    lines = [f"{spec.dataset}: {splits} rows; {spec.rejected_rows:,} rejected"]
+    if spec.rejected_rows and spec.directory:
+        lines[0] += f" (every one in {os.path.join(spec.directory, REJECTED_DIR)}/)"
+    for kind, rejections in spec.rejections.items():
+        line = f"  {rejections['count']:,} {kind}"
+        if rejections["examples"]:
+            first = rejections["examples"][0]
+            text = first["text"] if len(first["text"]) <= 60 else first["text"][:57] + "..."
+            line += f", e.g. {text!r} ({first['reason']}) at {first['source']}"
+        lines.append(line)
+    lines.append(f"{'field':<20} {'kind':<12} {'vocab':>9}  {'seen once':>9}  transform")
     values = seen_once = 0
     for field in spec.fields:
         once = 0

@@ -5,6 +5,13 @@ each worker reads the whole lines that *start* in its range, so a line that
 straddles a boundary belongs to exactly one chunk. Compressed files cannot be
 cut and are read as one chunk. All file access goes through Beam's
 `FileSystems`, so `gs://`, `s3://` and local paths work alike.
+
+A quoted value may hold line breaks (`keras_dimsel.data.reader.record_ends`),
+so a record can straddle two chunks. A chunk that sees its last record run on
+past its end (reading up to `MAX_RECORD_LINES` lines further) hands its file
+over: the chunks of that file are dropped and the file is read again by one
+worker, chunk after chunk, carrying the open record over. Files whose records
+each end on their line, nearly all, are read in parallel as before.
 """
 
 from __future__ import annotations
@@ -12,13 +19,24 @@ from __future__ import annotations
 from typing import Iterator
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from keras_dimsel.data.reader import Chunk, ParsedChunk, Reader
+from keras_dimsel.data.reader import (
+    MAX_RECORD_LINES,
+    UTF8_BOM,
+    Chunk,
+    ParsedChunk,
+    Reader,
+    record_ends,
+)
 
 DEFAULT_CHUNK_BYTES = 8 << 20
 REJECTED_TAG = "rejected"
+#: Files whose records straddle chunks, read by one worker each.
+SERIAL_TAG = "serial"
 _READ_AHEAD = 1 << 16
 
 
@@ -48,7 +66,7 @@ def plan_chunks(reader: Reader, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[
             continue
         for start in range(0, max(size, 1), chunk_bytes):
             end = min(start + chunk_bytes, size)
-            chunks.append(Chunk(path, start, end, has_header and start == 0))
+            chunks.append(Chunk(path, start, end, has_header and start == 0, end >= size))
     return chunks
 
 
@@ -102,24 +120,129 @@ def _drop_header(data: bytes) -> bytes:
     return b"" if newline < 0 else data[newline + 1 :]
 
 
+def _lines(data: bytes) -> list[bytes]:
+    """The lines of whole-line `data`, without the empty piece after a last line feed."""
+    lines = data.split(b"\n")
+    return lines[:-1] if lines and not lines[-1] else lines
+
+
+def _record_starts(lines: list[bytes], delimiter: str) -> tuple[np.ndarray, np.ndarray]:
+    """`record_ends` of raw lines: any encoding, byte order marks dropped as the readers do."""
+    text = [
+        (line[len(UTF8_BOM) :] if line.startswith(UTF8_BOM) else line).decode(
+            "utf-8", errors="replace"
+        )
+        for line in lines
+    ]
+    return record_ends(pa.array(text, pa.string()), delimiter)
+
+
+def _may_run_on(lines: list[bytes], delimiter: str) -> bool:
+    """Whether a record of `lines` may go on after them: an unclosed quote near the end."""
+    if not any(b'"' in line for line in lines[-MAX_RECORD_LINES:]):
+        return False
+    _, unclosed = _record_starts(lines, delimiter)
+    return bool(unclosed[-MAX_RECORD_LINES:].any())
+
+
+def _lines_after(chunk: Chunk, count: int) -> list[bytes]:
+    """Up to `count` lines of the file that start at or after `chunk.end`."""
+    size = _READ_AHEAD
+    while True:
+        lines = _lines(read_chunk(Chunk(chunk.path, chunk.end, chunk.end + size)))
+        if len(lines) >= count or chunk.end + size >= _file_size(chunk.path):
+            return lines[:count]
+        size *= 4
+
+
+def _file_size(path: str) -> int:
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+
+
+def runs_past_end(chunk: Chunk, data: bytes, delimiter: str) -> bool:
+    """Whether a record that starts in `chunk` (its lines `data`) ends after it.
+
+    Args:
+        chunk: Chunk, a byte range of a file whose quoted values may hold
+            line breaks.
+        data: bytes, the chunk's lines (`read_chunk`).
+        delimiter: str, the file's delimiter.
+
+    Returns:
+        bool; always False for a chunk that ends its file.
+
+    Examples:
+
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "notes.csv")
+        >>> with open(path, "wb") as f:
+        ...     _ = f.write(b'1,plain\\n1,"two\\nlines"\\n0,end\\n')
+        >>> chunk = Chunk(path, 0, 12, last=False)  # ends inside the quoted value
+        >>> read_chunk(chunk)
+        b'1,plain\\n1,"two\\n'
+        >>> runs_past_end(chunk, read_chunk(chunk), ",")
+        True
+    """
+    lines = _lines(data)
+    if chunk.last or not lines or not _may_run_on(lines, delimiter):
+        return False
+    end, _ = _record_starts(lines + _lines_after(chunk, MAX_RECORD_LINES), delimiter)
+    return bool((end[: len(lines)] >= len(lines)).any())
+
+
 class _ParseChunk(beam.DoFn):
+    """Parses one chunk, or hands its file over to `_ParseFileSerially` (`SERIAL_TAG`)."""
+
     def __init__(self, reader: Reader):
         self._reader = reader
 
     def process(self, element: tuple[int, Chunk]) -> Iterator:
         index, chunk = element
-        parsed = self._reader.parse(read_chunk(chunk), chunk.source)
-        if parsed.rejected:
-            yield beam.pvalue.TaggedOutput(REJECTED_TAG, (index, parsed.rejected))
-        if parsed.batch.num_rows:
-            yield index, parsed
+        data = read_chunk(chunk)
+        delimiter = self._reader.quoted_delimiter(chunk.path)
+        if delimiter is not None and runs_past_end(chunk, data, delimiter):
+            yield beam.pvalue.TaggedOutput(SERIAL_TAG, chunk.path)
+            return
+        yield from _outputs(index, self._reader.parse(data, chunk.source))
+
+
+def _outputs(index: int, parsed: ParsedChunk) -> Iterator:
+    if parsed.rejected:
+        yield beam.pvalue.TaggedOutput(REJECTED_TAG, (index, parsed.rejected))
+    if parsed.batch.num_rows:
+        yield index, parsed
+
+
+class _ParseFileSerially(beam.DoFn):
+    """Parses the chunks of one file in order, carrying a record still open at the
+    end of a chunk over to the next; the outputs keep the chunks' indices."""
+
+    def __init__(self, reader: Reader, chunks: dict[str, list[tuple[int, Chunk]]]):
+        self._reader = reader
+        self._chunks = chunks
+
+    def process(self, path: str) -> Iterator:
+        delimiter = self._reader.quoted_delimiter(path)
+        carried: list[bytes] = []
+        for index, chunk in self._chunks[path]:
+            lines = carried + _lines(read_chunk(chunk))
+            carried = []
+            if not chunk.last and lines and _may_run_on(lines, delimiter):
+                # An unclosed quote in the last lines may close in the next chunk:
+                # hold it back, with the lines after it.
+                _, unclosed = _record_starts(lines, delimiter)
+                open_lines = np.flatnonzero(unclosed[-MAX_RECORD_LINES:])
+                cut = len(lines) - min(len(lines), MAX_RECORD_LINES) + int(open_lines[0])
+                lines, carried = lines[:cut], lines[cut:]
+            data = b"".join(line + b"\n" for line in lines)
+            yield from _outputs(index, self._reader.parse(data, chunk.source))
 
 
 class ReadRows(beam.PTransform):
     """Reads and parses the reader's files into `(chunk index, ParsedChunk)` pairs.
 
-    The rejected rows come out on the `rejected` tag as `(chunk index,
-    [Rejection, ...])`.
+    The output is a dict: `rows`, the `(chunk index, ParsedChunk)` pairs, and
+    `rejected`, the rejected rows as `(chunk index, [Rejection, ...])`.
 
     Args:
         reader: Reader, the dataset layout.
@@ -134,7 +257,7 @@ class ReadRows(beam.PTransform):
         >>> with beam.Pipeline() as pipeline:
         ...     read = pipeline | ReadRows(reader, chunk_bytes=2000)
         ...     _ = (
-        ...         read.rows
+        ...         read["rows"]
         ...         | "Rows" >> beam.MapTuple(lambda index, parsed: parsed.batch.num_rows)
         ...         | beam.CombineGlobally(sum)
         ...         | "Print" >> beam.Map(print)
@@ -149,13 +272,31 @@ class ReadRows(beam.PTransform):
 
     def expand(self, pipeline):
         chunks = list(enumerate(plan_chunks(self._reader, self._chunk_bytes)))
-        return (
+        parsed = (
             pipeline
             | "CreateChunks" >> beam.Create(chunks)
             | "SpreadChunks" >> beam.Reshuffle()
             | "ParseChunks"
-            >> beam.ParDo(_ParseChunk(self._reader)).with_outputs(REJECTED_TAG, main="rows")
+            >> beam.ParDo(_ParseChunk(self._reader)).with_outputs(
+                REJECTED_TAG, SERIAL_TAG, main="rows"
+            )
         )
+        serial_files = parsed[SERIAL_TAG] | "SerialFiles" >> beam.Distinct()
+        paths = {index: chunk.path for index, chunk in chunks}
+        by_file: dict[str, list] = {}
+        for index, chunk in chunks:
+            by_file.setdefault(chunk.path, []).append((index, chunk))
+        serial = serial_files | "ParseFilesSerially" >> beam.ParDo(
+            _ParseFileSerially(self._reader, by_file)
+        ).with_outputs(REJECTED_TAG, main="rows")
+        outputs = {}
+        for tag in ("rows", REJECTED_TAG):
+            kept = parsed[tag] | f"DropSerialFiles_{tag}" >> beam.Filter(
+                lambda element, serial: paths[element[0]] not in serial,
+                serial=beam.pvalue.AsList(serial_files),
+            )
+            outputs[tag] = (kept, serial[tag]) | f"Merge_{tag}" >> beam.Flatten()
+        return outputs
 
 
-__all__ = ["ReadRows", "ParsedChunk", "plan_chunks", "read_chunk"]
+__all__ = ["ReadRows", "ParsedChunk", "plan_chunks", "read_chunk", "runs_past_end"]

@@ -249,6 +249,27 @@ def test_glob_pattern_expands_to_sorted_files(tmp_path):
     assert table.column("user").to_pylist() == ["u1", "u2"]
 
 
+def test_a_folder_is_its_data_files_by_name(tmp_path):
+    folder = tmp_path / "clicks"
+    write(folder / "day_1.csv", HEADER + "1,u2,i,1\n")
+    write(folder / "day_0.csv", HEADER + "0,u1,i,1\n")
+    write(folder / "_SUCCESS", "")
+    write(folder / ".day_2.csv.swp", "not data\n")
+    write(folder / "older" / "day_9.csv", HEADER + "1,u9,i,1\n")
+    reader = CsvReader([str(folder)], "clicked", ["user"])
+    assert reader.paths == [str(folder / "day_0.csv"), str(folder / "day_1.csv")]
+    table, rejected, _ = parse_files(reader)
+    assert table.column("user").to_pylist() == ["u1", "u2"]
+    assert rejected == []
+
+
+def test_a_folder_without_data_files_is_a_data_error(tmp_path):
+    write(tmp_path / "empty" / "_SUCCESS", "")
+    with pytest.raises(DataError) as error:
+        CsvReader([str(tmp_path / "empty")], "clicked", ["user"])
+    assert str(error.value) == f"input folder holds no data file: {tmp_path / 'empty'}"
+
+
 # ---------------------------------------------------------------------------
 # DataError
 

@@ -1,11 +1,12 @@
-"""One input line is one row: the cases where the CSV parser used to disagree.
+"""One input record is one row: the cases where the CSV parser used to disagree.
 
-Each test pins a case the fault-injection suite (tests/reliability) found:
+Most tests pin a case the fault-injection suite (tests/reliability) found:
 a carriage return or an unclosed quote made the parser cut a line in two or
 join it with the next ones, so accepted + rejected no longer matched the
-input lines (and a valid row could be swallowed); a byte order mark in the
+input records (and a valid row could be swallowed); a byte order mark in the
 middle of a file was kept or dropped depending on where a chunk started; a
-line of spaces was rejected, unless its chunk held nothing else.
+line of spaces was rejected, unless its chunk held nothing else. A quoted
+value may hold line breaks (RFC 4180): its record is read as one row.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ import pytest
 
 from keras_dimsel.data.criteo import CriteoReader
 from keras_dimsel.data.csv import CsvReader
-from keras_dimsel.data.reader import UTF8_BOM, Rejection, read_delimited
+from keras_dimsel.data.reader import (
+    MAX_RECORD_LINES,
+    UTF8_BOM,
+    Rejection,
+    read_delimited,
+)
 from tests.data.test_readers import write
 
 CR_REASON = "carriage return inside the line (only a \\r\\n line ending is allowed)"
-UNCLOSED_REASON = "unclosed quote: a quoted value does not end on its line"
+UNCLOSED_REASON = "unclosed quote: a quoted value does not end within 100 lines"
 
 
 @pytest.fixture
@@ -36,6 +42,33 @@ def test_unclosed_quote_does_not_swallow_the_next_line(reader):
     parsed = reader.parse(b'1,"a,2\n0,b,3\n1,c,4\n', "a.csv@0")
     assert parsed.batch.to_pydict() == {"y": [0.0, 1.0], "c": ["b", "c"], "n": [3.0, 4.0]}
     assert parsed.rejected == [Rejection("a.csv@0", UNCLOSED_REASON, '1,"a,2')]
+
+
+def test_a_quoted_value_may_hold_line_breaks(reader):
+    data = b'1,"first line\n0,u2,it2 plain",3\n0,"a\r\n\nb ""c""",4\r\n1,x,5\n'
+    parsed = reader.parse(data, "a.csv@0")
+    assert parsed.rejected == []
+    assert parsed.batch.to_pydict() == {
+        "y": [1.0, 0.0, 1.0],
+        "c": ["first line\n0,u2,it2 plain", 'a\r\n\nb "c"', "x"],
+        "n": [3.0, 4.0, 5.0],
+    }
+
+
+def test_a_record_of_several_lines_is_rejected_once_with_its_text(reader):
+    parsed = reader.parse(b'1,"a\nb",2,extra\n0,c,3\n', "a.csv@0")
+    assert parsed.batch.to_pydict() == {"y": [0.0], "c": ["c"], "n": [3.0]}
+    assert parsed.rejected == [
+        Rejection("a.csv@0", "wrong number of columns: expected 3, got 4", '1,"a\nb",2,extra')
+    ]
+
+
+def test_a_quote_that_closes_too_far_away_is_an_unclosed_quote(reader):
+    plain = b"".join(b"0,v%d,1\n" % i for i in range(MAX_RECORD_LINES - 1))
+    parsed = reader.parse(b'1,"a\n' + plain + b'1,x",2\n', "a.csv@0")
+    assert [r.text for r in parsed.rejected] == ['1,"a']
+    assert parsed.batch.num_rows == MAX_RECORD_LINES  # the plain lines, and the last one
+    assert parsed.batch.column("c").to_pylist()[-1] == 'x"'
 
 
 def test_doubled_quote_at_the_end_of_a_quoted_value_keeps_it_open(reader):

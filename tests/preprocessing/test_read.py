@@ -1,6 +1,8 @@
 """Cutting files into byte ranges: every line is read exactly once."""
 
+import csv
 import gzip
+import io
 
 import apache_beam as beam
 import pytest
@@ -9,7 +11,13 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from keras_dimsel.data.csv import CsvReader
 from keras_dimsel.data.reader import Chunk
-from keras_dimsel.preprocessing.read import REJECTED_TAG, ReadRows, plan_chunks, read_chunk
+from keras_dimsel.preprocessing.read import (
+    REJECTED_TAG,
+    ReadRows,
+    plan_chunks,
+    read_chunk,
+    runs_past_end,
+)
 
 LINES = [b"alpha", b"b", b"", b"a much longer line than the others", b"x" * 40, b"end"]
 
@@ -63,7 +71,7 @@ def test_read_rows_parses_every_row_once_across_small_chunks(tmp_path):
     reader = CsvReader([path], label="label", categorical=["a"])
     with TestPipeline() as pipeline:
         read = pipeline | ReadRows(reader, chunk_bytes=37)
-        values = read.rows | beam.FlatMap(lambda e: e[1].batch.column(1).to_pylist())
+        values = read["rows"] | beam.FlatMap(lambda e: e[1].batch.column(1).to_pylist())
         reasons = read[REJECTED_TAG] | beam.FlatMap(lambda e: [r.reason for r in e[1]])
         assert_that(values, equal_to([f"v{i}" for i in range(50)]), label="AllRowsOnce")
         assert_that(
@@ -71,3 +79,37 @@ def test_read_rows_parses_every_row_once_across_small_chunks(tmp_path):
             equal_to(["wrong number of columns: expected 2, got 1"]),
             label="BadRowRejected",
         )
+
+
+def _values_with_line_breaks(count: int) -> list[str]:
+    kinds = ["plain", "two\nlines", 'say "hi"\r\nand, bye', "a\n\nb", "", "x,y", 'end"']
+    return [f"{kinds[i % len(kinds)]} {i}" for i in range(count)]
+
+
+@pytest.mark.parametrize("chunk_bytes", [16, 61, 400, 1 << 20])
+def test_records_spanning_lines_are_read_once_whatever_the_chunks(tmp_path, chunk_bytes):
+    values = _values_with_line_breaks(120)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["clicked", "note"])
+    writer.writerows([[i % 2, value] for i, value in enumerate(values)])
+    path = _write(tmp_path, buffer.getvalue().encode(), name="notes.csv")
+    reader = CsvReader([path], "clicked", ["note"])
+    with TestPipeline() as pipeline:
+        read = pipeline | ReadRows(reader, chunk_bytes=chunk_bytes)
+        notes = read["rows"] | beam.FlatMap(lambda e: e[1].batch.column(1).to_pylist())
+        reasons = read[REJECTED_TAG] | beam.FlatMap(lambda e: [r.reason for r in e[1]])
+        assert_that(notes, equal_to(values), label="notes")
+        assert_that(reasons, equal_to([]), label="reasons")
+
+
+def test_a_chunk_knows_when_its_last_record_runs_on(tmp_path):
+    data = b'1,one\n1,"two\ntwo",2\n1,"three\nstill three",3\n1,four\n'
+    path = _write(tmp_path, data, name="a.csv")
+    first = Chunk(path, 0, data.index(b"still"), last=False)
+    assert read_chunk(first) == b'1,one\n1,"two\ntwo",2\n1,"three\n'
+    assert runs_past_end(first, read_chunk(first), ",")
+    before = Chunk(path, 0, data.index(b'1,"three'), last=False)
+    assert not runs_past_end(before, read_chunk(before), ",")  # "two" ends inside it
+    whole = Chunk(path, 0, len(data))
+    assert not runs_past_end(whole, read_chunk(whole), ",")

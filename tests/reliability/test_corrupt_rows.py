@@ -69,7 +69,7 @@ SETTINGS = settings(
 #: Quantile boundaries used to check the tokens of `quantiles` fields.
 BOUNDARIES = (0.0,)
 CR_REASON = "carriage return inside the line (only a \\r\\n line ending is allowed)"
-UNCLOSED_REASON = "unclosed quote: a quoted value does not end on its line"
+UNCLOSED_REASON = "unclosed quote: a quoted value does not end within 100 lines"
 # Text for garbage lines and free-text cells; the layouts remove their delimiter.
 TEXT_ALPHABET = (
     string.ascii_letters + string.digits + " !#$%&'()*+-./:;<=>?@[]^_`{|}~,\t\"\x00\x0b\x0c"
@@ -127,10 +127,11 @@ class RandomPicker:
 
 @dataclasses.dataclass
 class Case:
-    """One input line and its documented outcome.
+    """One input record and its documented outcome.
 
-    `line` excludes the `\\n` line ending (a CRLF line keeps its `\\r`). A case
-    is accepted (`row` set), rejected (`reason` set) or blank (neither).
+    `line` excludes the `\\n` line ending (a CRLF line keeps its `\\r`); it
+    holds line feeds only inside a quoted value. A case is accepted (`row`
+    set), rejected (`reason` set) or blank (neither).
     """
 
     kind: str
@@ -544,6 +545,14 @@ def unclosed_quote(layout, pick, rng, cells, row):
     return Case("unclosed_quote", layout.line(cells), reason=UNCLOSED_REASON)
 
 
+def line_break_in_quotes(layout, pick, rng, cells, row):
+    """A quoted value may hold line breaks (LF, CRLF, blank lines): one record."""
+    column = pick.choice(layout.categorical)
+    value = pick.choice(["a\nb", "a\r\nb", "\n", "a,\n\nb", 'say\n"hi"', "a\rb\nc"])
+    cells[layout.index(column)] = '"' + value.replace('"', '""') + '"'
+    return Case("line_break_in_quotes", layout.line(cells), row={**row, column: value})
+
+
 def stray_quote(layout, pick, rng, cells, row):
     """A quote that does not open a value is part of it (with or without CSV quoting)."""
     column = pick.choice(layout.categorical)
@@ -732,6 +741,7 @@ QUOTING = {
     "quoted_value": quoted_value,
     "quoted_label": quoted_label,
     "unclosed_quote": unclosed_quote,
+    "line_break_in_quotes": line_break_in_quotes,
     "tab_around_number": tab_around_number,
 }
 
@@ -765,13 +775,32 @@ def make_case(layout: Layout, pick, kinds: dict[str, Callable]) -> Case:
     return build(layout, pick, rng, cells, row)
 
 
+def make_cases(layout: Layout, pick, kinds: dict[str, Callable], count: int) -> list[Case]:
+    """`count` cases, each keeping its own outcome among the others.
+
+    A quote on a line after an unclosed quote can close it (the lines between
+    then make one record, `record_ends`), so once an unclosed quote is drawn
+    the cases after it are drawn without quotes: the unclosed quote stays a
+    record of its own line. Records of several lines are checked on their
+    own (`line_break_in_quotes`, and tests/data/test_line_integrity.py).
+    """
+    cases, open_quote = [], False
+    for _ in range(count):
+        case = make_case(layout, pick, kinds)
+        while open_quote and b'"' in case.line:
+            case = make_case(layout, pick, kinds)
+        open_quote |= layout.quoting and case.kind == "unclosed_quote"
+        cases.append(case)
+    return cases
+
+
 @st.composite
 def chunks(draw, layout: Layout, max_rows: int = 40) -> tuple[list[Case], bool, int]:
     """A chunk: 5 to `max_rows` cases, whether the last line ends with `\\n`, and
     a line to cut the chunk at (to check that chunking changes nothing)."""
     pick = HypothesisPicker(draw)
     kinds = corruptions(layout)
-    cases = [make_case(layout, pick, kinds) for _ in range(draw(st.integers(5, max_rows)))]
+    cases = make_cases(layout, pick, kinds, draw(st.integers(5, max_rows)))
     return cases, draw(st.booleans()), draw(st.integers(0, len(cases)))
 
 
@@ -853,7 +882,7 @@ def check_chunk(reader: Reader, cases: list[Case], final_newline: bool, cut: int
         assert rejection.source == source
         assert rejection.reason and rejection.reason.strip() == rejection.reason
         assert "\n" not in rejection.reason and "\r" not in rejection.reason
-        assert "\n" not in rejection.text
+        assert "\n" not in rejection.text  # no rejected case spans lines
 
     expected_reasons = collections.Counter(c.reason for c in non_blank if c.reason is not None)
     assert collections.Counter(r.reason for r in parsed.rejected) == expected_reasons
@@ -923,7 +952,7 @@ def test_beam_job_accounts_for_every_line_of_a_corrupt_file(tmp_path):
     reader = layout.reader(tmp_path)
     pick = RandomPicker(seed=2024)
     kinds = corruptions(layout)
-    cases = [make_case(layout, pick, kinds) for _ in range(1200)]
+    cases = make_cases(layout, pick, kinds, 1200)
     path = pathlib.Path(reader.paths[0])
     path.write_bytes(path.read_bytes() + chunk_bytes(cases, final_newline=True))
     non_blank = [case for case in cases if not case.blank]
