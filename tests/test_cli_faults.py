@@ -290,3 +290,19 @@ def test_input_takes_a_folder_of_files(tmp_path, capsys):
     capsys.readouterr()
     spec = json.loads((data / "feature_spec.json").read_text())
     assert sum(spec["splits"].values()) == 80 and spec["rejected_rows"] == 0
+
+
+def test_an_empty_validation_split_is_refused_before_training(tmp_path, capsys):
+    path = tmp_path / "clicks.csv"
+    path.write_text("clicked,user\n" + "".join(f"{i % 2},u{i % 7}\n" for i in range(200)))
+    data = tmp_path / "data"
+    argv = ["preprocess", "--dataset", "csv", "--input", str(path), "--label", "clicked"]
+    argv += ["--categorical", "user", "--split", "9:0:1", "--output", str(data)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    err = _one_line(capsys, EXIT_BAD_INPUT, _baseline(str(data), tmp_path / "run"))
+    assert err.endswith(
+        f"the validation split of {data} is empty: every command reports on it and the search "
+        "trains alpha on it; give more rows, or a larger validation share with --split"
+    )
+    assert not (tmp_path / "run").exists()

@@ -114,13 +114,20 @@ class TrainSettings:
             A new TrainSettings with `epochs` and `batch_size` set.
 
         Raises:
-            ValueError: when the train or test split is empty, or a setting is not positive.
+            ValueError: when the train, validation or test split is empty, or a
+                setting is not positive.
         """
         train_rows = spec.splits.get("train", 0)
         if train_rows <= 0:
             raise ValueError(f"the train split of {spec.directory} is empty")
         if spec.splits.get("test", 0) <= 0:
             raise ValueError(f"the test split of {spec.directory} is empty")
+        if spec.splits.get("validation") == 0:  # absent: a spec that does not say
+            raise ValueError(
+                f"the validation split of {spec.directory} is empty: every command reports "
+                "on it and the search trains alpha on it; give more rows, or a larger "
+                "validation share with --split"
+            )
         for split in ("train", "test"):
             check_two_classes(spec, split)
         batch = self.batch_size or int(np.clip(train_rows // _MIN_STEPS_PER_EPOCH, 64, 2000))
