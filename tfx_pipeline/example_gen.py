@@ -38,7 +38,7 @@ def _ReadRawExamples(pipeline, exec_properties: dict, split_pattern: str):
     reader = make_reader(config["dataset"], config["inputs"])
     read = pipeline | "ReadRows" >> ReadRows(reader)
     _ = read[REJECTED_TAG] | "CountRejected" >> beam.Map(_count_rejected)
-    return read.rows | "EncodeExamples" >> beam.FlatMap(
+    return read["rows"] | "EncodeExamples" >> beam.FlatMap(
         lambda element: encode_examples(element[1].batch)
     )
 

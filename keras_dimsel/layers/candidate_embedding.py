@@ -389,8 +389,8 @@ class CandidateEmbedding(tf.keras.layers.Layer):
         mean, variance = static_cond(training, batch_statistics, moving_statistics)
         scale = tf.math.rsqrt(variance + batch_norm.epsilon)
         if self.rank_scaling:
-            factors = [(d / self.output_dim) ** 0.5 for d in self.candidates]
-            scale *= tf.repeat(tf.constant(factors, tf.float32), self.output_dim)
+            factors = np.float32([(d / self.output_dim) ** 0.5 for d in self.candidates])
+            scale *= tf.constant(np.repeat(factors, self.output_dim))  # one op, not tf.repeat's 28
         mapped = tf.nn.bias_add(tf.matmul(x, kernel * scale), (bias - mean) * scale)
         return tf.cast(mapped, self.compute_dtype)
 
