@@ -407,6 +407,18 @@ def _closing_pattern(delimiter: str) -> str:
     return f'^(?:[^"]|"")*"{rest}(?:{separator}{value})*$'
 
 
+def opening_lines(lines: pa.Array, delimiter: str) -> np.ndarray:
+    """Which lines, read from the start of a record, leave a quoted value open.
+
+    Examples:
+
+        >>> opening_lines(pa.array(['1,"a,b",2', '1,"a', 'b"c,2']), ",").tolist()
+        [False, True, False]
+    """
+    pattern = _line_pattern(delimiter, True, carriage_return_is_data=True)
+    return ~pc.match_substring_regex(lines, pattern).to_numpy(zero_copy_only=False)
+
+
 def record_ends(lines: pa.Array, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
     """Where each record of a quoted, delimited text ends, line by line.
 
@@ -436,9 +448,7 @@ def record_ends(lines: pa.Array, delimiter: str) -> tuple[np.ndarray, np.ndarray
     count = len(lines)
     end = np.arange(count)
     unclosed = np.zeros(count, dtype=bool)
-    opens = ~pc.match_substring_regex(lines, _line_pattern(delimiter, True, True)).to_numpy(
-        zero_copy_only=False
-    )
+    opens = opening_lines(lines, delimiter)
     if not opens.any():
         return end, unclosed
     closes = pc.match_substring_regex(lines, _closing_pattern(delimiter)).to_numpy(

@@ -30,6 +30,7 @@ from keras_dimsel.data.reader import (
     Chunk,
     ParsedChunk,
     Reader,
+    opening_lines,
     record_ends,
 )
 
@@ -128,20 +129,32 @@ def _lines(data: bytes) -> list[bytes]:
 
 def _record_starts(lines: list[bytes], delimiter: str) -> tuple[np.ndarray, np.ndarray]:
     """`record_ends` of raw lines: any encoding, byte order marks dropped as the readers do."""
-    text = [
-        (line[len(UTF8_BOM) :] if line.startswith(UTF8_BOM) else line).decode(
-            "utf-8", errors="replace"
-        )
-        for line in lines
-    ]
-    return record_ends(pa.array(text, pa.string()), delimiter)
+    text = b"\n".join(lines).decode("utf-8", errors="replace")
+    bom = UTF8_BOM.decode("utf-8")
+    text = text.removeprefix(bom).replace("\n" + bom, "\n")
+    return record_ends(pa.array(text.split("\n"), pa.string()), delimiter)
 
 
-def _may_run_on(lines: list[bytes], delimiter: str) -> bool:
-    """Whether a record of `lines` may go on after them: an unclosed quote near the end."""
-    if not any(b'"' in line for line in lines[-MAX_RECORD_LINES:]):
+def _may_run_on(data: bytes, delimiter: str) -> bool:
+    """Whether a record of whole-line `data` may go on after it: an unclosed quote
+    near the end.
+
+    Only a record that starts in the last `MAX_RECORD_LINES` lines can, and
+    its first line opens a quoted value that it does not close; data without
+    such a line is settled from its last lines alone.
+    """
+    start = len(data) - 1 if data.endswith(b"\n") else len(data)
+    for _ in range(MAX_RECORD_LINES):
+        start = data.rfind(b"\n", 0, start)
+        if start < 0:
+            break
+    tail = data[start + 1 :]
+    if b'"' not in tail:
         return False
-    _, unclosed = _record_starts(lines, delimiter)
+    tail_text = tail.decode("utf-8", errors="replace").split("\n")
+    if not opening_lines(pa.array(tail_text, pa.string()), delimiter).any():
+        return False
+    _, unclosed = _record_starts(_lines(data), delimiter)
     return bool(unclosed[-MAX_RECORD_LINES:].any())
 
 
@@ -183,9 +196,9 @@ def runs_past_end(chunk: Chunk, data: bytes, delimiter: str) -> bool:
         >>> runs_past_end(chunk, read_chunk(chunk), ",")
         True
     """
-    lines = _lines(data)
-    if chunk.last or not lines or not _may_run_on(lines, delimiter):
+    if chunk.last or not _may_run_on(data, delimiter):
         return False
+    lines = _lines(data)
     end, _ = _record_starts(lines + _lines_after(chunk, MAX_RECORD_LINES), delimiter)
     return bool((end[: len(lines)] >= len(lines)).any())
 
@@ -227,7 +240,7 @@ class _ParseFileSerially(beam.DoFn):
         for index, chunk in self._chunks[path]:
             lines = carried + _lines(read_chunk(chunk))
             carried = []
-            if not chunk.last and lines and _may_run_on(lines, delimiter):
+            if not chunk.last and lines and _may_run_on(b"\n".join(lines), delimiter):
                 # An unclosed quote in the last lines may close in the next chunk:
                 # hold it back, with the lines after it.
                 _, unclosed = _record_starts(lines, delimiter)
