@@ -167,6 +167,23 @@ def test_a_full_disk_is_one_line(data, tmp_path, capsys, monkeypatch):
     assert err == f"dimsel baseline: error: no space left on the device ({tmp_path / 'run'})"
 
 
+def test_a_read_only_output_is_one_line(data, tmp_path, capsys, monkeypatch):
+    # Run as root, a chmod does not stop the writes: the errors are raised as a
+    # read-only directory raises them, from Python's file API and from TensorFlow's.
+    output = tmp_path / "run"
+    for error, shown in (
+        (PermissionError(errno.EACCES, "Permission denied", str(output)), "Permission denied"),
+        (tf.errors.PermissionDeniedError(None, None, f"{output}; Permission denied"), "denied"),
+    ):
+
+        def denied(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(pipeline, "baseline", denied)
+        err = _one_line(capsys, EXIT_BAD_INPUT, _baseline(data, output))
+        assert err.startswith(f"dimsel baseline: error: {output}") and shown in err
+
+
 def test_a_bug_exits_1_with_one_line_and_shows_its_traceback_under_v(
     data, tmp_path, capsys, monkeypatch
 ):
