@@ -81,7 +81,7 @@ class CriteoReader(Reader):
         delimiter, _ = self._delimiters.get(path, ("\t", False))
         data, rejected = reader_lib.decode_lines(data, "utf-8", source)
         raw, bad_columns = reader_lib.read_delimited(
-            data, COLUMNS, delimiter, source, quoting=delimiter == ","
+            data, COLUMNS, delimiter, source, quoting=self.quoted_delimiter(path) is not None
         )
         rejected += bad_columns
         labels, _ = reader_lib.parse_numbers(raw.column("label"))

@@ -495,13 +495,12 @@ def _split_records(
         end, unclosed = record_ends(lines, delimiter)
     starts = np.flatnonzero(end >= 0)
     spanning = starts[end[starts] > starts]
-    records = lines
-    if len(spanning):  # the records of several lines, each as one text
-        texts = [b"\n".join(raw_lines[i : end[i] + 1]) for i in spanning.tolist()]
-        joined = pa.array(raw_lines, pa.binary()).to_pylist()
-        for i, text in zip(spanning.tolist(), texts):
-            joined[i] = text
-        records = pa.array(joined, pa.binary()).cast(pa.string())
+    texts, records = raw_lines, lines  # the text of the record that starts at each line
+    if len(spanning):
+        texts = list(raw_lines)
+        for i in spanning.tolist():
+            texts[i] = b"\n".join(raw_lines[i : end[i] + 1])
+        records = pa.array(texts, pa.binary()).cast(pa.string())
     bare_cr = np.zeros(count, dtype=bool)
     if bare_cr_possible:
         pattern = _line_pattern(delimiter, quoting, carriage_return_is_data=False)
@@ -516,7 +515,7 @@ def _split_records(
         text = records[row].as_py()
         rejected.append(Rejection(source, reason, text[:-1] if text.endswith("\r") else text))
     keep = (end >= 0) & ~broken
-    kept = [b"\n".join(raw_lines[i : end[i] + 1]) for i in np.flatnonzero(keep).tolist()]
+    kept = [texts[i] for i in np.flatnonzero(keep).tolist()]
     return b"\n".join(kept), rejected, bool(keep[spanning].any())
 
 

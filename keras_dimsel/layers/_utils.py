@@ -85,9 +85,10 @@ def scope_name(name: str) -> str:
 
     A field is named after its column, which may hold any character; TensorFlow
     name scopes take only ASCII letters, digits and `_.-`. A name that has
-    only those is returned as it is; any other gets its other characters
-    replaced by `_` and a hash of the original appended, so that two columns
-    that differ only there (`user id`, `user_id`) still get two names.
+    only those, and starts with a letter or digit, is returned as it is; any
+    other gets its other characters replaced by `_` and a hash of the original
+    appended, so that two columns that differ only there (`user id`,
+    `user_id`) still get two names.
 
     Examples:
 

@@ -139,11 +139,10 @@ class SummarizeRejections(beam.CombineFn):
     def add_input(self, accumulator: dict, element) -> dict:
         index, rejections = element
         for position, rejection in enumerate(rejections):
-            count, examples = accumulator.get(rejection_kind(rejection.reason), (0, []))
-            if len(examples) < REJECTION_EXAMPLES or (index, position) < examples[-1][0]:
-                examples = sorted([*examples, ((index, position), rejection)])
-                examples = examples[:REJECTION_EXAMPLES]
-            accumulator[rejection_kind(rejection.reason)] = (count + 1, examples)
+            kind = rejection_kind(rejection.reason)
+            count, examples = accumulator.get(kind, (0, []))
+            examples = sorted([*examples, ((index, position), rejection)])[:REJECTION_EXAMPLES]
+            accumulator[kind] = (count + 1, examples)
         return accumulator
 
     def merge_accumulators(self, accumulators) -> dict:

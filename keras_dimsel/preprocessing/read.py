@@ -16,7 +16,7 @@ each end on their line, nearly all, are read in parallel as before.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -121,50 +121,53 @@ def _drop_header(data: bytes) -> bytes:
     return b"" if newline < 0 else data[newline + 1 :]
 
 
-def _lines(data: bytes) -> list[bytes]:
-    """The lines of whole-line `data`, without the empty piece after a last line feed."""
-    lines = data.split(b"\n")
-    return lines[:-1] if lines and not lines[-1] else lines
+def _line_starts(data: bytes) -> np.ndarray:
+    """The byte offset of each line of whole-line `data`."""
+    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
+    starts = np.concatenate([[0], newlines + 1])
+    return starts[starts < len(data)]
 
 
-def _record_starts(lines: list[bytes], delimiter: str) -> tuple[np.ndarray, np.ndarray]:
-    """`record_ends` of raw lines: any encoding, byte order marks dropped as the readers do."""
-    text = b"\n".join(lines).decode("utf-8", errors="replace")
+def _text_lines(data: bytes) -> pa.Array:
+    """The lines of whole-line `data` as the readers see them: UTF-8 (other bytes
+    read as U+FFFD, never a line break), a byte order mark at a line start dropped."""
     bom = UTF8_BOM.decode("utf-8")
-    text = text.removeprefix(bom).replace("\n" + bom, "\n")
-    return record_ends(pa.array(text.split("\n"), pa.string()), delimiter)
+    text = data.decode("utf-8", errors="replace").removeprefix(bom).replace("\n" + bom, "\n")
+    lines = text.split("\n")
+    return pa.array(lines[:-1] if lines and not lines[-1] else lines, pa.string())
 
 
-def _may_run_on(data: bytes, delimiter: str) -> bool:
-    """Whether a record of whole-line `data` may go on after it: an unclosed quote
-    near the end.
+def _open_record(data: bytes, delimiter: str) -> Optional[int]:
+    """Where a record that may go on after whole-line `data` starts, or None.
 
-    Only a record that starts in the last `MAX_RECORD_LINES` lines can, and
-    its first line opens a quoted value that it does not close; data without
+    Such a record starts in the last `MAX_RECORD_LINES` lines, at a line that
+    opens a quoted value and does not close it (`record_ends`); data without
     such a line is settled from its last lines alone.
+
+    Returns:
+        int, the byte offset of the record's first line, or None.
     """
-    start = len(data) - 1 if data.endswith(b"\n") else len(data)
-    for _ in range(MAX_RECORD_LINES):
-        start = data.rfind(b"\n", 0, start)
-        if start < 0:
-            break
-    tail = data[start + 1 :]
-    if b'"' not in tail:
-        return False
-    tail_text = tail.decode("utf-8", errors="replace").split("\n")
-    if not opening_lines(pa.array(tail_text, pa.string()), delimiter).any():
-        return False
-    _, unclosed = _record_starts(_lines(data), delimiter)
-    return bool(unclosed[-MAX_RECORD_LINES:].any())
+    starts = _line_starts(data)
+    tail = starts[-MAX_RECORD_LINES:]
+    if not len(tail) or b'"' not in data[tail[0] :]:
+        return None
+    if not opening_lines(_text_lines(data[tail[0] :]), delimiter).any():
+        return None
+    _, unclosed = record_ends(_text_lines(data), delimiter)
+    open_lines = np.flatnonzero(unclosed[-MAX_RECORD_LINES:])
+    return int(tail[open_lines[0]]) if len(open_lines) else None
 
 
-def _lines_after(chunk: Chunk, count: int) -> list[bytes]:
+def _lines_after(chunk: Chunk, count: int) -> bytes:
     """Up to `count` lines of the file that start at or after `chunk.end`."""
-    size = _READ_AHEAD
+    size, file_size = _READ_AHEAD, _file_size(chunk.path)
     while True:
-        lines = _lines(read_chunk(Chunk(chunk.path, chunk.end, chunk.end + size)))
-        if len(lines) >= count or chunk.end + size >= _file_size(chunk.path):
-            return lines[:count]
+        data = read_chunk(Chunk(chunk.path, chunk.end, chunk.end + size))
+        starts = _line_starts(data)
+        if len(starts) > count:
+            return data[: starts[count]]
+        if chunk.end + size >= file_size:
+            return data
         size *= 4
 
 
@@ -196,11 +199,11 @@ def runs_past_end(chunk: Chunk, data: bytes, delimiter: str) -> bool:
         >>> runs_past_end(chunk, read_chunk(chunk), ",")
         True
     """
-    if chunk.last or not _may_run_on(data, delimiter):
+    if chunk.last or _open_record(data, delimiter) is None:
         return False
-    lines = _lines(data)
-    end, _ = _record_starts(lines + _lines_after(chunk, MAX_RECORD_LINES), delimiter)
-    return bool((end[: len(lines)] >= len(lines)).any())
+    count = len(_line_starts(data))
+    end, _ = record_ends(_text_lines(data + _lines_after(chunk, MAX_RECORD_LINES)), delimiter)
+    return bool((end[:count] >= count).any())
 
 
 class _ParseChunk(beam.DoFn):
@@ -236,18 +239,13 @@ class _ParseFileSerially(beam.DoFn):
 
     def process(self, path: str) -> Iterator:
         delimiter = self._reader.quoted_delimiter(path)
-        carried: list[bytes] = []
+        carried = b""
         for index, chunk in self._chunks[path]:
-            lines = carried + _lines(read_chunk(chunk))
-            carried = []
-            if not chunk.last and lines and _may_run_on(b"\n".join(lines), delimiter):
-                # An unclosed quote in the last lines may close in the next chunk:
-                # hold it back, with the lines after it.
-                _, unclosed = _record_starts(lines, delimiter)
-                open_lines = np.flatnonzero(unclosed[-MAX_RECORD_LINES:])
-                cut = len(lines) - min(len(lines), MAX_RECORD_LINES) + int(open_lines[0])
-                lines, carried = lines[:cut], lines[cut:]
-            data = b"".join(line + b"\n" for line in lines)
+            data, carried = carried + read_chunk(chunk), b""
+            start = None if chunk.last else _open_record(data, delimiter)
+            if start is not None:
+                # The record may close in the next chunk: hold it back, with the lines after it.
+                data, carried = data[:start], data[start:]
             yield from _outputs(index, self._reader.parse(data, chunk.source))
 
 
