@@ -247,15 +247,22 @@ class AlternatingSearch:
         optimizers' slots, on the first `apply_gradients`) is traced a second
         time before it runs. Creating the slots first, for exactly the
         variables each optimizer updates, spares that second trace of the
-        whole search step. A model not built yet, or a legacy network
-        optimizer (which has no `build`), is left to create them in the trace.
+        whole search step. A model not built yet is left to its own
+        `make_train_function` (a `CTRModel` builds its weights there and comes
+        back to `_build_optimizers`); a legacy network optimizer (which has no
+        `build`) creates its slots in the trace.
         """
-        if self.built and self.arch_optimizer is not None:
-            network, architecture = self._partition_variables()
-            if hasattr(self.optimizer, "build"):
-                self.optimizer.build(network)
-            self.arch_optimizer.build(architecture)
+        if self.built:
+            self._build_optimizers()
         return super().make_train_function(force)
+
+    def _build_optimizers(self) -> None:
+        if self.arch_optimizer is None:
+            return
+        network, architecture = self._partition_variables()
+        if hasattr(self.optimizer, "build"):
+            self.optimizer.build(network)
+        self.arch_optimizer.build(architecture)
 
     @property
     def architecture_variables(self) -> List[tf.Variable]:

@@ -192,18 +192,39 @@ class CTRModel(tfrs.models.Model):
         return tf.train.Checkpoint(field_embeddings=self.field_embeddings, **self.head.parts())
 
     def make_train_function(self, force: bool = False):
-        """Creates the optimizer's slots eagerly, then Keras's train function.
+        """Creates the weights and the optimizer's slots eagerly, then Keras's train function.
 
-        A `tf.function` whose first trace creates variables (the optimizer's
-        slots, on the first `apply_gradients`) is traced a second time before
-        it runs; creating them first for the variables the step updates (the
-        trainable ones) spares that second trace. `build` does nothing on an
-        optimizer already built, such as a search model's network optimizer;
-        legacy optimizers (no `build`) create their slots in the trace.
+        A `tf.function` whose first trace creates variables (the model's
+        weights on its first call, the optimizer's slots on the first
+        `apply_gradients`) is traced a second time before it runs, and a trace
+        of a model of many fields takes as long as its first epoch. Creating them
+        first spares that second trace; the weights are the same numbers
+        (`build_weights` creates them in the order of a first call). `build`
+        does nothing on an optimizer already built; legacy optimizers (no
+        `build`) create their slots in the trace.
         """
-        if self.built and hasattr(self.optimizer, "build"):
-            self.optimizer.build(self.trainable_variables)
+        self._build_before_tracing()
+        self._build_optimizers()
         return super().make_train_function(force)
+
+    def make_test_function(self, force: bool = False):
+        """Builds the weights eagerly, then Keras's test function (see `make_train_function`)."""
+        self._build_before_tracing()
+        return super().make_test_function(force)
+
+    def make_predict_function(self, force: bool = False):
+        """Builds the weights eagerly, then Keras's predict function (see `make_train_function`)."""
+        self._build_before_tracing()
+        return super().make_predict_function(force)
+
+    def _build_before_tracing(self) -> None:
+        if not self.built:
+            self.build_weights()
+
+    def _build_optimizers(self) -> None:
+        """Creates the slots of the optimizer for the variables the step updates."""
+        if hasattr(self.optimizer, "build"):
+            self.optimizer.build(self.trainable_variables)
 
     def get_config(self) -> dict:
         """The three parts' configs; the artifact's directory is not part of it."""

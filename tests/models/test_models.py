@@ -8,6 +8,7 @@ import tensorflow as tf
 from sklearn.metrics import log_loss, roc_auc_score
 
 from keras_dimsel.autodim.model import planned_model, search_model
+from keras_dimsel.autodim.alternating import zip_train_validation
 from keras_dimsel.autodim.plan import DimensionPlan
 from keras_dimsel.data.datasets import make_reader
 from keras_dimsel.data.input_fn import make_dataset
@@ -104,6 +105,38 @@ def test_a_built_model_traces_its_train_step_once(spec, optimizer):
     assert np.isfinite(history.history["loss"][0])
     traces = model.train_function.experimental_get_tracing_count()
     assert traces == (1 if optimizer is tf.keras.optimizers.Adam else 2)
+
+
+@pytest.mark.parametrize("kind", ["full", "search"])
+def test_an_unbuilt_model_is_built_before_its_first_trace_with_the_same_weights(spec, kind):
+    # `fit` on a model never called creates its weights before tracing the step
+    # (a trace that created them would be traced again), the same numbers as
+    # `build_weights` gives; a learning rate of 0 leaves them as created.
+    def trained(build_first):
+        tf.keras.utils.set_random_seed(0)
+        if kind == "full":
+            model = full_model("deepfm", spec, dim=4)
+            model.compile(optimizer=tf.keras.optimizers.Adam(0.0))
+            data = _train(spec).take(2)
+        else:
+            model = search_model("deepfm", spec, candidates=(2, 4), seed=0)
+            model.compile(
+                optimizer=tf.keras.optimizers.Adam(0.0),
+                arch_optimizer=tf.keras.optimizers.Adam(0.0),
+                arch_every=1,
+            )
+            data = zip_train_validation(_train(spec), _train(spec), arch_every=1).take(2)
+        if build_first:
+            model.build_weights()
+        assert model.built == build_first
+        model.fit(data, epochs=1, verbose=0)
+        assert model.train_function.experimental_get_tracing_count() == 1
+        return [(v.name, v.numpy()) for v in model.weights]
+
+    lazily, first = trained(build_first=False), trained(build_first=True)
+    assert len(lazily) == len(first)
+    for (name, value), (_, expected) in zip(lazily, first):  # the second model's names count on
+        np.testing.assert_array_equal(value, expected, err_msg=name)
 
 
 @pytest.mark.parametrize("model_name", MODELS)
