@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import log_loss, roc_auc_score
 
-from keras_dimsel.autodim.model import planned_model, search_model
 from keras_dimsel.autodim.alternating import zip_train_validation
+from keras_dimsel.autodim.model import planned_model, search_model
 from keras_dimsel.autodim.plan import DimensionPlan
 from keras_dimsel.data.datasets import make_reader
 from keras_dimsel.data.input_fn import make_dataset
