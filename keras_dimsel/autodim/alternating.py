@@ -1,6 +1,7 @@
 """The alternating (first-order DARTS) update of AutoDim as a model mixin."""
 
-from typing import Any, Callable, List, Optional, Tuple
+import contextlib
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -353,7 +354,7 @@ class AlternatingSearch:
         # the reported metrics about the training batches only.
         metric_variables = self._metric_variables()
         saved = [tf.identity(variable.read_value()) for variable in metric_variables]
-        with tf.GradientTape() as tape:
+        with _tape_watching(architecture) as tape:
             loss, _ = self._batch_loss(validation_batch)
         gradients = tape.gradient(loss, architecture)
         for variable, value in zip(metric_variables, saved):
@@ -430,7 +431,11 @@ class AlternatingSearch:
                 variable.assign(tf.cast(temperature, variable.dtype))
 
         joint = self.search_mode == "joint"
-        with tf.GradientTape() as tape:
+        watched = None  # a model whose first call creates its variables: all it reads
+        if self.built:
+            network, architecture = self._partition_variables()
+            watched = network + architecture if joint else network
+        with _tape_watching(watched) as tape:
             loss, keras_outputs = self._batch_loss(train_batch)
         network, architecture = self._partition_variables()
         gradients = tape.gradient(loss, network + architecture if joint else network)
@@ -485,6 +490,22 @@ class AlternatingSearch:
         metrics["arch_loss"] = arch_loss
         metrics["temperature"] = _replica_mean(temperature)
         return metrics
+
+
+@contextlib.contextmanager
+def _tape_watching(variables: Optional[List[tf.Variable]]) -> Iterator[tf.GradientTape]:
+    """A tape that records only what depends on `variables` (all it reads when None).
+
+    A tape that watches every variable it reads holds the backward pass of the
+    whole network, and `gradient` traces all of it, even for the few
+    variables asked for: the architecture step, which differentiates alpha
+    alone, would trace the selectors' and the head's gradients and also every
+    table's, BatchNorm's and unify map's, only to drop them.
+    """
+    with tf.GradientTape(watch_accessed_variables=variables is None) as tape:
+        if variables is not None:
+            tape.watch(variables)
+        yield tape
 
 
 def _assign_everywhere(pairs: List[Tuple[tf.Variable, tf.Tensor]]) -> None:

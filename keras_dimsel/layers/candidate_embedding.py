@@ -252,15 +252,13 @@ class CandidateEmbedding(tf.keras.layers.Layer):
             raise ValueError(f"CandidateEmbedding expects integer ids. Received: dtype={ids.dtype}")
         if ids.shape.rank == 2:
             ids = tf.squeeze(ids, axis=-1)
-        if self.storage == "shared":
-            rows = tf.gather(self.tables[0], ids)
-            raw = [rows[:, :d] for d in self.candidates]
-        else:
-            raw = [tf.gather(table, ids) for table in self.tables]
-        raw = [tf.cast(x, self.compute_dtype) for x in raw]
+        # Shared: candidate n is the prefix X[v, :d_n] of the row, and the unify
+        # reads the row; separate: the concatenation [X^1[v], ..., X^N[v]].
+        rows = [tf.cast(tf.gather(table, ids), self.compute_dtype) for table in self.tables]
+        inputs = rows[0] if self.storage == "shared" else tf.concat(rows, axis=-1)
         if self.unify == "linear":
-            return self._linear(raw, training)
-        return self._zero_pad(raw, training)
+            return self._linear(inputs, training)
+        return self._zero_pad(inputs, training)
 
     def _normalized_width(self) -> int:
         """The number of columns BatchNorm normalises."""
@@ -323,11 +321,9 @@ class CandidateEmbedding(tf.keras.layers.Layer):
                 offset += d
         return pairs
 
-    def _linear(self, raw: list, training) -> tf.Tensor:
+    def _linear(self, inputs: tf.Tensor, training) -> tf.Tensor:
         """All candidates' maps W_n^T x^n + b_n as one matmul, then BatchNorm."""
-        d_max, dtype = self.output_dim, raw[0].dtype
-        # Shared: x^n = X[v, :d_n], a prefix of the row; separate: the concatenation.
-        inputs = raw[-1] if self.storage == "shared" else tf.concat(raw, axis=-1)
+        d_max, dtype = self.output_dim, inputs.dtype
         # The mask keeps the entries outside the blocks at zero: their gradient is zero.
         kernel = tf.convert_to_tensor(self.unify_kernel)
         kernel = kernel * tf.constant(self._unify_mask, kernel.dtype)
@@ -394,15 +390,14 @@ class CandidateEmbedding(tf.keras.layers.Layer):
         mapped = tf.nn.bias_add(tf.matmul(x, kernel * scale), (bias - mean) * scale)
         return tf.cast(mapped, self.compute_dtype)
 
-    def _zero_pad(self, raw: list, training) -> tf.Tensor:
+    def _zero_pad(self, inputs: tf.Tensor, training) -> tf.Tensor:
         """BatchNorm of each raw candidate, then zeros up to d_N."""
-        d_max, dtype = self.output_dim, raw[0].dtype
+        d_max, dtype = self.output_dim, inputs.dtype
+        normalized = self._normalize(inputs, training)
         if self.storage == "shared":
             # Candidate n is the first d_n normalised columns of the same row.
-            normalized = self._normalize(raw[-1], training)
             mask = [[1.0] * d + [0.0] * (d_max - d) for d in self.candidates]
             return normalized[:, None, :] * tf.constant(mask, dtype=dtype)
-        normalized = self._normalize(tf.concat(raw, axis=-1), training)
         pieces = tf.split(normalized, list(self.candidates), axis=-1)
         padded = [tf.pad(x, [[0, 0], [0, d_max - d]]) for d, x in zip(self.candidates, pieces)]
         return tf.stack(padded, axis=1)

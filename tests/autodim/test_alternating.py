@@ -14,6 +14,7 @@ import tensorflow_recommenders as tfrs
 from keras_dimsel.autodim.alternating import (
     SUPPORTED_MODES,
     AlternatingSearch,
+    _tape_watching,
     zip_train_validation,
 )
 
@@ -158,6 +159,26 @@ def test_variables_are_partitioned_into_network_and_architecture():
     network_refs = {v.ref() for v in model.network_variables}
     assert model.selector.alpha_logits.ref() not in network_refs
     assert len(network_refs) + 1 == len(model.trainable_variables)
+
+
+@pytest.mark.parametrize("part", ["network", "architecture"])
+def test_a_step_records_only_the_variables_it_differentiates_with_the_same_gradients(part):
+    # The alpha step watches alpha alone and the network step the network alone:
+    # the tape holds only what depends on them, and their gradients are those of
+    # a tape that watches every variable read.
+    model = compiled_keras_model()
+    variables = getattr(model, f"{part}_variables")
+    batch = (tf.constant(X_VAL), tf.constant(Y_VAL))
+    with _tape_watching(variables) as tape:
+        loss, _ = model._batch_loss(batch)
+    with tf.GradientTape() as everything:
+        full_loss, _ = model._batch_loss(batch)
+    assert {v.ref() for v in tape.watched_variables()} == {v.ref() for v in variables}
+    assert len(everything.watched_variables()) == len(model.trainable_variables)
+    assert float(loss) == float(full_loss)
+    expected = everything.gradient(full_loss, variables)
+    for ours, full in zip(tape.gradient(loss, variables), expected):
+        np.testing.assert_array_equal(ours.numpy(), full.numpy())
 
 
 def test_alpha_updates_happen_exactly_every_arch_every_steps_after_pretraining():
