@@ -87,22 +87,52 @@ class LazyAdam(tf.keras.optimizers.Adam):
 
     def __init__(self, learning_rate=0.001, name: str = "LazyAdam", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self._step_factors = _StepFactors()
+
+    def apply_gradients(self, grads_and_vars, *args, **kwargs):
+        # The factors of this step are computed once, in the graph of this call.
+        self._step_factors.clear()
+        try:
+            return super().apply_gradients(grads_and_vars, *args, **kwargs)
+        finally:
+            self._step_factors.clear()
+
+    def _factors(self, dtype: tf.DType):
+        """`(alpha, epsilon)` of this step, Adam's expressions, once per graph and dtype.
+
+        tf_keras's Adam computes them again for every variable: some twenty
+        ops each, a sizeable part of a traced step of a model with many
+        fields. Every variable of a step shares them (the step count moves
+        after all the updates), so computing them once gives the same numbers.
+        """
+        key = (tf.compat.v1.get_default_graph(), dtype)
+        if key not in self._step_factors:
+            lr = tf.cast(self.learning_rate, dtype)
+            step = tf.cast(self.iterations + 1, dtype)
+            beta_1_power = tf.pow(tf.cast(self.beta_1, dtype), step)
+            beta_2_power = tf.pow(tf.cast(self.beta_2, dtype), step)
+            alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+            epsilon = self.epsilon
+            if self.adaptive_epsilon:
+                epsilon = epsilon * tf.sqrt(1 - beta_2_power)
+            self._step_factors[key] = alpha, epsilon
+        return self._step_factors[key]
 
     def update_step(self, gradient, variable):
-        slots = adam_slots(self, variable) if isinstance(gradient, tf.IndexedSlices) else None
+        slots = adam_slots(self, variable)
         if slots is None:
             return super().update_step(gradient, variable)
         m, v, v_hat = slots
         # The same expressions, in the same precision, as Adam's dense update.
-        dtype = variable.dtype
-        lr = tf.cast(self.learning_rate, dtype)
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1_power = tf.pow(tf.cast(self.beta_1, dtype), step)
-        beta_2_power = tf.pow(tf.cast(self.beta_2, dtype), step)
-        alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        epsilon = self.epsilon
-        if self.adaptive_epsilon:
-            epsilon = epsilon * tf.sqrt(1 - beta_2_power)
+        alpha, epsilon = self._factors(variable.dtype)
+        if not isinstance(gradient, tf.IndexedSlices):
+            m.assign_add((gradient - m) * (1 - self.beta_1))
+            v.assign_add((tf.square(gradient) - v) * (1 - self.beta_2))
+            if v_hat is not None:
+                v_hat.assign(tf.maximum(v_hat, v))
+                v = v_hat
+            variable.assign_sub((m * alpha) / (tf.sqrt(v) + epsilon))
+            return
 
         rows, values = gradient.indices, gradient.values
         m_rows = tf.gather(m, rows)
@@ -115,6 +145,10 @@ class LazyAdam(tf.keras.optimizers.Adam):
             v_rows = tf.maximum(tf.gather(v_hat, rows), v_rows)
             v_hat.scatter_update(tf.IndexedSlices(v_rows, rows))
         variable.scatter_sub(tf.IndexedSlices((m_rows * alpha) / (tf.sqrt(v_rows) + epsilon), rows))
+
+
+class _StepFactors(dict):
+    """The factors of one `apply_gradients` call (a dict subclass: not tracked nor saved)."""
 
 
 def is_table(variable: tf.Variable, names: Sequence[str] = TABLE_NAMES) -> bool:

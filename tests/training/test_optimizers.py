@@ -99,6 +99,35 @@ class TestLazyAdam:
             dense.apply_gradients([(gradient, dense_kernel)])
         np.testing.assert_array_equal(lazy_kernel.numpy(), dense_kernel.numpy())
 
+    @pytest.mark.parametrize("amsgrad", [False, True])
+    def test_a_traced_step_computes_the_factors_once_for_all_variables(self, amsgrad):
+        # Adam computes lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) for each variable;
+        # LazyAdam once per step, with the same numbers.
+        def steps(optimizer):
+            variables = [_table("kernel") for _ in range(4)] + [_table()]
+
+            @tf.function
+            def step(seed):
+                gradients = [
+                    tf.random.stateless_normal([ROWS, DIM], seed=[seed, i]) for i in range(4)
+                ]
+                rows = tf.constant([1, 3], tf.int64)
+                values = tf.random.stateless_normal([2, DIM], seed=[seed, 9])
+                gradients.append(tf.IndexedSlices(values, rows, [ROWS, DIM]))
+                optimizer.apply_gradients(zip(gradients, variables))
+
+            for seed in range(3):
+                step(seed)
+            graph = step.get_concrete_function(0).graph
+            powers = sum(node.type == "Pow" for node in graph.get_operations())
+            return [v.numpy() for v in variables], powers
+
+        lazy, lazy_powers = steps(LazyAdam(0.01, amsgrad=amsgrad))
+        dense, dense_powers = steps(tf.keras.optimizers.Adam(0.01, amsgrad=amsgrad))
+        for got, want in zip(lazy[:4], dense[:4]):  # dense gradients: Adam's numbers exactly
+            np.testing.assert_array_equal(got, want)
+        assert (lazy_powers, dense_powers) == (2, 10)  # beta_1^t and beta_2^t
+
     def test_amsgrad_keeps_the_maximum_of_the_rows_it_reads(self):
         table = _table()
         optimizer = LazyAdam(0.01, amsgrad=True)
