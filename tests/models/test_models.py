@@ -114,12 +114,13 @@ def test_an_unbuilt_model_is_built_before_its_first_trace_with_the_same_weights(
     # `build_weights` gives; a learning rate of 0 leaves them as created.
     def trained(build_first):
         tf.keras.utils.set_random_seed(0)
+        fields = [field.name for field in spec.fields][:3]
         if kind == "full":
-            model = full_model("deepfm", spec, dim=4)
+            model = full_model("fm", spec, dim=4, fields=fields)
             model.compile(optimizer=tf.keras.optimizers.Adam(0.0))
             data = _train(spec).take(2)
         else:
-            model = search_model("deepfm", spec, candidates=(2, 4), seed=0)
+            model = search_model("fm", spec, candidates=(2, 4), seed=0, fields=fields)
             model.compile(
                 optimizer=tf.keras.optimizers.Adam(0.0),
                 arch_optimizer=tf.keras.optimizers.Adam(0.0),
