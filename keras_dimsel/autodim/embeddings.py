@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from keras_dimsel.autodim import DEFAULT_CANDIDATES
 from keras_dimsel.layers._utils import scope_name
-from keras_dimsel.layers.candidate_embedding import CandidateEmbedding
-from keras_dimsel.layers.dimension_selector import DimensionGumbelSelector
+from keras_dimsel.layers.candidate_embedding import CandidateEmbedding, unify_candidates
+from keras_dimsel.layers.dimension_selector import DimensionGumbelSelector, select_candidates
 from keras_dimsel.models.embeddings import FieldEmbeddings
 
 
@@ -82,11 +82,26 @@ class SearchEmbeddings(FieldEmbeddings):
         """Per field, softmax(alpha) over the candidates."""
         return {name: s.probabilities().numpy().tolist() for name, s in self.selectors.items()}
 
-    def call(self, ids: dict, training=None, return_rows: bool = False):
-        outputs = []
+    def build(self, input_shape):
+        # Built here, not by calls of their own: `call` computes all fields at once
+        # from the layers' variables (`unify_candidates`, `select_candidates`).
+        candidates_shape = (None, len(self.candidates), max(self.candidates))
         for name in self.vocab_sizes:
-            candidates = self.embeddings[name](ids[name], training=training)
-            outputs.append(self.selectors[name](candidates, training=training))
+            for layer, shape in (
+                (self.embeddings[name], input_shape[name]),
+                (self.selectors[name], candidates_shape),
+            ):
+                with tf.name_scope(layer.name):
+                    layer.build(shape)
+        super().build(input_shape)
+
+    def call(self, ids: dict, training=None, return_rows: bool = False):
+        names = list(self.vocab_sizes)
+        candidates = unify_candidates(
+            [self.embeddings[name] for name in names], [ids[name] for name in names], training
+        )
+        selected = select_candidates([self.selectors[name] for name in names], candidates, training)
+        outputs = tf.unstack(selected)
         return (outputs, outputs) if return_rows else outputs
 
     def get_config(self) -> dict:

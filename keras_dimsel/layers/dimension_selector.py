@@ -8,7 +8,7 @@ candidate embeddings with Gumbel-softmax weights during the search.
 from __future__ import annotations
 
 import random
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -180,24 +180,7 @@ class DimensionGumbelSelector(tf.keras.layers.Layer):
         return one_hot + (probs - tf.stop_gradient(probs))
 
     def call(self, candidates: tf.Tensor, training=None) -> tf.Tensor:
-        candidates = tf.convert_to_tensor(candidates, dtype=self.compute_dtype)
-        if training is None:
-            training = False
-
-        def noisy():
-            weights = self._training_weights(tf.shape(candidates)[0])
-            # A broadcast product and a sum: the einsum "bn,bnd->bd" would be a batch of
-            # [1, N] x [N, d] matmuls, several times slower on CPU.
-            weights = tf.cast(weights, candidates.dtype)[:, :, None]
-            return tf.reduce_sum(weights * candidates, axis=1)
-
-        def deterministic():
-            weights = tf.cast(self.probabilities(), candidates.dtype)
-            return tf.einsum("n,bnd->bd", weights, candidates)
-
-        if isinstance(training, (bool, np.bool_)):
-            return noisy() if training else deterministic()
-        return tf.cond(tf.cast(training, tf.bool), noisy, deterministic)
+        return select_candidates([self], tf.expand_dims(candidates, 0), training=training)[0]
 
     def compute_output_shape(self, input_shape):
         input_shape = tf.TensorShape(input_shape)
@@ -214,3 +197,63 @@ class DimensionGumbelSelector(tf.keras.layers.Layer):
             }
         )
         return config
+
+
+def select_candidates(
+    selectors: Sequence[DimensionGumbelSelector], candidates: tf.Tensor, training=None
+) -> tf.Tensor:
+    """Mixes the candidates of several fields, each with its own selector, at once.
+
+    The selection weights are each selector's (its own alpha, temperature and
+    noise); the weighted sum over the candidates is one op for all fields.
+    `DimensionGumbelSelector.call` is this function for one field. As with
+    `unify_candidates`, the numbers of a field can differ from those of its
+    selector alone in the last bits of float32.
+
+    Args:
+        selectors: the built `DimensionGumbelSelector`s of the fields, all with
+            the same number N of candidates.
+        candidates: `[fields, batch, N, dim]`, the unified candidates of the
+            fields in the order of `selectors`.
+        training: bool or bool tensor, Gumbel-softmax weights with noise, or
+            the deterministic softmax(alpha).
+
+    Returns:
+        A tensor `[fields, batch, dim]`.
+
+    Examples:
+
+        >>> selectors = [DimensionGumbelSelector(2, seed=0), DimensionGumbelSelector(2, seed=1)]
+        >>> for selector in selectors:
+        ...     selector.build((None, 2, 1))
+        >>> candidates = tf.constant([[[[1.0], [3.0]]], [[[2.0], [4.0]]]])  # [2, 1, 2, 1]
+        >>> select_candidates(selectors, candidates).numpy().tolist()  # equal weights at first
+        [[[2.0]], [[3.0]]]
+    """
+    first = selectors[0]
+    if any(selector.num_candidates != first.num_candidates for selector in selectors):
+        raise ValueError(
+            "Selectors that mix together must have the same number of candidates. "
+            f"Received: {[selector.num_candidates for selector in selectors]}"
+        )
+    candidates = tf.convert_to_tensor(candidates, dtype=first.compute_dtype)
+    if training is None:
+        training = False
+
+    def noisy():
+        batch_size = tf.shape(candidates)[1]
+        weights = tf.stack([selector._training_weights(batch_size) for selector in selectors])
+        # A broadcast product and a sum: the einsum "fbn,fbnd->fbd" would be a batch of
+        # [1, N] x [N, d] matmuls, several times slower on CPU.
+        weights = tf.cast(weights, candidates.dtype)[..., None]
+        return tf.reduce_sum(weights * candidates, axis=2)
+
+    def deterministic():
+        # softmax of each alpha alone: one over the rows of [fields, N] adds in
+        # another order than one over a single row.
+        weights = tf.stack([selector.probabilities() for selector in selectors])
+        return tf.einsum("fn,fbnd->fbd", tf.cast(weights, candidates.dtype), candidates)
+
+    if isinstance(training, (bool, np.bool_)):
+        return noisy() if training else deterministic()
+    return tf.cond(tf.cast(training, tf.bool), noisy, deterministic)
