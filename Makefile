@@ -16,7 +16,7 @@ export TF_USE_LEGACY_KERAS := 1
 DEMO_DIR ?= demo_output
 DEMO_ROWS ?= 100000
 
-.PHONY: install demo test lint format docs docs-serve docs-figures bench-preprocess bench-autodim bench-amtl bench-scale bench-export bench-quick bench clean
+.PHONY: install demo test lint format docs docs-serve docs-figures bench-preprocess bench-autodim bench-amtl bench-scale bench-export bench-first-step bench-quick bench clean
 
 install: $(STAMP)
 
@@ -25,7 +25,7 @@ $(STAMP): constraints.txt setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' || { echo "error: $(PYTHON) is not Python 3.10 (TFX 1.16 needs 3.9-3.10)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" "$(UV)"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e ".[$(EXTRAS)]"
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
 
 demo: $(STAMP)
@@ -81,6 +81,9 @@ bench-scale: $(STAMP)
 
 bench-export: $(STAMP)
 	$(BIN)/python benchmarks/export_speed.py --model deepfm --repeats 5 --out benchmarks/results/export_speed.json
+
+bench-first-step: $(STAMP)
+	$(BIN)/python benchmarks/first_step.py --model deepfm --repeats 3 --out benchmarks/results/first_step.json
 
 # The benchmark study (benchmarks/README.md): summary.json, summary.md and PNG plots in
 # benchmarks/results. bench-quick: one seed, small settings, under ten minutes on two cores;

@@ -37,9 +37,8 @@ from keras_dimsel.models import MODELS, full_model  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from amtl_speed import spread  # noqa: E402
+from first_step import DEFAULT_DATA_ROOT, criteo_sample  # noqa: E402
 from machine import REPO_ROOT, code_state, machine_description, write_results  # noqa: E402
-from study_cells import prepare_dataset  # noqa: E402
-from study_config import CRITEO, DEFAULT_DATA_ROOT  # noqa: E402
 
 
 def save_keras_root(model, directory: str) -> None:
@@ -67,7 +66,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    spec = prepare_dataset(CRITEO, args.data_root, args.work_dir)
+    spec = criteo_sample(args.data_root, args.work_dir)
     features, _ = next(iter(make_dataset(spec, "test", batch_size=256)))
     seconds = {name: [] for name in EXPORTS}
     outputs = {}
