@@ -86,9 +86,10 @@ class SearchEmbeddings(FieldEmbeddings):
         # Built here, not by calls of their own: `call` computes all fields at once
         # from the layers' variables (`unify_candidates`, `select_candidates`).
         candidates_shape = (None, len(self.candidates), max(self.candidates))
+        ids_shapes = input_shape if isinstance(input_shape, dict) else {}
         for name in self.vocab_sizes:
             for layer, shape in (
-                (self.embeddings[name], input_shape[name]),
+                (self.embeddings[name], ids_shapes.get(name, (None,))),
                 (self.selectors[name], candidates_shape),
             ):
                 with tf.name_scope(layer.name):
