@@ -38,23 +38,19 @@ from typing import Optional, Sequence  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import REPO_ROOT, code_state, machine_description, spread, write_results  # noqa: E402
 
+sys.path.insert(0, REPO_ROOT)
+from benchmarks.study.cells import CellRunner, StudyError  # noqa: E402
+from benchmarks.study.config import CANDIDATES, CONFIGS, DEFAULT_DATA_ROOT  # noqa: E402
+
 MODELS = ("full", "search")
-CANDIDATES = (2, 8, 16, 24, 32)
-DEFAULT_DATA_ROOT = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 
 
 def criteo_sample(data_root: str, work_dir: str):
-    """The artifact of the Criteo sample's 10,000 rows, made by the Beam job on first use."""
-    from keras_dimsel import pipeline
-    from keras_dimsel.data import make_reader
-    from keras_dimsel.preprocessing.pipeline import PreprocessConfig
-
-    path = os.path.join(data_root, "criteo", "train_head10k.txt")
-    if not os.path.exists(path):
-        raise SystemExit(f"the Criteo sample is not at {path} (see --data-root)")
-    output = os.path.join(work_dir, "data", "criteo")
-    reader = make_reader("criteo", [path], output_dir=output)
-    return pipeline.preprocess(reader, PreprocessConfig(output_dir=output))
+    """The study's artifact of the Criteo sample (10,000 rows), made on first use."""
+    try:
+        return CellRunner(CONFIGS["full"], "", work_dir, data_root).spec("criteo")
+    except StudyError as error:
+        raise SystemExit(str(error)) from None
 
 
 def measure(model_name: str, kind: str, artifact: str) -> dict:

@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from keras_dimsel.layers._utils import is_int
+from keras_dimsel.layers._utils import is_int, static_cond
 
 # Keeps log(u) finite: uniform draws start at the smallest normal float32.
 _TINY = float(np.finfo(np.float32).tiny)
@@ -237,8 +237,6 @@ def select_candidates(
             f"Received: {[selector.num_candidates for selector in selectors]}"
         )
     candidates = tf.convert_to_tensor(candidates, dtype=first.compute_dtype)
-    if training is None:
-        training = False
 
     def noisy():
         batch_size = tf.shape(candidates)[1]
@@ -254,6 +252,8 @@ def select_candidates(
         weights = tf.stack([selector.probabilities() for selector in selectors])
         return tf.einsum("fn,fbnd->fbd", tf.cast(weights, candidates.dtype), candidates)
 
-    if isinstance(training, (bool, np.bool_)):
-        return noisy() if training else deterministic()
-    return tf.cond(tf.cast(training, tf.bool), noisy, deterministic)
+    if training is None:
+        training = False
+    elif tf.is_tensor(training):
+        training = tf.cast(training, tf.bool)
+    return static_cond(training, noisy, deterministic)
