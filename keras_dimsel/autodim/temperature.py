@@ -84,6 +84,75 @@ class TemperatureSchedule:
         self.rate = float(rate)
         self.reference_batch_size = reference_batch_size
 
+    @classmethod
+    def relative(
+        cls,
+        total_examples: int,
+        anneal_fraction: float = 0.5,
+        floor: float = DEFAULT_FLOOR,
+        reference_batch_size: int = 2000,
+    ) -> TemperatureSchedule:
+        """The schedule that reaches `floor` after a fraction of the run, whatever its length.
+
+        The paper's rate is absolute: written for Criteo's 45 million rows, it
+        leaves the temperature near 1 for a run of a few hundred thousand
+        examples, so the selection is never annealed. This one falls linearly
+        from 1 to `floor` over the first `anneal_fraction * total_examples`
+        examples and stays there, for any run length:
+
+            rate = (1 - floor) * B_ref / (anneal_fraction * total_examples)
+
+        Args:
+            total_examples: int, the training examples the run will see
+                (epochs times the examples of an epoch), > 0.
+            anneal_fraction: float in (0, 1], the part of the run by whose
+                end the temperature is at its floor.
+            floor: float in (0, 1], the lowest temperature.
+            reference_batch_size: int, as in the constructor.
+
+        Returns:
+            A TemperatureSchedule.
+
+        Raises:
+            ValueError: when an argument is out of its range.
+
+        Examples:
+
+            >>> schedule = TemperatureSchedule.relative(300_000, anneal_fraction=0.5)
+            >>> [round(float(schedule(seen)), 3) for seen in (0, 75_000, 150_000, 300_000)]
+            [1.0, 0.505, 0.01, 0.01]
+        """
+        if (
+            not isinstance(total_examples, int)
+            or isinstance(total_examples, bool)
+            or total_examples <= 0
+        ):
+            raise ValueError(
+                "`total_examples` must be a positive integer. "
+                f"Received: total_examples={total_examples!r}"
+            )
+        if not _is_number(anneal_fraction) or not 0.0 < anneal_fraction <= 1.0:
+            raise ValueError(
+                "`anneal_fraction` must be a number in (0, 1]. "
+                f"Received: anneal_fraction={anneal_fraction!r}"
+            )
+        if not _is_number(floor) or not 0.0 < floor <= 1.0:
+            raise ValueError(f"`floor` must be a number in (0, 1]. Received: floor={floor!r}")
+        rate = (1.0 - floor) * reference_batch_size / (anneal_fraction * total_examples)
+        return cls(floor=floor, rate=rate, reference_batch_size=reference_batch_size)
+
+    def examples_to_floor(self) -> float:
+        """The training examples after which the temperature is at its floor (inf at rate 0).
+
+        Examples:
+
+            >>> TemperatureSchedule().examples_to_floor()  # the paper: 19,800 steps of 2000
+            39600000.0
+        """
+        if self.rate == 0:
+            return math.inf
+        return (1.0 - self.floor) * self.reference_batch_size / self.rate
+
     def __call__(self, examples_seen: Union[int, float, tf.Tensor]) -> tf.Tensor:
         """The temperature after `examples_seen` training examples.
 

@@ -54,6 +54,53 @@ def test_zero_rate_keeps_the_temperature_at_one():
     assert tau(TemperatureSchedule(rate=0.0), 10**9) == 1.0
 
 
+def test_the_paper_schedule_reaches_its_floor_after_39_6_million_examples():
+    schedule = TemperatureSchedule()
+    assert schedule.examples_to_floor() == pytest.approx(19_800 * 2000)
+    assert TemperatureSchedule(rate=0.0).examples_to_floor() == float("inf")
+
+
+@pytest.mark.parametrize("total", [1, 2_000, 123_457, 3_000_000, 45_000_000, 10**10])
+@pytest.mark.parametrize("fraction", [0.05, 0.5, 1.0])
+@pytest.mark.parametrize("floor", [0.01, 0.3])
+def test_a_relative_schedule_reaches_its_floor_at_the_fraction_for_any_run_length(
+    total, fraction, floor
+):
+    schedule = TemperatureSchedule.relative(total, anneal_fraction=fraction, floor=floor)
+    at_floor = fraction * total
+    assert schedule.examples_to_floor() == pytest.approx(at_floor, rel=1e-12)
+    assert tau(schedule, 0) == 1.0
+    # Linear: half-way through the annealing, half-way between 1 and the floor.
+    assert tau(schedule, at_floor / 2) == pytest.approx((1 + floor) / 2, abs=1e-6)
+    assert tau(schedule, 0.99 * at_floor) > float(np.float32(floor))
+    assert tau(schedule, at_floor) == pytest.approx(floor, abs=1e-6)
+    assert tau(schedule, total) == pytest.approx(floor, abs=1e-6)
+    assert tau(schedule, 3 * total) == float(np.float32(floor))
+
+
+def test_a_relative_schedule_is_a_schedule_like_any_other():
+    schedule = TemperatureSchedule.relative(40_000, anneal_fraction=0.5, reference_batch_size=500)
+    assert schedule.reference_batch_size == 500
+    assert schedule.rate == pytest.approx(0.99 * 500 / 20_000)
+    restored = TemperatureSchedule.from_config(schedule.get_config())
+    assert tau(restored, 12_345) == tau(schedule, 12_345)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"total_examples": 0}, "`total_examples` must be a positive integer"),
+        ({"total_examples": 1e6}, "`total_examples` must be a positive integer"),
+        ({"total_examples": 10, "anneal_fraction": 0.0}, "`anneal_fraction` must be a number"),
+        ({"total_examples": 10, "anneal_fraction": 1.5}, "Received: anneal_fraction=1.5"),
+        ({"total_examples": 10, "floor": 0.0}, "`floor` must be a number in \\(0, 1\\]"),
+    ],
+)
+def test_a_relative_schedule_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TemperatureSchedule.relative(**kwargs)
+
+
 def test_schedule_returns_float32_for_numbers_and_tensors():
     schedule = TemperatureSchedule()
     for value in (0, 4000.0, tf.constant(4000), tf.constant(4000, tf.int64), np.int64(4000)):
