@@ -117,6 +117,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         default=list(DERIVE_METHODS),
     )
     parser.add_argument(
+        "--anneal-fraction",
+        type=float,
+        default=None,
+        help="the temperature reaches its floor after this fraction of each search "
+        "(run_search's anneal_fraction); default: run_search's default schedule",
+    )
+    parser.add_argument(
         "--out", default=os.path.join(REPO_ROOT, "benchmarks/results/search_quality.json")
     )
     parser.add_argument(
@@ -133,7 +140,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for seed in args.seeds:
             output = os.path.join(args.work_dir, f"search_{derive}_seed{seed}")
             plan = run_search(
-                spec, "deepfm", output, derive=derive, settings=TrainSettings(seed=seed)
+                spec,
+                "deepfm",
+                output,
+                derive=derive,
+                anneal_fraction=args.anneal_fraction,
+                settings=TrainSettings(seed=seed),
             )
             runs.append({"derive": derive, "seed": seed, **judge(plan, roles)})
             print(f"derive {derive}, seed {seed}: {plan.fields}", flush=True)
@@ -147,6 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "data_seed": args.data_seed,
             "model": "deepfm",
             "derive": args.derive,
+            "anneal_fraction": args.anneal_fraction,
         },
         "fields": list(spec.field_names),
         "runs": runs,

@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras_dimsel.autodim.model import planned_model
 from keras_dimsel.autodim.plan import DimensionPlan
 from keras_dimsel.autodim.runs import run_retrain, run_search
+from keras_dimsel.autodim.temperature import TemperatureSchedule
 from keras_dimsel.data.input_fn import make_dataset
 from keras_dimsel.export import export_saved_model, saved_embedding_params
 from keras_dimsel.models import full_model, vocab_sizes
@@ -113,3 +114,28 @@ def test_search_derived_by_probing_keeps_alpha_equal_and_records_the_losses(spec
     assert metrics["training_memory_estimate_bytes"] > RUNTIME_BYTES  # the search records it
     with pytest.raises(ValueError, match=r"`derive` must be one of \('alpha', 'probe'\)"):
         run_search(spec, "fm", str(tmp_path / "bad"), derive="best", settings=settings)
+
+
+@pytest.mark.e2e
+def test_a_search_with_an_anneal_fraction_reaches_the_floor_at_that_fraction(
+    spec, tmp_path, capsys
+):
+    settings = TrainSettings(epochs=2, batch_size=256, seed=0)
+    output = tmp_path / "relative"
+    run_search(spec, "fm", str(output), candidates=(2, 8), anneal_fraction=0.5, settings=settings)
+    steps = -(-spec.splits["train"] // 256)
+    schedule = json.loads((output / "search_metrics.json").read_text())["temperature_schedule"]
+    # Half of 2 epochs: the floor after the first epoch's examples.
+    assert schedule["rate"] == pytest.approx((1 - 0.01) * 2000 / (steps * 256))
+    temperatures = [
+        float(line.split("temperature: ")[1].split()[0])
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("epoch ") and "temperature: " in line
+    ]
+    # Each epoch logs the temperature of its last batch: that of the examples before it.
+    assert temperatures == pytest.approx([1 - 0.99 * (steps - 1) / steps, 0.01], abs=1e-4)
+    with pytest.raises(ValueError, match="`temperature_schedule` or `anneal_fraction`, not both"):
+        run_search(
+            spec, "fm", str(tmp_path / "both"), temperature_schedule=TemperatureSchedule(),
+            anneal_fraction=0.5, settings=settings,
+        )  # fmt: skip

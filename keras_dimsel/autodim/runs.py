@@ -67,6 +67,7 @@ def run_search(
     hard: bool = False,
     rank_scaling: bool = True,
     temperature_schedule: Optional[TemperatureSchedule] = None,
+    anneal_fraction: Optional[float] = None,
     budget: Optional[float] = None,
     derive: str = "alpha",
     tolerance: float = DEFAULT_TOLERANCE,
@@ -85,7 +86,9 @@ def run_search(
     update), never below 0.001. `hard` samples one candidate per example with
     a straight-through gradient; `rank_scaling` is `CandidateEmbedding`'s
     correction of linear candidates; `temperature_schedule=None` is the
-    paper's `TemperatureSchedule()`. `budget` (a fraction of the full
+    paper's `TemperatureSchedule()`, unless `anneal_fraction` is given: then
+    the temperature reaches its floor after that fraction of this run's
+    training examples (`TemperatureSchedule.relative`). `budget` (a fraction of the full
     model's embedding parameters) derives the most probable plan that fits it
     instead of the plain argmax (`DimensionPlan.within_budget`).
 
@@ -116,6 +119,8 @@ def run_search(
         hard: bool, straight-through one-hot selection.
         rank_scaling: bool, see `CandidateEmbedding`.
         temperature_schedule: TemperatureSchedule or None.
+        anneal_fraction: float in (0, 1] or None, see above; not with
+            `temperature_schedule`.
         budget: float in (0, 1] or None, see above.
         derive: str, `"alpha"` or `"probe"`.
         tolerance: float, the probe loss tolerance (`derive="probe"`).
@@ -190,6 +195,13 @@ def run_search(
         hard=hard,
         seed=settings.seed,
     )
+    if anneal_fraction is not None:
+        if temperature_schedule is not None:
+            raise ValueError("give `temperature_schedule` or `anneal_fraction`, not both")
+        temperature_schedule = TemperatureSchedule.relative(
+            total_steps * settings.batch_size,  # as `TemperatureAnnealing` counts them
+            anneal_fraction,
+        )
     if arch_learning_rate is None:
         updates = max(1, (total_steps - pretrain_steps) // (1 if mode == "joint" else arch_every))
         arch_learning_rate = max(DEFAULT_LEARNING_RATE, ARCH_TRAVEL / updates)
