@@ -117,6 +117,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         default=list(DERIVE_METHODS),
     )
     parser.add_argument(
+        "--arch-every",
+        type=int,
+        default=10,
+        help="network steps per alpha update (run_search's arch_every, default 10)",
+    )
+    parser.add_argument(
         "--anneal-fraction",
         type=float,
         default=None,
@@ -144,6 +150,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "deepfm",
                 output,
                 derive=derive,
+                arch_every=args.arch_every,
                 anneal_fraction=args.anneal_fraction,
                 settings=TrainSettings(seed=seed),
             )
@@ -159,6 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "data_seed": args.data_seed,
             "model": "deepfm",
             "derive": args.derive,
+            "arch_every": args.arch_every,
             "anneal_fraction": args.anneal_fraction,
         },
         "fields": list(spec.field_names),
