@@ -102,6 +102,11 @@ class TemperatureSchedule:
 
             rate = (1 - floor) * B_ref / (anneal_fraction * total_examples)
 
+        A low temperature is not by itself better: on the planted synthetic
+        data, annealing to 0.01 by half the run found the interaction less
+        often than the paper's schedule at every size from 30k to 300k rows
+        (`benchmarks/results/search_trust/`).
+
         Args:
             total_examples: int, the training examples the run will see
                 (epochs times the examples of an epoch), > 0.
