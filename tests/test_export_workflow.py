@@ -139,3 +139,4 @@ def test_a_search_with_an_anneal_fraction_reaches_the_floor_at_that_fraction(
             spec, "fm", str(tmp_path / "both"), temperature_schedule=TemperatureSchedule(),
             anneal_fraction=0.5, settings=settings,
         )  # fmt: skip
+    assert not (tmp_path / "both").exists()  # refused before anything is written

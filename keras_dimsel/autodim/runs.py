@@ -168,6 +168,15 @@ def run_search(
             f"no plan fits a budget of {budget:g}: with candidates {tuple(candidates)} the "
             f"smallest plan takes {min(candidates) / max(candidates):.1%} of the full model"
         )
+    steps_per_epoch = settings.steps_per_epoch(spec)
+    total_steps = steps_per_epoch * settings.epochs
+    if anneal_fraction is not None:
+        if temperature_schedule is not None:
+            raise ValueError("give `temperature_schedule` or `anneal_fraction`, not both")
+        temperature_schedule = TemperatureSchedule.relative(
+            total_steps * settings.batch_size,  # as `TemperatureAnnealing` counts them
+            anneal_fraction,
+        )
     vocab_sizes = {field.name: field.vocab_size for field in spec.fields}
     print(
         check_search_memory(
@@ -180,8 +189,6 @@ def run_search(
     )
     seed_everything(settings.seed)
     _io.makedirs(output)
-    steps_per_epoch = settings.steps_per_epoch(spec)
-    total_steps = steps_per_epoch * settings.epochs
     if pretrain_steps is None:
         # Probing needs every candidate trained: alpha stays at equal weights throughout.
         pretrain_steps = total_steps if derive == "probe" else steps_per_epoch // 2
@@ -195,13 +202,6 @@ def run_search(
         hard=hard,
         seed=settings.seed,
     )
-    if anneal_fraction is not None:
-        if temperature_schedule is not None:
-            raise ValueError("give `temperature_schedule` or `anneal_fraction`, not both")
-        temperature_schedule = TemperatureSchedule.relative(
-            total_steps * settings.batch_size,  # as `TemperatureAnnealing` counts them
-            anneal_fraction,
-        )
     if arch_learning_rate is None:
         updates = max(1, (total_steps - pretrain_steps) // (1 if mode == "joint" else arch_every))
         arch_learning_rate = max(DEFAULT_LEARNING_RATE, ARCH_TRAVEL / updates)

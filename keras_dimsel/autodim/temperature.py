@@ -22,6 +22,17 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _check_unit_fraction(name: str, value) -> None:
+    if not _is_number(value) or not 0.0 < value <= 1.0:
+        raise ValueError(f"`{name}` must be a number in (0, 1]. Received: {name}={value!r}")
+
+
+def _check_count(name: str, value, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"`{name}` must be a {kind} integer. Received: {name}={value!r}")
+
+
 @tf.keras.utils.register_keras_serializable(package="keras_dimsel")
 class TemperatureSchedule:
     """Linear temperature decay with a floor, measured in examples seen.
@@ -65,21 +76,12 @@ class TemperatureSchedule:
         rate: float = DEFAULT_RATE,
         reference_batch_size: int = 2000,
     ):
-        if not _is_number(floor) or not 0.0 < floor <= 1.0:
-            raise ValueError(f"`floor` must be a number in (0, 1]. Received: floor={floor!r}")
+        _check_unit_fraction("floor", floor)
         if not _is_number(rate) or not math.isfinite(rate) or rate < 0:
             raise ValueError(
                 f"`rate` must be a finite non-negative number. Received: rate={rate!r}"
             )
-        if (
-            not isinstance(reference_batch_size, int)
-            or isinstance(reference_batch_size, bool)
-            or reference_batch_size <= 0
-        ):
-            raise ValueError(
-                "`reference_batch_size` must be a positive integer. "
-                f"Received: reference_batch_size={reference_batch_size!r}"
-            )
+        _check_count("reference_batch_size", reference_batch_size)
         self.floor = float(floor)
         self.rate = float(rate)
         self.reference_batch_size = reference_batch_size
@@ -127,22 +129,9 @@ class TemperatureSchedule:
             >>> [round(float(schedule(seen)), 3) for seen in (0, 75_000, 150_000, 300_000)]
             [1.0, 0.505, 0.01, 0.01]
         """
-        if (
-            not isinstance(total_examples, int)
-            or isinstance(total_examples, bool)
-            or total_examples <= 0
-        ):
-            raise ValueError(
-                "`total_examples` must be a positive integer. "
-                f"Received: total_examples={total_examples!r}"
-            )
-        if not _is_number(anneal_fraction) or not 0.0 < anneal_fraction <= 1.0:
-            raise ValueError(
-                "`anneal_fraction` must be a number in (0, 1]. "
-                f"Received: anneal_fraction={anneal_fraction!r}"
-            )
-        if not _is_number(floor) or not 0.0 < floor <= 1.0:
-            raise ValueError(f"`floor` must be a number in (0, 1]. Received: floor={floor!r}")
+        _check_count("total_examples", total_examples)
+        _check_unit_fraction("anneal_fraction", anneal_fraction)
+        _check_unit_fraction("floor", floor)  # before the rate is computed from it
         rate = (1.0 - floor) * reference_batch_size / (anneal_fraction * total_examples)
         return cls(floor=floor, rate=rate, reference_batch_size=reference_batch_size)
 
@@ -262,19 +251,8 @@ class TemperatureAnnealing(tf.keras.callbacks.Callback):
                 "`schedule` must be a TemperatureSchedule or a callable. "
                 f"Received: schedule={schedule!r}"
             )
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
-            raise ValueError(
-                f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
-            )
-        if (
-            not isinstance(initial_examples_seen, int)
-            or isinstance(initial_examples_seen, bool)
-            or initial_examples_seen < 0
-        ):
-            raise ValueError(
-                "`initial_examples_seen` must be a non-negative integer. "
-                f"Received: initial_examples_seen={initial_examples_seen!r}"
-            )
+        _check_count("batch_size", batch_size)
+        _check_count("initial_examples_seen", initial_examples_seen, minimum=0)
         self.schedule = schedule
         self.batch_size = batch_size
         self.examples_seen = initial_examples_seen
